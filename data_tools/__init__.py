@@ -1,0 +1,1 @@
+"""Dataset tools: crawl, clean and register album-cover datasets, plus an offline synthetic set."""

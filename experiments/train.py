@@ -1,0 +1,139 @@
+"""THE training entry point.
+
+    python -m experiments.train --config smoke --steps=50
+    python experiments/train.py --batch_size=32 --noise_shape="[1, 1, 128]"   # what wandb agent runs
+    albumgan train --config modern --run-dir runs/my-run                         # same arguments
+
+Arguments besides config keys: ``--config PATH|PRESET``, ``--config-json FILE`` (``wandb agent``'s
+``${args_json_file}``), ``--run-dir DIR`` (resumed if it exists), ``--resume`` (continue the newest
+unfinished run of the same name), ``--dry-run`` (print the resolved config and parameter counts).
+Every other ``--key=value`` is a TrainConfig key (``--help`` lists them).
+
+Exit codes: 0 completed, 2 bad arguments or config, 3 diverged (NaN/Inf loss),
+128+signal when stopped by SIGTERM (143) or SIGINT (130) after writing a checkpoint.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a file (`python experiments/train.py`): import from the repo
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import yaml  # noqa: E402
+
+from gan_core.config import (  # noqa: E402
+    KEYS, ConfigError, TrainConfig, build_config, is_flag_value, load_json, load_yaml,
+    parse_value, split_flags,
+)
+
+EXIT_USAGE = 2
+_OPTIONS = ("config", "config_json", "run_dir", "resume", "dry_run", "help", "h")
+
+
+@dataclass(frozen=True)
+class Options:
+    """Arguments that steer the command rather than describe the run."""
+
+    run_dir: str | None = None
+    resume: bool = False
+    dry_run: bool = False
+
+
+def parse_args(argv: list[str]) -> tuple[TrainConfig, Options]:
+    """argv -> (config, options). Layers: defaults -> --config -> --config-json -> flags.
+
+    Raises:
+        ConfigError: unknown key, bad value or malformed argument.
+    """
+    argv = ["--help" if a == "-h" else a for a in argv]
+    pairs = split_flags(argv)
+    options: dict[str, object] = {}
+    flags: dict[str, object] = {}
+    yaml_path = json_path = None
+    for key, value in pairs:
+        if key == "config":
+            yaml_path = _require(key, value)
+        elif key == "config_json":
+            json_path = _require(key, value)
+        elif key == "run_dir":
+            options["run_dir"] = _require(key, value)
+        elif key in ("resume", "dry_run", "help"):
+            options[key] = value is None or parse_value("ema", value) > 0  # any truthy spelling
+        elif key in KEYS:
+            if value is None and not is_flag_value(key, value):
+                raise ConfigError(f"{key}: missing value; use --{key}=VALUE")
+            flags[key] = parse_value(key, True if value is None else value)
+        else:
+            raise ConfigError(
+                f"unknown config key {key!r}; allowed keys: {', '.join(KEYS)} "
+                f"(and --config, --config-json, --run-dir, --resume, --dry-run)"
+            )
+    if options.pop("help", False):
+        raise _Help()
+    overrides: dict[str, object] = {}
+    if yaml_path:
+        overrides.update(load_yaml(yaml_path))
+    if json_path:
+        overrides.update(load_json(json_path))
+    overrides.update(flags)
+    return build_config(overrides), Options(**options)
+
+
+def _require(key: str, value: str | None) -> str:
+    if not value:
+        raise ConfigError(f"--{key.replace('_', '-')}: missing value")
+    return value
+
+
+class _Help(Exception):
+    pass
+
+
+def _usage() -> str:
+    defaults = TrainConfig().to_dict()
+    keys = "\n".join(f"  --{k}={defaults[k]!r}" for k in KEYS)
+    return f"{__doc__}\nConfig keys and defaults:\n{keys}\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        cfg, options = parse_args(argv)
+    except _Help:
+        print(_usage())
+        return 0
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if options.dry_run:
+        return _dry_run(cfg)
+
+    from data_tools.datasets import DatasetError
+    from gan_core.training import train
+
+    try:
+        result = train(cfg, run_dir=options.run_dir, resume=options.resume)
+    except (ConfigError, DatasetError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"run_dir: {result.run_dir}")
+    print(f"state: {result.state} at step {result.step}")
+    return result.exit_code
+
+
+def _dry_run(cfg: TrainConfig) -> int:
+    from gan_core.models import build_discriminator, build_generator
+    from gan_core.precision import resolve_precision
+
+    print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
+    print(f"resolved_precision: {resolve_precision(cfg.precision)}")
+    print(f"generator_params: {build_generator(cfg).count_params()}")
+    print(f"discriminator_params: {build_discriminator(cfg).count_params()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""Everything around the train step is a callback: metrics log, progress, sample grids, checkpoints.
+
+A callback sees the ``Run`` (config, run directory, models, fixed grid latents) and is called after
+every compiled execution with the step reached and that execution's mean losses. The training loop
+ends executions exactly on every ``log_every``/``sample_every``/``checkpoint_every`` boundary, so
+``step % every == 0`` tests are exact. Write your own by subclassing ``Callback``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gan_core import checkpoint
+from gan_core.gan import LOSS_NAMES
+from gan_core.images import save_grid
+
+if TYPE_CHECKING:
+    from gan_core.training import Run
+
+
+class Callback:
+    """Hooks of the training loop; all optional."""
+
+    def on_train_begin(self, run: Run) -> None:
+        pass
+
+    def on_steps_end(self, run: Run, step: int, logs: dict[str, float]) -> None:
+        pass
+
+    def on_train_end(self, run: Run, state: str) -> None:
+        pass
+
+
+def _due(step: int, every: int, run: Run) -> bool:
+    return every > 0 and (step % every == 0 or step == run.cfg.steps)
+
+
+class MetricsLog(Callback):
+    """``metrics.jsonl``: per ``log_every`` steps, mean losses since the last line, img/s, time."""
+
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self.sums = dict.fromkeys(LOSS_NAMES, 0.0)
+        self.count = 0
+        self.images = 0
+        self.seconds = 0.0
+
+    def on_train_begin(self, run: Run) -> None:
+        self.path = run.run_dir / "metrics.jsonl"
+        self._truncate_after(run.start_step)
+        self.started = time.perf_counter() - run.status.data["wall_seconds"]
+
+    def _truncate_after(self, step: int) -> None:
+        """A resumed run rewrites the steps after its checkpoint: drop their old lines."""
+        if not self.path.exists():
+            return
+        kept = []
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                if json.loads(line)["step"] <= step:
+                    kept.append(line)
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue  # a line cut by kill -9
+        self.path.write_text("".join(f"{line}\n" for line in kept), encoding="utf-8")
+
+    def on_steps_end(self, run: Run, step: int, logs: dict[str, float]) -> None:
+        n = logs["steps"]
+        for name in LOSS_NAMES:
+            self.sums[name] += logs[name] * n
+        self.count += n
+        self.images += n * run.cfg.batch_size
+        self.seconds += logs["seconds"]
+        if _due(step, run.cfg.log_every, run):
+            self.write(run, step)
+
+    def write(self, run: Run, step: int, **extra: Any) -> None:
+        if self.count == 0 and not extra:
+            return
+        record: dict[str, Any] = {"step": step}
+        for name in LOSS_NAMES:
+            record[name] = round(self.sums[name] / self.count, 6) if self.count else None
+        record["img_per_s"] = round(self.images / self.seconds, 2) if self.seconds else None
+        record["wall_seconds"] = round(time.perf_counter() - self.started, 3)
+        record.update(extra)
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+        run.last_metrics = record
+        self._reset()
+
+
+class Progress(Callback):
+    """A rich progress bar on a terminal; plain log lines every ``log_every`` steps otherwise."""
+
+    def __init__(self, stream=None) -> None:
+        self.stream = stream or sys.stdout
+        self.bar = None
+
+    def on_train_begin(self, run: Run) -> None:
+        self.first_step = run.start_step
+        self.t0 = time.perf_counter()
+        if self.stream.isatty():
+            from rich.progress import (
+                BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn,
+                TimeRemainingColumn,
+            )
+
+            self.bar = RichProgress(
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                TextColumn("{task.fields[losses]}"), TextColumn("{task.fields[speed]}"),
+                TimeRemainingColumn(),
+            )
+            self.bar.start()
+            self.task = self.bar.add_task(
+                run.run_dir.name, total=run.cfg.steps, completed=run.start_step, losses="", speed=""
+            )
+
+    def on_steps_end(self, run: Run, step: int, logs: dict[str, float]) -> None:
+        losses = f"D(real) {logs['d_loss_real']:.3f} D(fake) {logs['d_loss_fake']:.3f} G {logs['g_loss']:.3f}"
+        speed = f"{logs['img_per_s']:.0f} img/s" if logs["img_per_s"] else ""
+        if self.bar is not None:
+            self.bar.update(self.task, completed=step, losses=losses, speed=speed)
+        elif _due(step, run.cfg.log_every, run):
+            elapsed = time.perf_counter() - self.t0
+            rate = (step - self.first_step) / elapsed if elapsed > 0 else 0.0
+            eta = (run.cfg.steps - step) / rate if rate > 0 else math.inf
+            eta_text = time.strftime("%H:%M:%S", time.gmtime(eta)) if math.isfinite(eta) else "?"
+            print(f"step {step}/{run.cfg.steps}  {losses}  {speed}  eta {eta_text}", file=self.stream, flush=True)
+
+    def on_train_end(self, run: Run, state: str) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+class SampleGrids(Callback):
+    """``samples/step_NNNNNN.png`` every ``sample_every`` steps, always from the same latents."""
+
+    def on_steps_end(self, run: Run, step: int, logs: dict[str, float]) -> None:
+        if _due(step, run.cfg.sample_every, run):
+            self.save(run, step)
+
+    @staticmethod
+    def save(run: Run, step: int) -> Path:
+        path = run.run_dir / "samples" / f"step_{step:06d}.png"
+        save_grid(run.sample(run.grid_z), path, drange=(-1, 1), cols=run.cfg.grid_size)
+        return path
+
+
+class Checkpoints(Callback):
+    """An atomic checkpoint every ``checkpoint_every`` steps (and at the end), keeping the newest."""
+
+    def on_steps_end(self, run: Run, step: int, logs: dict[str, float]) -> None:
+        if _due(step, run.cfg.checkpoint_every, run):
+            self.save(run, step)
+
+    @staticmethod
+    def save(run: Run, step: int) -> None:
+        if run.last_checkpoint_step == step:
+            return
+        checkpoint.save(run.gan, run.run_dir / "checkpoints", step, run.cfg.keep_checkpoints)
+        run.last_checkpoint_step = step

@@ -1,0 +1,50 @@
+"""Image conversion and grids, with the value range always stated (``drange``)."""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def to_uint8(images: np.ndarray, drange: tuple[float, float] = (-1.0, 1.0)) -> np.ndarray:
+    """Float images in ``drange`` -> uint8 in [0, 255] (clipped, rounded)."""
+    low, high = drange
+    scaled = (np.asarray(images, np.float32) - low) * (255.0 / (high - low))
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
+def tile(images: np.ndarray, cols: int | None = None) -> np.ndarray:
+    """(N, H, W, C) uint8 -> one (rows*H, cols*W, C) image; missing cells stay black."""
+    count, height, width, channels = images.shape
+    cols = cols or math.ceil(math.sqrt(count))
+    rows = math.ceil(count / cols)
+    canvas = np.zeros((rows * height, cols * width, channels), np.uint8)
+    for i, image in enumerate(images):
+        r, c = divmod(i, cols)
+        canvas[r * height : (r + 1) * height, c * width : (c + 1) * width] = image
+    return canvas
+
+
+def save_image(array: np.ndarray, path: Path, **save_args) -> None:
+    """Write atomically (temp file + rename): a reader never sees half a PNG."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        Image.fromarray(array).save(tmp, **save_args)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_grid(
+    images: np.ndarray, path: Path, drange: tuple[float, float] = (-1.0, 1.0), cols: int | None = None
+) -> None:
+    """Save a batch of float images in ``drange`` as one tiled PNG."""
+    save_image(tile(to_uint8(images, drange), cols), path)

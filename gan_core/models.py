@@ -1,0 +1,92 @@
+"""Generator and discriminator networks.
+
+``arch="seed"`` is the seed notebook's (MLWhiz's) DC-GAN layer for layer. At 64 px with noise 100::
+
+    G: noise (1,1,N) -> ConvT 512 k4 s1 valid -> ConvT 256/128/64 k4 s2 (each + BN(0.5) + LReLU(0.2))
+       -> Conv 64 k3 + BN + LReLU -> ConvT 3 k4 s2 -> tanh           (3,616,771 parameters)
+    D: Conv 64 k4 s2 + LReLU -> Conv 128/256/512 k4 s2 (each + BN(0.5) + LReLU) -> Flatten
+       -> Dense 1 -> sigmoid                                         (2,768,321 parameters)
+
+``arch="dcgan"`` is Radford et al.'s layout (ReLU generator, no extra 3x3 conv, BN momentum 0.9).
+
+For other resolutions the number of stride-2 blocks follows from the side length (4 px after the
+first layer, doubled per block), widths double per block away from the image and are capped at
+8x the base width, so 64 px with width 64 gives exactly the seed's channels.
+
+Every layer takes the run's dtype policy explicitly (no global mixed-precision state), and the
+outputs (tanh, sigmoid) are float32 so losses stay in full precision.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+from keras import layers
+
+from gan_core.config import TrainConfig
+
+_WIDTH_CAP = 8  # widest block = 8 x base width (512 for the seed's 64)
+
+
+def num_blocks(resolution: int) -> int:
+    """Stride-2 blocks between 4 px and ``resolution``, counting the last (to-RGB) layer."""
+    return int(math.log2(resolution)) - 2
+
+
+def _widths(base: int, count: int) -> list[int]:
+    """Channel widths from the image side inwards: base, 2*base, ... capped at 8*base."""
+    return [base * min(2**i, _WIDTH_CAP) for i in range(count)]
+
+
+def build_generator(cfg: TrainConfig, dtype: str = "float32") -> keras.Model:
+    """The generator: noise of ``cfg.noise_shape`` -> image in [-1, 1], (res, res, 3), float32."""
+    seed_arch = cfg.arch == "seed"
+    momentum = 0.5 if seed_arch else 0.9
+    blocks = num_blocks(cfg.resolution)  # 4 at 64 px: three hidden ConvT s2 + the to-RGB ConvT
+    widths = _widths(cfg.g_width, blocks)[::-1]  # e.g. [512, 256, 128, 64]
+
+    def activation(name: str) -> layers.Layer:
+        if seed_arch:
+            return layers.LeakyReLU(negative_slope=0.2, dtype=dtype, name=name)
+        return layers.ReLU(dtype=dtype, name=name)
+
+    noise = keras.Input(shape=cfg.noise_shape, name="noise")
+    x = noise
+    if len(cfg.noise_shape) == 1:
+        x = layers.Reshape((1, 1, cfg.noise_dim), dtype=dtype, name="to_1x1")(x)
+    x = layers.Conv2DTranspose(
+        widths[0], 4, strides=1, padding="valid", dtype=dtype, name="project"
+    )(x)
+    x = layers.BatchNormalization(momentum=momentum, dtype=dtype, name="project_bn")(x)
+    x = activation("project_act")(x)
+    for i, width in enumerate(widths[1:], start=1):
+        x = layers.Conv2DTranspose(width, 4, strides=2, padding="same", dtype=dtype, name=f"up{i}")(x)
+        x = layers.BatchNormalization(momentum=momentum, dtype=dtype, name=f"up{i}_bn")(x)
+        x = activation(f"up{i}_act")(x)
+    if seed_arch:  # the notebook's extra 3x3 conv before the output layer
+        x = layers.Conv2D(widths[-1], 3, padding="same", dtype=dtype, name="refine")(x)
+        x = layers.BatchNormalization(momentum=momentum, dtype=dtype, name="refine_bn")(x)
+        x = activation("refine_act")(x)
+    x = layers.Conv2DTranspose(3, 4, strides=2, padding="same", dtype=dtype, name="to_rgb")(x)
+    image = layers.Activation("tanh", dtype="float32", name="tanh")(x)
+    return keras.Model(noise, image, name="generator")
+
+
+def build_discriminator(cfg: TrainConfig, dtype: str = "float32") -> keras.Model:
+    """The discriminator: image (res, res, 3) in [-1, 1] -> probability of "real", float32."""
+    seed_arch = cfg.arch == "seed"
+    momentum = 0.5 if seed_arch else 0.9
+    widths = _widths(cfg.d_width, num_blocks(cfg.resolution))  # e.g. [64, 128, 256, 512]
+
+    image = keras.Input(shape=(cfg.resolution, cfg.resolution, 3), name="image")
+    x = image
+    for i, width in enumerate(widths):
+        x = layers.Conv2D(width, 4, strides=2, padding="same", dtype=dtype, name=f"down{i}")(x)
+        if i > 0:  # no normalisation on the input block, as in DCGAN
+            x = layers.BatchNormalization(momentum=momentum, dtype=dtype, name=f"down{i}_bn")(x)
+        x = layers.LeakyReLU(negative_slope=0.2, dtype=dtype, name=f"down{i}_act")(x)
+    x = layers.Flatten(dtype=dtype, name="flatten")(x)
+    x = layers.Dense(1, dtype=dtype, name="logit")(x)
+    prob = layers.Activation("sigmoid", dtype="float32", name="sigmoid")(x)
+    return keras.Model(image, prob, name="discriminator")

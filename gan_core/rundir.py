@@ -1,0 +1,137 @@
+"""The run directory: where a run writes everything, and how a re-run finds it again.
+
+Layout::
+
+    runs/<NNNNN>-<name>/
+        config.yaml        resolved config, written before step 1
+        status.json        state (running|completed|diverged|interrupted), step, timings
+        metrics.jsonl      one line per log_every steps
+        reals.png          a grid of training images
+        grid_z.npy         the latents of every sample grid, drawn once
+        samples/step_NNNNNN.png
+        checkpoints/ckpt-NNNNNN.npz
+        generator.keras    the sampling generator (EMA when enabled), at the end
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gan_core.config import ConfigError, TrainConfig, build_config, overrides_from_mapping
+
+STATES = ("running", "completed", "diverged", "interrupted")
+# Keys a resumed run may change: they do not alter what is being trained.
+RESUMABLE_CHANGES = frozenset(
+    {"steps", "log_every", "sample_every", "checkpoint_every", "eval_every", "keep_checkpoints",
+     "steps_per_execution", "runs_dir", "cache_dir", "name"}
+)
+_RUN_NAME = re.compile(r"^(\d{5,})-(.+)$")
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Atomic JSON write (temp file + rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2)
+        handle.write("\n")
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def safe_name(name: str) -> str:
+    """A run name usable as part of a folder name."""
+    cleaned = re.sub(r"[^A-Za-z0-9_.=-]+", "-", name).strip("-.")
+    return cleaned[:80] or "run"
+
+
+def create_run_dir(runs_dir: Path, name: str) -> Path:
+    """Make ``runs_dir/<next id>-<name>``; safe when several processes start runs at once."""
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    while True:
+        ids = [int(m.group(1)) for p in runs_dir.iterdir() if (m := _RUN_NAME.match(p.name))]
+        path = runs_dir / f"{max(ids, default=-1) + 1:05d}-{safe_name(name)}"
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue  # another process took this id: look again
+
+
+def find_resumable(runs_dir: Path, name: str) -> Path | None:
+    """The newest run called ``name`` that has not completed, or None."""
+    if not runs_dir.is_dir():
+        return None
+    candidates = []
+    for path in runs_dir.iterdir():
+        match = _RUN_NAME.match(path.name)
+        if match and match.group(2) == safe_name(name) and (path / "config.yaml").is_file():
+            status = read_json(path / "status.json") or {}
+            if status.get("state") != "completed":
+                candidates.append((int(match.group(1)), path))
+    return max(candidates)[1] if candidates else None
+
+
+def write_config(run_dir: Path, cfg: TrainConfig) -> None:
+    text = yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+    fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=".config.yaml.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(tmp, run_dir / "config.yaml")
+
+
+def read_config(run_dir: Path) -> TrainConfig:
+    data = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
+    return build_config(overrides_from_mapping(data, str(run_dir / "config.yaml")))
+
+
+def check_resumable(stored: TrainConfig, requested: TrainConfig, run_dir: Path) -> None:
+    """Refuse to resume a run with a config that would train something else."""
+    old, new = stored.to_dict(), requested.to_dict()
+    differing = [k for k in old if old[k] != new[k] and k not in RESUMABLE_CHANGES]
+    if differing:
+        details = ", ".join(f"{k}: {old[k]!r} -> {new[k]!r}" for k in differing)
+        raise ConfigError(
+            f"run_dir: {run_dir} was trained with a different config ({details}); "
+            f"use a new --run-dir, or only change {', '.join(sorted(RESUMABLE_CHANGES))}"
+        )
+
+
+class Status:
+    """status.json, rewritten atomically on every change."""
+
+    def __init__(self, run_dir: Path, steps: int) -> None:
+        self.path = run_dir / "status.json"
+        previous = read_json(self.path) or {}
+        self.data: dict[str, Any] = {
+            "state": "running",
+            "step": previous.get("step", 0),
+            "steps": steps,
+            "started_at": previous.get("started_at", time.time()),
+            "updated_at": time.time(),
+            "train_seconds": previous.get("train_seconds", 0.0),
+            "wall_seconds": previous.get("wall_seconds", 0.0),
+            "img_per_s": previous.get("img_per_s"),
+            "resumed_from": None,
+            "message": "",
+        }
+
+    def update(self, **fields: Any) -> None:
+        if "state" in fields and fields["state"] not in STATES:
+            raise ValueError(f"state must be one of {STATES}, got {fields['state']!r}")
+        self.data.update(fields, updated_at=time.time())
+        write_json(self.path, self.data)
