@@ -1,7 +1,7 @@
 """Dataset registry: a config's ``dataset`` value -> an in-memory uint8 image array.
 
 ``synthetic`` is generated on first use into the cache folder (``data_tools.synthetic``); any other
-value is a folder of images. ``gaon`` and ``crawled`` are built by the data tools (their own issue);
+value is a folder of images. ``gaon`` and ``crawled`` are built by the data tools (own issue);
 until they exist locally the error says how to get them.
 
 Images are decoded once, centre-cropped to a square and resized with antialiased LANCZOS (the one
@@ -66,7 +66,8 @@ def resolve_source(dataset: str, cache_dir: Path) -> Path:
     path = Path(dataset).expanduser()
     if not path.is_dir():
         raise DatasetError(
-            f"dataset {dataset!r}: not a folder; expected synthetic, gaon, crawled or a folder path"
+            f"dataset {dataset!r}: not a folder; "
+            "expected synthetic, gaon, crawled or a folder path"
         )
     return path
 
@@ -124,7 +125,9 @@ def load_dataset(dataset: str, resolution: int, cache_dir: str | os.PathLike = "
     source = resolve_source(dataset, cache)
     files = list_images(source)
     if not files:
-        raise DatasetError(f"dataset {dataset!r}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {source}")
+        raise DatasetError(
+            f"dataset {dataset!r}: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {source}"
+        )
     key = fingerprint(files, source)
     name = dataset if dataset in ("synthetic", *BUILT_BY_DATA_TOOLS) else source.name
     cached = cache / "arrays" / f"{name}-{key}-{resolution}px-{RESIZE_METHOD}.npz"
@@ -134,7 +137,9 @@ def load_dataset(dataset: str, resolution: int, cache_dir: str | os.PathLike = "
             return Dataset(name, source, data["images"], key, skipped)
     images, skipped = _decode_all(files, resolution)
     if len(images) == 0:
-        raise DatasetError(f"dataset {dataset!r}: none of the {len(files)} files in {source} could be decoded")
+        raise DatasetError(
+            f"dataset {dataset!r}: none of the {len(files)} files in {source} could be decoded"
+        )
     cached.parent.mkdir(parents=True, exist_ok=True)
     # Write then rename: a concurrent or killed writer never leaves a half-written cache file.
     fd, tmp = tempfile.mkstemp(dir=cached.parent, suffix=".tmp.npz")

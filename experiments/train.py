@@ -1,7 +1,7 @@
 """THE training entry point.
 
     python -m experiments.train --config smoke --steps=50
-    python experiments/train.py --batch_size=32 --noise_shape="[1, 1, 128]"   # what wandb agent runs
+    python experiments/train.py --batch_size=32 --noise_shape="[1, 1, 128]"  # as wandb agent
     albumgan train --config modern --run-dir runs/my-run                         # same arguments
 
 Arguments besides config keys: ``--config PATH|PRESET``, ``--config-json FILE`` (``wandb agent``'s
@@ -19,14 +19,24 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-if __package__ in (None, ""):  # run as a file (`python experiments/train.py`): import from the repo
+if __package__ in (
+    None,
+    "",
+):  # run as a file (`python experiments/train.py`): import from the repo
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import yaml  # noqa: E402
 
 from gan_core.config import (  # noqa: E402
-    KEYS, ConfigError, TrainConfig, build_config, is_flag_value, load_json, load_yaml,
-    parse_value, split_flags,
+    KEYS,
+    ConfigError,
+    TrainConfig,
+    build_config,
+    is_flag_value,
+    load_json,
+    load_yaml,
+    parse_value,
+    split_flags,
 )
 
 EXIT_USAGE = 2

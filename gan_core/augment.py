@@ -48,7 +48,9 @@ def _cutout(x: tf.Tensor, rng: tf.random.Generator) -> tf.Tensor:
     centre_x = rng.uniform([batch, 1, 1], maxval=width + (1 - cut_w % 2), dtype=tf.int32)
     ys = tf.range(height)[None, :, None]
     xs = tf.range(width)[None, None, :]
-    inside = (tf.abs(ys - centre_y) < (cut_h + 1) // 2) & (tf.abs(xs - centre_x) < (cut_w + 1) // 2)
+    inside = (tf.abs(ys - centre_y) < (cut_h + 1) // 2) & (
+        tf.abs(xs - centre_x) < (cut_w + 1) // 2
+    )
     keep = tf.cast(tf.logical_not(inside), x.dtype)[..., None]
     return x * keep
 

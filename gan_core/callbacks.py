@@ -1,4 +1,4 @@
-"""Everything around the train step is a callback: metrics log, progress, sample grids, checkpoints.
+"""Everything around the train step is a callback: metrics, progress, sample grids, checkpoints.
 
 A callback sees the ``Run`` (config, run directory, models, fixed grid latents) and is called after
 every compiled execution with the step reached and that execution's mean losses. The training loop
@@ -107,22 +107,37 @@ class Progress(Callback):
         self.t0 = time.perf_counter()
         if self.stream.isatty():
             from rich.progress import (
-                BarColumn, MofNCompleteColumn, Progress as RichProgress, TextColumn,
+                BarColumn,
+                MofNCompleteColumn,
+                TextColumn,
                 TimeRemainingColumn,
+            )
+            from rich.progress import (
+                Progress as RichProgress,
             )
 
             self.bar = RichProgress(
-                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[losses]}"), TextColumn("{task.fields[speed]}"),
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[losses]}"),
+                TextColumn("{task.fields[speed]}"),
                 TimeRemainingColumn(),
             )
             self.bar.start()
             self.task = self.bar.add_task(
-                run.run_dir.name, total=run.cfg.steps, completed=run.start_step, losses="", speed=""
+                run.run_dir.name,
+                total=run.cfg.steps,
+                completed=run.start_step,
+                losses="",
+                speed="",
             )
 
     def on_steps_end(self, run: Run, step: int, logs: dict[str, float]) -> None:
-        losses = f"D(real) {logs['d_loss_real']:.3f} D(fake) {logs['d_loss_fake']:.3f} G {logs['g_loss']:.3f}"
+        losses = (
+            f"D(real) {logs['d_loss_real']:.3f} D(fake) {logs['d_loss_fake']:.3f} "
+            f"G {logs['g_loss']:.3f}"
+        )
         speed = f"{logs['img_per_s']:.0f} img/s" if logs["img_per_s"] else ""
         if self.bar is not None:
             self.bar.update(self.task, completed=step, losses=losses, speed=speed)
@@ -131,7 +146,11 @@ class Progress(Callback):
             rate = (step - self.first_step) / elapsed if elapsed > 0 else 0.0
             eta = (run.cfg.steps - step) / rate if rate > 0 else math.inf
             eta_text = time.strftime("%H:%M:%S", time.gmtime(eta)) if math.isfinite(eta) else "?"
-            print(f"step {step}/{run.cfg.steps}  {losses}  {speed}  eta {eta_text}", file=self.stream, flush=True)
+            print(
+                f"step {step}/{run.cfg.steps}  {losses}  {speed}  eta {eta_text}",
+                file=self.stream,
+                flush=True,
+            )
 
     def on_train_end(self, run: Run, state: str) -> None:
         if self.bar is not None:
@@ -153,7 +172,7 @@ class SampleGrids(Callback):
 
 
 class Checkpoints(Callback):
-    """An atomic checkpoint every ``checkpoint_every`` steps (and at the end), keeping the newest."""
+    """An atomic checkpoint every ``checkpoint_every`` steps and at the end; keeps the newest."""
 
     def on_steps_end(self, run: Run, step: int, logs: dict[str, float]) -> None:
         if _due(step, run.cfg.checkpoint_every, run):

@@ -106,7 +106,7 @@ def restore_latest(gan, directory: Path) -> int:
     Raises:
         CheckpointError: a readable checkpoint does not fit the model (a different config).
     """
-    for step, path in reversed(list_checkpoints(directory)):
+    for _, path in reversed(list_checkpoints(directory)):
         try:
             return _restore_file(gan, path)
         except CheckpointError:

@@ -1,8 +1,8 @@
 """TrainConfig: the one typed, frozen description of a training run, and its parsers.
 
-Layers, last wins: code defaults (the dataclass) -> a YAML preset (``--config PATH``) -> a JSON file
-(``--config-json FILE``, what ``wandb agent`` writes for ``${args_json_file}``) -> ``--key=value``
-flags. Every value is normalised here, at the edge, so the rest of the code sees typed values only.
+Layers, last wins: code defaults (the dataclass) -> a YAML preset (``--config PATH``) -> a JSON
+file (``--config-json FILE``, what ``wandb agent`` writes for ``${args_json_file}``) ->
+``--key=value`` flags. Every value is normalised here, at the edge; inside, values are typed.
 
 The forms ``wandb agent`` actually sends are all accepted::
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import json
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +75,10 @@ class TrainConfig:
     cache_dir: str = ""  # "" = $ALBUMGAN_CACHE or ~/.cache/albumgan
 
     def __post_init__(self) -> None:
+        # Notebook users write TrainConfig(ema=True, noise_shape=[1, 1, 100]): normalise every
+        # field through the same parser the CLI uses, then check cross-field rules.
+        for f in fields(self):
+            object.__setattr__(self, f.name, parse_value(f.name, getattr(self, f.name)))
         _validate(self)
 
     @property
@@ -200,7 +204,9 @@ def _parse_diffaugment(key: str, raw: Any) -> str:
             return ""
         ops = [op.strip() for op in text.strip("[]()").replace("'", "").split(",")]
     else:
-        raise ConfigError(f"{key}: expected True/False or a list of {DIFFAUGMENT_OPS}, got {raw!r}")
+        raise ConfigError(
+            f"{key}: expected True/False or a list of {DIFFAUGMENT_OPS}, got {raw!r}"
+        )
     ops = [op for op in ops if op]
     unknown = [op for op in ops if op not in DIFFAUGMENT_OPS]
     if unknown:
@@ -260,7 +266,13 @@ def _validate(cfg: TrainConfig) -> None:
     for key in positive:
         if getattr(cfg, key) < 1:
             raise ConfigError(f"{key}: expected >= 1, got {getattr(cfg, key)}")
-    for key in ("log_every", "sample_every", "checkpoint_every", "eval_every", "steps_per_execution"):
+    for key in (
+        "log_every",
+        "sample_every",
+        "checkpoint_every",
+        "eval_every",
+        "steps_per_execution",
+    ):
         if getattr(cfg, key) < 0:
             raise ConfigError(f"{key}: expected >= 0 (0 = off/auto), got {getattr(cfg, key)}")
     for key in ("lr_g", "lr_d"):
@@ -292,7 +304,9 @@ def overrides_from_mapping(mapping: Any, source: str) -> dict[str, Any]:
     if mapping is None:
         return {}
     if not isinstance(mapping, dict):
-        raise ConfigError(f"{source}: expected a mapping of config keys, got {type(mapping).__name__}")
+        raise ConfigError(
+            f"{source}: expected a mapping of config keys, got {type(mapping).__name__}"
+        )
     out: dict[str, Any] = {}
     for key, value in mapping.items():
         key = str(key).replace("-", "_")

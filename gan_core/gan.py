@@ -1,6 +1,6 @@
 """The DC-GAN as one ``keras.Model`` whose ``train_step`` is the seed notebook's algorithm.
 
-Per step, exactly as the notebook did with ``predict`` and three ``train_on_batch`` calls, but in one
+Per step, as the notebook did with ``predict`` and three ``train_on_batch`` calls, but in one
 compiled function:
 
 1. draw noise and noisy labels: real ~ U[1 - label_noise, 1], fake ~ U[0, label_noise];

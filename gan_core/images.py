@@ -44,7 +44,10 @@ def save_image(array: np.ndarray, path: Path, **save_args) -> None:
 
 
 def save_grid(
-    images: np.ndarray, path: Path, drange: tuple[float, float] = (-1.0, 1.0), cols: int | None = None
+    images: np.ndarray,
+    path: Path,
+    drange: tuple[float, float] = (-1.0, 1.0),
+    cols: int | None = None,
 ) -> None:
     """Save a batch of float images in ``drange`` as one tiled PNG."""
     save_image(tile(to_uint8(images, drange), cols), path)

@@ -2,7 +2,7 @@
 
 ``arch="seed"`` is the seed notebook's (MLWhiz's) DC-GAN layer for layer. At 64 px with noise 100::
 
-    G: noise (1,1,N) -> ConvT 512 k4 s1 valid -> ConvT 256/128/64 k4 s2 (each + BN(0.5) + LReLU(0.2))
+    G: noise (1,1,N) -> ConvT 512 k4 s1 valid -> ConvT 256/128/64 k4 s2 (each + BN(.5) + LReLU(.2))
        -> Conv 64 k3 + BN + LReLU -> ConvT 3 k4 s2 -> tanh           (3,616,771 parameters)
     D: Conv 64 k4 s2 + LReLU -> Conv 128/256/512 k4 s2 (each + BN(0.5) + LReLU) -> Flatten
        -> Dense 1 -> sigmoid                                         (2,768,321 parameters)
@@ -25,6 +25,7 @@ import keras
 from keras import layers
 
 from gan_core.config import TrainConfig
+from gan_core.layers import FusedBatchNorm
 
 _WIDTH_CAP = 8  # widest block = 8 x base width (512 for the seed's 64)
 
@@ -58,15 +59,17 @@ def build_generator(cfg: TrainConfig, dtype: str = "float32") -> keras.Model:
     x = layers.Conv2DTranspose(
         widths[0], 4, strides=1, padding="valid", dtype=dtype, name="project"
     )(x)
-    x = layers.BatchNormalization(momentum=momentum, dtype=dtype, name="project_bn")(x)
+    x = FusedBatchNorm(momentum=momentum, dtype=dtype, name="project_bn")(x)
     x = activation("project_act")(x)
     for i, width in enumerate(widths[1:], start=1):
-        x = layers.Conv2DTranspose(width, 4, strides=2, padding="same", dtype=dtype, name=f"up{i}")(x)
-        x = layers.BatchNormalization(momentum=momentum, dtype=dtype, name=f"up{i}_bn")(x)
+        x = layers.Conv2DTranspose(
+            width, 4, strides=2, padding="same", dtype=dtype, name=f"up{i}"
+        )(x)
+        x = FusedBatchNorm(momentum=momentum, dtype=dtype, name=f"up{i}_bn")(x)
         x = activation(f"up{i}_act")(x)
     if seed_arch:  # the notebook's extra 3x3 conv before the output layer
         x = layers.Conv2D(widths[-1], 3, padding="same", dtype=dtype, name="refine")(x)
-        x = layers.BatchNormalization(momentum=momentum, dtype=dtype, name="refine_bn")(x)
+        x = FusedBatchNorm(momentum=momentum, dtype=dtype, name="refine_bn")(x)
         x = activation("refine_act")(x)
     x = layers.Conv2DTranspose(3, 4, strides=2, padding="same", dtype=dtype, name="to_rgb")(x)
     image = layers.Activation("tanh", dtype="float32", name="tanh")(x)
@@ -84,7 +87,7 @@ def build_discriminator(cfg: TrainConfig, dtype: str = "float32") -> keras.Model
     for i, width in enumerate(widths):
         x = layers.Conv2D(width, 4, strides=2, padding="same", dtype=dtype, name=f"down{i}")(x)
         if i > 0:  # no normalisation on the input block, as in DCGAN
-            x = layers.BatchNormalization(momentum=momentum, dtype=dtype, name=f"down{i}_bn")(x)
+            x = FusedBatchNorm(momentum=momentum, dtype=dtype, name=f"down{i}_bn")(x)
         x = layers.LeakyReLU(negative_slope=0.2, dtype=dtype, name=f"down{i}_act")(x)
     x = layers.Flatten(dtype=dtype, name="flatten")(x)
     x = layers.Dense(1, dtype=dtype, name="logit")(x)

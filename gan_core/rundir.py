@@ -30,8 +30,18 @@ from gan_core.config import ConfigError, TrainConfig, build_config, overrides_fr
 STATES = ("running", "completed", "diverged", "interrupted")
 # Keys a resumed run may change: they do not alter what is being trained.
 RESUMABLE_CHANGES = frozenset(
-    {"steps", "log_every", "sample_every", "checkpoint_every", "eval_every", "keep_checkpoints",
-     "steps_per_execution", "runs_dir", "cache_dir", "name"}
+    {
+        "steps",
+        "log_every",
+        "sample_every",
+        "checkpoint_every",
+        "eval_every",
+        "keep_checkpoints",
+        "steps_per_execution",
+        "runs_dir",
+        "cache_dir",
+        "name",
+    }
 )
 _RUN_NAME = re.compile(r"^(\d{5,})-(.+)$")
 

@@ -1,4 +1,4 @@
-"""``train(config) -> TrainResult``: the one training function behind the CLI, sweeps and notebooks.
+"""``train(config) -> TrainResult``: the one training function for the CLI, sweeps and notebooks.
 
     from gan_core import TrainConfig, train
     result = train(TrainConfig(dataset="synthetic", resolution=32, steps=200))
@@ -19,9 +19,10 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import keras
 import numpy as np
@@ -34,9 +35,15 @@ from gan_core.data import make_batches
 from gan_core.gan import DCGAN, LOSS_NAMES
 from gan_core.images import save_grid
 from gan_core.models import build_discriminator, build_generator
+from gan_core.optimizers import FusedAdam
 from gan_core.precision import resolve_precision
 from gan_core.rundir import (
-    Status, check_resumable, create_run_dir, find_resumable, read_config, write_config,
+    Status,
+    check_resumable,
+    create_run_dir,
+    find_resumable,
+    read_config,
+    write_config,
 )
 
 log = logging.getLogger(__name__)
@@ -100,7 +107,7 @@ def _resolve_run_dir(cfg: TrainConfig, run_dir: str | os.PathLike | None, resume
 
 
 def _optimizer(lr: float, cfg: TrainConfig, policy: str) -> keras.Optimizer:
-    opt = keras.optimizers.Adam(learning_rate=lr, beta_1=cfg.beta1, beta_2=cfg.beta2)
+    opt = FusedAdam(learning_rate=lr, beta_1=cfg.beta1, beta_2=cfg.beta2)
     if policy == "mixed_float16":  # fp16 gradients underflow without loss scaling
         opt = keras.optimizers.LossScaleOptimizer(opt)
     return opt
@@ -116,8 +123,14 @@ def build_gan(cfg: TrainConfig, policy: str) -> DCGAN:
         ema_generator = build_generator(cfg, policy)
         ema_generator.set_weights(generator.get_weights())
     gan = DCGAN(
-        generator, discriminator, cfg.noise_shape, cfg.label_noise, cfg.diffaugment_ops,
-        ema_generator, cfg.ema, cfg.seed,
+        generator,
+        discriminator,
+        cfg.noise_shape,
+        cfg.label_noise,
+        cfg.diffaugment_ops,
+        ema_generator,
+        cfg.ema,
+        cfg.seed,
     )
     gan.compile(_optimizer(cfg.lr_g, cfg, policy), _optimizer(cfg.lr_d, cfg, policy))
     return gan
@@ -217,8 +230,13 @@ def train(
         status.update(state="completed", step=start_step)
         return TrainResult(path, "completed", start_step, _last_metrics(path))
     status.update(
-        state="running", step=start_step, steps=cfg.steps, precision=policy,
-        resumed_from=start_step or None, dataset=dataset.name, n_images=len(dataset.images),
+        state="running",
+        step=start_step,
+        steps=cfg.steps,
+        precision=policy,
+        resumed_from=start_step or None,
+        dataset=dataset.name,
+        n_images=len(dataset.images),
         message=f"resumed from step {start_step} ({previous_state})" if start_step else "",
     )
     _save_reals(run)
@@ -254,13 +272,21 @@ def train(
             first = False
             for cb in all_callbacks:
                 cb.on_steps_end(run, step, logs)
-            status.update(step=step, train_seconds=round(train_seconds, 3),
-                          wall_seconds=round(time.perf_counter() - wall_start, 3),
-                          img_per_s=run.last_metrics.get("img_per_s", status.data["img_per_s"]))
+            status.update(
+                step=step,
+                train_seconds=round(train_seconds, 3),
+                wall_seconds=round(time.perf_counter() - wall_start, 3),
+                img_per_s=run.last_metrics.get("img_per_s", status.data["img_per_s"]),
+            )
 
     _finish(run, state, step, stop.received if state == "interrupted" else None)
-    status.update(state=state, step=step, train_seconds=round(train_seconds, 3),
-                  wall_seconds=round(time.perf_counter() - wall_start, 3), exit_code=exit_code)
+    status.update(
+        state=state,
+        step=step,
+        train_seconds=round(train_seconds, 3),
+        wall_seconds=round(time.perf_counter() - wall_start, 3),
+        exit_code=exit_code,
+    )
     for cb in all_callbacks:
         cb.on_train_end(run, state)
     return TrainResult(path, state, step, run.last_metrics or _last_metrics(path), exit_code)

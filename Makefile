@@ -1,0 +1,40 @@
+# albumgan: `make demo` trains the modern preset on the embedded synthetic covers; `make test` tests.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+EXTRAS ?= cpu,dev          # GPU machines: make demo EXTRAS=gpu,dev
+DEMO_STEPS ?= 1200
+
+.PHONY: venv demo test test-all bench lint clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[$(strip $(EXTRAS))]'
+	touch $@
+
+demo: venv
+	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m experiments.train --config modern --dataset=synthetic \
+		--steps=$(DEMO_STEPS) --name=demo
+	@run=$$(ls -d runs/*-demo | sort | tail -n 1); \
+	echo ""; echo "Results in $$run:"; \
+	echo "  sample grids:  $$run/samples/  (latest: $$(ls $$run/samples | tail -n 1))"; \
+	echo "  metrics:       $$run/metrics.jsonl"; \
+	echo "  generator:     $$run/generator.keras"; \
+	echo "  more images:   $(PY) -m experiments.cli sample $$run --n 64 --format jpg"
+
+test: venv
+	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m pytest -q
+
+test-all: venv
+	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m pytest -q -m ''
+
+bench: venv
+	TF_CPP_MIN_LOG_LEVEL=2 $(PY) benchmarks/train_throughput.py --quick
+
+lint: venv
+	$(PY) -m ruff check . && $(PY) -m ruff format --check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache

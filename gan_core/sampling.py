@@ -1,0 +1,54 @@
+"""Sample single images from a run directory: its final generator, or its newest checkpoint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from gan_core import checkpoint
+from gan_core.images import save_image, to_uint8
+from gan_core.layers import FusedBatchNorm  # noqa: F401 - registers the layer for load_model
+from gan_core.rundir import read_config
+
+
+def load_sampler(run_dir: Path) -> keras.Model:
+    """``generator.keras`` when the run finished; else the newest checkpoint's (EMA) generator.
+
+    Raises:
+        FileNotFoundError: the folder is not a run directory or holds no weights yet.
+    """
+    final = run_dir / "generator.keras"
+    if final.is_file():
+        return keras.saving.load_model(final, compile=False)
+    if not (run_dir / "config.yaml").is_file():
+        raise FileNotFoundError(f"{run_dir} is not a run directory (no config.yaml)")
+    from gan_core.precision import resolve_precision
+    from gan_core.training import build_gan
+
+    cfg = read_config(run_dir)
+    gan = build_gan(cfg, resolve_precision(cfg.precision))
+    if checkpoint.restore_latest(gan, run_dir / "checkpoints") == 0:
+        raise FileNotFoundError(f"{run_dir} has no generator.keras and no checkpoint yet")
+    return gan.sampler
+
+
+def sample_images(
+    run_dir: Path, n: int, out_dir: Path, image_format: str = "png", seed: int = 0
+) -> list[Path]:
+    """Write ``n`` generated images as ``sample_00000.<format>`` into ``out_dir``."""
+    if image_format not in ("png", "jpg"):
+        raise ValueError(f"format must be png or jpg, got {image_format!r}")
+    generator = load_sampler(run_dir)
+    noise_shape = tuple(generator.input_shape[1:])
+    noise = np.random.default_rng(seed).standard_normal((n, *noise_shape)).astype(np.float32)
+    images = np.concatenate(
+        [np.asarray(generator(noise[i : i + 64], training=False)) for i in range(0, n, 64)]
+    )
+    paths = []
+    for i, image in enumerate(to_uint8(images, drange=(-1, 1))):
+        path = out_dir / f"sample_{i:05d}.{image_format}"
+        save_image(image, path, **({"quality": 95} if image_format == "jpg" else {}))
+        paths.append(path)
+    return paths

@@ -1,0 +1,41 @@
+"""Shared fixtures: an isolated cache (synthetic covers made once per session) and tiny configs."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory) -> str:
+    """One cache per test session: the synthetic set is generated once, never in ~/.cache."""
+    path = tmp_path_factory.mktemp("albumgan-cache")
+    os.environ["ALBUMGAN_CACHE"] = str(path)
+    return str(path)
+
+
+@pytest.fixture
+def tiny_cfg(cache_dir, tmp_path):
+    """The smoke preset shrunk further; runs_dir inside this test's tmp_path."""
+    from gan_core.config import build_config, load_yaml
+
+    overrides = load_yaml("smoke")
+    overrides.update(
+        resolution=16,
+        g_width=8,
+        d_width=8,
+        noise_shape=(1, 1, 16),
+        batch_size=4,
+        steps=12,
+        log_every=3,
+        sample_every=6,
+        checkpoint_every=6,
+        grid_size=2,
+        precision="float32",
+        runs_dir=str(tmp_path / "runs"),
+        cache_dir=cache_dir,
+    )
+    return build_config(overrides)

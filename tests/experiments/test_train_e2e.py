@@ -1,0 +1,305 @@
+"""End to end: real trainings of a tiny config, their run directories, resume, signals, NaN."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from gan_core import TrainConfig, train
+from gan_core.callbacks import Callback
+from gan_core.checkpoint import list_checkpoints, restore_latest
+from gan_core.images import to_uint8
+from gan_core.training import build_gan
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _metrics(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def _restored(cfg: TrainConfig, run_dir: Path):
+    gan = build_gan(cfg, "float32")
+    step = restore_latest(gan, run_dir / "checkpoints")
+    return gan, step
+
+
+def _cli_env(cache_dir: str) -> dict[str, str]:
+    return {**os.environ, "ALBUMGAN_CACHE": cache_dir, "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+def test_run_directory_contents(tiny_cfg):
+    result = train(tiny_cfg)
+    run = result.run_dir
+    assert result.state == "completed" and result.step == 12 and result.exit_code == 0
+    assert run.parent == Path(tiny_cfg.runs_dir) and run.name == "00000-smoke"
+    stored = yaml.safe_load((run / "config.yaml").read_text())
+    assert TrainConfig(**stored) == tiny_cfg
+    assert [m["step"] for m in _metrics(run)] == [3, 6, 9, 12]
+    assert all(
+        np.isfinite(m["g_loss"]) and m["img_per_s"] is None or m["img_per_s"] > 0
+        for m in _metrics(run)
+    )
+    assert sorted(p.name for p in (run / "samples").iterdir()) == [
+        "step_000006.png",
+        "step_000012.png",
+    ]
+    assert [s for s, _ in list_checkpoints(run / "checkpoints")] == [6, 12]
+    status = json.loads((run / "status.json").read_text())
+    assert status["state"] == "completed" and status["step"] == 12
+    assert (
+        status["train_seconds"] > 0
+        and status["dataset"] == "synthetic"
+        and status["n_images"] >= 512
+    )
+    with Image.open(run / "reals.png") as reals:
+        assert reals.size == (2 * 16, 2 * 16)
+    generator = keras.saving.load_model(run / "generator.keras", compile=False)
+    assert generator(np.zeros((3, 1, 1, 16), np.float32)).shape == (3, 16, 16, 3)
+
+
+def test_grids_come_from_the_same_latents_at_every_step(tiny_cfg):
+    run = train(tiny_cfg.replace(ema=0.0)).run_dir
+    grid_z = np.load(run / "grid_z.npy")
+    assert grid_z.shape == (4, 1, 1, 16)
+    gan = build_gan(tiny_cfg.replace(ema=0.0), "float32")
+    from gan_core.checkpoint import _restore_file, checkpoint_path
+
+    grids = {}
+    for step in (6, 12):
+        _restore_file(gan, checkpoint_path(run / "checkpoints", step))
+        expected = to_uint8(np.asarray(gan.generator(grid_z, training=False)))
+        with Image.open(run / "samples" / f"step_{step:06d}.png") as grid:
+            pixels = np.asarray(grid)
+        tiles = pixels.reshape(2, 16, 2, 16, 3).transpose(0, 2, 1, 3, 4).reshape(4, 16, 16, 3)
+        np.testing.assert_array_equal(tiles, expected)
+        grids[step] = pixels
+    assert not np.array_equal(grids[6], grids[12])  # the generator moved, the latents did not
+
+
+class _InterruptAt(Callback):
+    """Sends this process SIGTERM at a step, as `wandb agent` does to stop a run."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+        self.sent = False
+
+    def on_steps_end(self, run, step, logs):
+        if step >= self.step and not self.sent:
+            self.sent = True
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_resume_after_interrupt_matches_an_uninterrupted_run(tiny_cfg, tmp_path):
+    cfg = tiny_cfg.replace(checkpoint_every=4, steps_per_execution=2)
+    straight = train(cfg, run_dir=tmp_path / "straight")
+
+    first = train(cfg, callbacks=[_InterruptAt(5)], run_dir=tmp_path / "resumed")
+    assert first.state == "interrupted" and first.exit_code == 128 + signal.SIGTERM
+    # Executions end on boundaries (1, 3, 4, 6 here): the signal lands after the one reaching 6.
+    assert first.step == 6
+    assert json.loads((first.run_dir / "status.json").read_text())["state"] == "interrupted"
+    assert list_checkpoints(first.run_dir / "checkpoints")[-1][0] == 6
+
+    second = train(cfg, run_dir=tmp_path / "resumed")
+    assert second.state == "completed" and second.step == straight.step == 12
+    steps = [m["step"] for m in _metrics(second.run_dir)]
+    assert steps == sorted(set(steps)) == [3, 6, 9, 12]  # no duplicated steps after resume
+
+    gan_a, step_a = _restored(cfg, straight.run_dir)
+    gan_b, step_b = _restored(cfg, second.run_dir)
+    assert step_a == step_b == 12
+    for opt in ("g_optimizer", "d_optimizer"):
+        assert int(getattr(gan_a, opt).iterations.numpy()) == int(
+            getattr(gan_b, opt).iterations.numpy()
+        )
+    assert int(gan_b.d_optimizer.iterations.numpy()) == 24  # two D updates per step
+    np.testing.assert_array_equal(gan_a.rng.state.numpy(), gan_b.rng.state.numpy())
+    # Same data order, RNG and optimizer state: the resumed weights equal the uninterrupted ones.
+    for a, b in zip(gan_a.generator.get_weights(), gan_b.generator.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_rerunning_a_completed_run_is_a_no_op_and_changed_config_is_refused(tiny_cfg, tmp_path):
+    from gan_core.config import ConfigError
+
+    run_dir = tmp_path / "r"
+    train(tiny_cfg, run_dir=run_dir)
+    before = (run_dir / "metrics.jsonl").read_text()
+    again = train(tiny_cfg, run_dir=run_dir)
+    assert again.state == "completed" and again.step == 12
+    assert (run_dir / "metrics.jsonl").read_text() == before
+    with pytest.raises(ConfigError, match=r"batch_size: 4 -> 8"):
+        train(tiny_cfg.replace(batch_size=8), run_dir=run_dir)
+    longer = train(tiny_cfg.replace(steps=15), run_dir=run_dir)  # more steps: continue
+    assert longer.step == 15 and [m["step"] for m in _metrics(run_dir)][-2:] == [12, 15]
+
+
+def test_sigterm_to_the_cli_checkpoints_and_exits_cleanly(cache_dir, tmp_path):
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "experiments/train.py",
+            "--config",
+            "smoke",
+            "--steps=100000",
+            "--checkpoint_every=100000",
+            "--resolution=16",
+            "--g_width=8",
+            "--d_width=8",
+            f"--run-dir={run_dir}",
+            "--precision=float32",
+        ],
+        cwd=ROOT,
+        env=_cli_env(cache_dir),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            status = (
+                json.loads((run_dir / "status.json").read_text())
+                if (run_dir / "status.json").exists()
+                else {}
+            )
+            if status.get("step", 0) >= 20:
+                break
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, err
+    assert "Traceback" not in err
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["state"] == "interrupted" and status["step"] >= 20
+    checkpoints = list_checkpoints(run_dir / "checkpoints")
+    assert checkpoints[-1][0] == status["step"]  # the checkpoint was written on SIGTERM
+    cfg = TrainConfig(**yaml.safe_load((run_dir / "config.yaml").read_text()))
+    assert _restored(cfg, run_dir)[1] == status["step"]  # and it loads
+
+
+def test_nan_loss_marks_the_run_diverged_with_exit_3(cache_dir, tmp_path):
+    run_dir = tmp_path / "nan"
+    # Adam moves every weight by ~lr per step whatever the gradient: lr=1e30 overflows at once.
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "experiments.train",
+            "--config",
+            "smoke",
+            "--resolution=16",
+            "--g_width=8",
+            "--d_width=8",
+            "--lr_g=1e30",
+            "--lr_d=1e30",
+            "--precision=float32",
+            "--steps=40",
+            "--sample_every=1",
+            "--checkpoint_every=1",
+            f"--run-dir={run_dir}",
+        ],
+        cwd=ROOT,
+        env=_cli_env(cache_dir),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 3, proc.stderr
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["state"] == "diverged"
+    last = _metrics(run_dir)[-1]
+    assert last["diverged"] is True and last["step"] == status["step"] < 40
+    for grid in (run_dir / "samples").glob("*.png"):
+        assert int(grid.stem.split("_")[1]) < status["step"]  # no grid from the broken weights
+    saved = [s for s, _ in list_checkpoints(run_dir / "checkpoints")]
+    assert all(s < status["step"] for s in saved)
+    assert not (run_dir / "generator.keras").exists()
+
+
+def test_dry_run_prints_parameter_counts(cache_dir):
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "experiments.cli",
+            "train",
+            "--config",
+            "seed_popular16",
+            "--dry-run",
+        ],
+        cwd=ROOT,
+        env=_cli_env(cache_dir),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "generator_params: 3616771" in proc.stdout
+    assert "discriminator_params: 2768321" in proc.stdout
+    assert yaml.safe_load(proc.stdout.split("resolved_precision")[0])["batch_size"] == 16
+
+
+def test_sample_command_writes_single_images(tiny_cfg, cache_dir, tmp_path):
+    run = train(tiny_cfg).run_dir
+    out = tmp_path / "jpgs"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "experiments.cli",
+            "sample",
+            str(run),
+            "--n",
+            "5",
+            "--out",
+            str(out),
+            "--format",
+            "jpg",
+        ],
+        cwd=ROOT,
+        env=_cli_env(cache_dir),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    files = sorted(out.iterdir())
+    assert [f.name for f in files] == [f"sample_{i:05d}.jpg" for i in range(5)]
+    with Image.open(files[0]) as image:
+        assert image.format == "JPEG" and image.size == (16, 16)
+
+
+def test_missing_dataset_is_a_clear_exit_2(cache_dir, tmp_path):
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "experiments.train",
+            "--config",
+            "seed_popular16",
+            f"--runs_dir={tmp_path}",
+        ],
+        cwd=ROOT,
+        env=_cli_env(cache_dir),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "dataset 'gaon' is not built" in proc.stderr and "Traceback" not in proc.stderr

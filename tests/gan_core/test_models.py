@@ -1,0 +1,81 @@
+"""Network shapes and the seed architecture's exact parameter counts."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from gan_core.config import TrainConfig
+from gan_core.layers import FusedBatchNorm
+from gan_core.models import build_discriminator, build_generator
+
+
+def test_seed_arch_parameter_counts_at_64px():
+    cfg = TrainConfig(resolution=64, noise_shape=(1, 1, 100), arch="seed")
+    assert build_generator(cfg).count_params() == 3_616_771
+    assert build_discriminator(cfg).count_params() == 2_768_321
+
+
+def test_seed_generator_layers_in_order():
+    g = build_generator(TrainConfig())
+    convs = [
+        (type(layer).__name__, layer.filters, layer.kernel_size, layer.strides)
+        for layer in g.layers
+        if isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose))
+    ]
+    assert convs == [
+        ("Conv2DTranspose", 512, (4, 4), (1, 1)),
+        ("Conv2DTranspose", 256, (4, 4), (2, 2)),
+        ("Conv2DTranspose", 128, (4, 4), (2, 2)),
+        ("Conv2DTranspose", 64, (4, 4), (2, 2)),
+        ("Conv2D", 64, (3, 3), (1, 1)),
+        ("Conv2DTranspose", 3, (4, 4), (2, 2)),
+    ]
+    assert [layer.momentum for layer in g.layers if isinstance(layer, FusedBatchNorm)] == [0.5] * 5
+
+
+@pytest.mark.parametrize("resolution", [16, 32, 64, 128, 256, 512])
+@pytest.mark.parametrize("arch", ["seed", "dcgan"])
+def test_shapes_for_each_resolution(resolution, arch):
+    cfg = TrainConfig(resolution=resolution, arch=arch, g_width=8, d_width=8)
+    g, d = build_generator(cfg), build_discriminator(cfg)
+    noise = np.random.default_rng(0).standard_normal((2, 1, 1, 100)).astype(np.float32)
+    images = np.asarray(g(noise, training=False))
+    assert images.shape == (2, resolution, resolution, 3)
+    assert images.min() >= -1 and images.max() <= 1
+    prob = np.asarray(d(images, training=False))
+    assert prob.shape == (2, 1) and np.all((prob >= 0) & (prob <= 1))
+
+
+def test_flat_noise_shape_and_width():
+    cfg = TrainConfig(noise_shape=(128,), g_width=32, d_width=16)
+    g = build_generator(cfg)
+    assert g.input_shape == (None, 128)
+    assert g.get_layer("project").filters == 256  # 8 x width at 4 px
+    assert build_discriminator(cfg).get_layer("down0").filters == 16
+
+
+def test_mixed_precision_outputs_are_float32():
+    cfg = TrainConfig(resolution=16, g_width=8, d_width=8)
+    g = build_generator(cfg, "mixed_bfloat16")
+    d = build_discriminator(cfg, "mixed_bfloat16")
+    out = g(np.zeros((1, 1, 1, 100), np.float32), training=True)
+    assert out.dtype.name == "float32" and d(out).dtype.name == "float32"
+    assert g.get_layer("up1").compute_dtype == "bfloat16"
+    assert {v.dtype for v in g.weights} == {"float32"}  # variables stay float32
+
+
+def test_fused_batchnorm_matches_keras_batchnorm():
+    x = np.random.default_rng(1).normal(2.0, 3.0, (8, 4, 4, 5)).astype(np.float32)
+    ours, ref = FusedBatchNorm(momentum=0.5), keras.layers.BatchNormalization(momentum=0.5)
+    np.testing.assert_allclose(ours(x, training=True), ref(x, training=True), atol=1e-5)
+    np.testing.assert_allclose(ours.moving_mean.numpy(), ref.moving_mean.numpy(), rtol=1e-5)
+    # The fused kernel (like Keras 2, which the seed ran) keeps the unbiased batch variance.
+    n = 8 * 4 * 4
+    expected_var = 0.5 * 1.0 + 0.5 * x.reshape(-1, 5).var(axis=0, ddof=1)
+    np.testing.assert_allclose(ours.moving_variance.numpy(), expected_var, rtol=1e-4)
+    assert n > 1 and ours.count_params() == ref.count_params() == 20
+    before = ours.moving_mean.numpy().copy()
+    ours(x, training=False)  # inference never touches the statistics
+    np.testing.assert_array_equal(ours.moving_mean.numpy(), before)
