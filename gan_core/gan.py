@@ -23,8 +23,10 @@ import keras
 import tensorflow as tf
 
 from gan_core.augment import diff_augment
+from gan_core.layers import FusedBatchNorm
 
 LOSS_NAMES = ("d_loss_real", "d_loss_fake", "g_loss")
+EMA_STAT_BATCHES, EMA_STAT_SEED = 8, 20_240
 
 
 def _bce(target: tf.Tensor, prob: tf.Tensor) -> tf.Tensor:
@@ -75,13 +77,29 @@ class DCGAN(keras.Model):
         g_optimizer.build(self.generator.trainable_variables)
         d_optimizer.build(self.discriminator.trainable_variables)
 
-    @property
-    def sampler(self) -> keras.Model:
-        """The generator to sample from: the EMA copy when there is one."""
-        return self.ema_generator if self.ema_generator is not None else self.generator
+    def sampling_generator(self) -> keras.Model:
+        """The generator to sample from: the EMA copy when there is one, else G.
+
+        G's BatchNorm moving statistics belong to G's weights, not to their average, so the EMA
+        copy's statistics are re-estimated first: the exact mean of the batch statistics of
+        ``EMA_STAT_BATCHES`` training-mode passes on fixed stateless noise (repeatable, and the
+        training RNG is not touched). Call it eagerly, outside compiled code.
+        """
+        if self.ema_generator is None:
+            return self.generator
+        norms = [layer for layer in self.ema_generator.layers if isinstance(layer, FusedBatchNorm)]
+        momenta = [layer.momentum for layer in norms]
+        for i in range(EMA_STAT_BATCHES):
+            for layer in norms:  # momentum i/(i+1) makes the moving value a plain running mean
+                layer.momentum = i / (i + 1)
+            noise = tf.random.stateless_normal((64, *self.noise_shape), seed=(EMA_STAT_SEED, i))
+            self.ema_generator(noise, training=True)
+        for layer, momentum in zip(norms, momenta):
+            layer.momentum = momentum
+        return self.ema_generator
 
     def call(self, noise: tf.Tensor, training: bool = False) -> tf.Tensor:
-        return self.sampler(noise, training=training)
+        return self.generator(noise, training=training)
 
     def _augment(self, images: tf.Tensor) -> tf.Tensor:
         return diff_augment(images, self.augment_ops, self.rng)
@@ -126,11 +144,6 @@ class DCGAN(keras.Model):
             self.ema_generator.trainable_variables, self.generator.trainable_variables
         ):
             ema_var.assign(decay * ema_var + (1.0 - decay) * var)
-        # BatchNorm moving statistics are already averages: copy them (as StyleGAN copies buffers).
-        for ema_var, var in zip(
-            self.ema_generator.non_trainable_variables, self.generator.non_trainable_variables
-        ):
-            ema_var.assign(var)
 
     def step_n(self, iterator, n: int) -> dict[str, tf.Tensor]:
         """Run ``n`` train steps in one compiled call.

@@ -49,32 +49,23 @@ class FusedBatchNorm(keras.layers.Layer):
         )
 
     def call(self, inputs: tf.Tensor, training: bool = False) -> tf.Tensor:
-        if training and self.trainable:
-            outputs, mean, variance, *_ = tf.raw_ops.FusedBatchNormV3(
-                x=inputs,
-                scale=self.gamma.value,
-                offset=self.beta.value,
-                mean=self.moving_mean.value,
-                variance=self.moving_variance.value,
-                epsilon=self.epsilon,
-                exponential_avg_factor=1.0 - self.momentum,
-                data_format="NHWC",
-                is_training=True,
-            )
-            # With exponential_avg_factor the kernel returns the updated moving statistics.
-            self.moving_mean.assign(mean)
-            self.moving_variance.assign(variance)
-            return outputs
-        outputs, *_ = tf.raw_ops.FusedBatchNormV3(
+        update = bool(training) and self.trainable
+        outputs, mean, variance, *_ = tf.raw_ops.FusedBatchNormV3(
             x=inputs,
             scale=self.gamma.value,
             offset=self.beta.value,
             mean=self.moving_mean.value,
             variance=self.moving_variance.value,
             epsilon=self.epsilon,
+            # In training the kernel normalises with batch statistics and, given this factor,
+            # returns the updated moving statistics; at inference it uses the moving ones.
+            exponential_avg_factor=1.0 - self.momentum if update else 1.0,
             data_format="NHWC",
-            is_training=False,
+            is_training=update,
         )
+        if update:
+            self.moving_mean.assign(mean)
+            self.moving_variance.assign(variance)
         return outputs
 
     def compute_output_shape(self, input_shape):

@@ -31,7 +31,7 @@ def load_sampler(run_dir: Path) -> keras.Model:
     gan = build_gan(cfg, resolve_precision(cfg.precision))
     if checkpoint.restore_latest(gan, run_dir / "checkpoints") == 0:
         raise FileNotFoundError(f"{run_dir} has no generator.keras and no checkpoint yet")
-    return gan.sampler
+    return gan.sampling_generator()
 
 
 def sample_images(

@@ -80,8 +80,9 @@ class Run:
 
     def sample(self, noise: np.ndarray, batch: int = 64) -> np.ndarray:
         """Images in [-1, 1] from the sampling generator (EMA if enabled), inference mode."""
+        generator = self.gan.sampling_generator()
         parts = [
-            np.asarray(self.gan.sampler(noise[i : i + batch], training=False), np.float32)
+            np.asarray(generator(noise[i : i + batch], training=False), np.float32)
             for i in range(0, len(noise), batch)
         ]
         return np.concatenate(parts)
@@ -311,7 +312,7 @@ def _finish(run: Run, state: str, step: int, signum: int | None) -> None:
 def _save_generator(run: Run) -> None:
     target = run.run_dir / "generator.keras"
     tmp = run.run_dir / ".generator.tmp.keras"
-    run.gan.sampler.save(tmp)
+    run.gan.sampling_generator().save(tmp)
     os.replace(tmp, target)
 
 

@@ -39,6 +39,18 @@ def _cli_env(cache_dir: str) -> dict[str, str]:
     return {**os.environ, "ALBUMGAN_CACHE": cache_dir, "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
+def _cli(cache_dir: str, *args: str) -> subprocess.CompletedProcess:
+    """Run ``python ARGS`` from the repository root with the test cache; output captured."""
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=ROOT,
+        env=_cli_env(cache_dir),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
 def test_run_directory_contents(tiny_cfg):
     result = train(tiny_cfg)
     run = result.run_dir
@@ -146,41 +158,39 @@ def test_rerunning_a_completed_run_is_a_no_op_and_changed_config_is_refused(tiny
     assert longer.step == 15 and [m["step"] for m in _metrics(run_dir)][-2:] == [12, 15]
 
 
-def test_sigterm_to_the_cli_checkpoints_and_exits_cleanly(cache_dir, tmp_path):
-    run_dir = tmp_path / "run"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "experiments/train.py",
-            "--config",
-            "smoke",
-            "--steps=100000",
-            "--checkpoint_every=100000",
-            "--resolution=16",
-            "--g_width=8",
-            "--d_width=8",
-            f"--run-dir={run_dir}",
-            "--precision=float32",
-        ],
+def _start_long_run(cache_dir: str, run_dir: Path, *flags: str) -> subprocess.Popen:
+    """A CLI training that would run ~forever (as `wandb agent` runs experiments/train.py)."""
+    args = "experiments/train.py --config smoke --steps=100000 --resolution=16 --g_width=8"
+    args += f" --d_width=8 --precision=float32 --run-dir={run_dir}"
+    return subprocess.Popen(
+        [sys.executable, *args.split(), *flags],
         cwd=ROOT,
         env=_cli_env(cache_dir),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def _wait_for_step(run_dir: Path, step: int, proc: subprocess.Popen) -> dict:
+    deadline = time.time() + 180
+    while time.time() < deadline and proc.poll() is None:
+        path = run_dir / "status.json"
+        status = json.loads(path.read_text()) if path.exists() else {}
+        if status.get("step", 0) >= step:
+            return status
+        time.sleep(0.1)
+    proc.kill()
+    raise AssertionError(f"run did not reach step {step}: {proc.communicate()[1][-2000:]}")
+
+
+def test_sigterm_to_the_cli_checkpoints_and_exits_cleanly(cache_dir, tmp_path):
+    run_dir = tmp_path / "run"
+    proc = _start_long_run(cache_dir, run_dir, "--checkpoint_every=100000")
     try:
-        deadline = time.time() + 120
-        while time.time() < deadline:
-            status = (
-                json.loads((run_dir / "status.json").read_text())
-                if (run_dir / "status.json").exists()
-                else {}
-            )
-            if status.get("step", 0) >= 20:
-                break
-            time.sleep(0.2)
+        _wait_for_step(run_dir, 20, proc)
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=120)
+        _, err = proc.communicate(timeout=120)
     finally:
         proc.kill()
     assert proc.returncode == 143, err
@@ -193,33 +203,43 @@ def test_sigterm_to_the_cli_checkpoints_and_exits_cleanly(cache_dir, tmp_path):
     assert _restored(cfg, run_dir)[1] == status["step"]  # and it loads
 
 
+def test_kill_9_loses_at_most_checkpoint_every_steps_and_resumes(cache_dir, tmp_path):
+    run_dir = tmp_path / "run"
+    every = 2  # checkpoints all the time, so the kill may well land in the middle of a save
+    proc = _start_long_run(cache_dir, run_dir, f"--checkpoint_every={every}", "--log_every=2")
+    try:
+        _wait_for_step(run_dir, 30, proc)
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    last_seen = json.loads((run_dir / "status.json").read_text())["step"]
+    cfg = TrainConfig(**yaml.safe_load((run_dir / "config.yaml").read_text()))
+    gan = build_gan(cfg, "float32")
+    from gan_core.checkpoint import _restore_file
+
+    saved = list_checkpoints(run_dir / "checkpoints")
+    assert saved and all(_restore_file(gan, path) == step for step, path in saved)
+    assert saved[-1][0] >= last_seen - every
+    resume_to = saved[-1][0] + 6
+    proc = _start_long_run(
+        cache_dir, run_dir, f"--checkpoint_every={every}", f"--steps={resume_to}"
+    )
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["state"] == "completed" and status["step"] == resume_to
+    assert status["resumed_from"] == saved[-1][0]
+    steps = [m["step"] for m in _metrics(run_dir)]
+    assert steps == sorted(set(steps)) and steps[-1] == resume_to
+
+
 def test_nan_loss_marks_the_run_diverged_with_exit_3(cache_dir, tmp_path):
     run_dir = tmp_path / "nan"
     # Adam moves every weight by ~lr per step whatever the gradient: lr=1e30 overflows at once.
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "experiments.train",
-            "--config",
-            "smoke",
-            "--resolution=16",
-            "--g_width=8",
-            "--d_width=8",
-            "--lr_g=1e30",
-            "--lr_d=1e30",
-            "--precision=float32",
-            "--steps=40",
-            "--sample_every=1",
-            "--checkpoint_every=1",
-            f"--run-dir={run_dir}",
-        ],
-        cwd=ROOT,
-        env=_cli_env(cache_dir),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    flags = "--resolution=16 --g_width=8 --d_width=8 --lr_g=1e30 --lr_d=1e30 --precision=float32"
+    flags += f" --steps=40 --sample_every=1 --checkpoint_every=1 --run-dir={run_dir}"
+    proc = _cli(cache_dir, "-m", "experiments.train", "--config", "smoke", *flags.split())
     assert proc.returncode == 3, proc.stderr
     status = json.loads((run_dir / "status.json").read_text())
     assert status["state"] == "diverged"
@@ -233,21 +253,8 @@ def test_nan_loss_marks_the_run_diverged_with_exit_3(cache_dir, tmp_path):
 
 
 def test_dry_run_prints_parameter_counts(cache_dir):
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "experiments.cli",
-            "train",
-            "--config",
-            "seed_popular16",
-            "--dry-run",
-        ],
-        cwd=ROOT,
-        env=_cli_env(cache_dir),
-        capture_output=True,
-        text=True,
-        timeout=120,
+    proc = _cli(
+        cache_dir, "-m", "experiments.cli", "train", "--config", "seed_popular16", "--dry-run"
     )
     assert proc.returncode == 0, proc.stderr
     assert "generator_params: 3616771" in proc.stdout
@@ -258,26 +265,8 @@ def test_dry_run_prints_parameter_counts(cache_dir):
 def test_sample_command_writes_single_images(tiny_cfg, cache_dir, tmp_path):
     run = train(tiny_cfg).run_dir
     out = tmp_path / "jpgs"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "experiments.cli",
-            "sample",
-            str(run),
-            "--n",
-            "5",
-            "--out",
-            str(out),
-            "--format",
-            "jpg",
-        ],
-        cwd=ROOT,
-        env=_cli_env(cache_dir),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    args = f"-m experiments.cli sample {run} --n 5 --out {out} --format jpg"
+    proc = _cli(cache_dir, *args.split())
     assert proc.returncode == 0, proc.stderr
     files = sorted(out.iterdir())
     assert [f.name for f in files] == [f"sample_{i:05d}.jpg" for i in range(5)]
@@ -286,20 +275,7 @@ def test_sample_command_writes_single_images(tiny_cfg, cache_dir, tmp_path):
 
 
 def test_missing_dataset_is_a_clear_exit_2(cache_dir, tmp_path):
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "experiments.train",
-            "--config",
-            "seed_popular16",
-            f"--runs_dir={tmp_path}",
-        ],
-        cwd=ROOT,
-        env=_cli_env(cache_dir),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    args = f"-m experiments.train --config seed_popular16 --runs_dir={tmp_path}"
+    proc = _cli(cache_dir, *args.split())
     assert proc.returncode == 2
     assert "dataset 'gaon' is not built" in proc.stderr and "Traceback" not in proc.stderr
