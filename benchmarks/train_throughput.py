@@ -198,7 +198,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="short run, < 2 minutes")
     parser.add_argument("--images", type=int, default=None, help="number of 512px covers")
     args = parser.parse_args()
-    ref_steps, our_steps, count = (12, 60, 64) if args.quick else (60, 400, 256)
+    ref_steps, our_steps, count = (20, 150, 64) if args.quick else (80, 600, 256)
     count = args.images or count
 
     with tempfile.TemporaryDirectory(prefix="albumgan-bench-") as tmp:

@@ -25,7 +25,7 @@ import keras
 from keras import layers
 
 from gan_core.config import TrainConfig
-from gan_core.layers import FusedBatchNorm
+from gan_core.layers import BottleneckConv2D, BottleneckConv2DTranspose, FusedBatchNorm
 
 _WIDTH_CAP = 8  # widest block = 8 x base width (512 for the seed's 64)
 
@@ -56,22 +56,22 @@ def build_generator(cfg: TrainConfig, dtype: str = "float32") -> keras.Model:
     x = noise
     if len(cfg.noise_shape) == 1:
         x = layers.Reshape((1, 1, cfg.noise_dim), dtype=dtype, name="to_1x1")(x)
-    x = layers.Conv2DTranspose(
+    x = BottleneckConv2DTranspose(
         widths[0], 4, strides=1, padding="valid", dtype=dtype, name="project"
     )(x)
     x = FusedBatchNorm(momentum=momentum, dtype=dtype, name="project_bn")(x)
     x = activation("project_act")(x)
     for i, width in enumerate(widths[1:], start=1):
-        x = layers.Conv2DTranspose(
+        x = BottleneckConv2DTranspose(
             width, 4, strides=2, padding="same", dtype=dtype, name=f"up{i}"
         )(x)
         x = FusedBatchNorm(momentum=momentum, dtype=dtype, name=f"up{i}_bn")(x)
         x = activation(f"up{i}_act")(x)
     if seed_arch:  # the notebook's extra 3x3 conv before the output layer
-        x = layers.Conv2D(widths[-1], 3, padding="same", dtype=dtype, name="refine")(x)
+        x = BottleneckConv2D(widths[-1], 3, padding="same", dtype=dtype, name="refine")(x)
         x = FusedBatchNorm(momentum=momentum, dtype=dtype, name="refine_bn")(x)
         x = activation("refine_act")(x)
-    x = layers.Conv2DTranspose(3, 4, strides=2, padding="same", dtype=dtype, name="to_rgb")(x)
+    x = BottleneckConv2DTranspose(3, 4, strides=2, padding="same", dtype=dtype, name="to_rgb")(x)
     image = layers.Activation("tanh", dtype="float32", name="tanh")(x)
     return keras.Model(noise, image, name="generator")
 
@@ -85,7 +85,7 @@ def build_discriminator(cfg: TrainConfig, dtype: str = "float32") -> keras.Model
     image = keras.Input(shape=(cfg.resolution, cfg.resolution, 3), name="image")
     x = image
     for i, width in enumerate(widths):
-        x = layers.Conv2D(width, 4, strides=2, padding="same", dtype=dtype, name=f"down{i}")(x)
+        x = BottleneckConv2D(width, 4, strides=2, padding="same", dtype=dtype, name=f"down{i}")(x)
         if i > 0:  # no normalisation on the input block, as in DCGAN
             x = FusedBatchNorm(momentum=momentum, dtype=dtype, name=f"down{i}_bn")(x)
         x = layers.LeakyReLU(negative_slope=0.2, dtype=dtype, name=f"down{i}_act")(x)

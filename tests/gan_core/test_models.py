@@ -5,9 +5,10 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from gan_core.config import TrainConfig
-from gan_core.layers import FusedBatchNorm
+from gan_core.layers import BottleneckConv2D, BottleneckConv2DTranspose, FusedBatchNorm
 from gan_core.models import build_discriminator, build_generator
 
 
@@ -20,7 +21,12 @@ def test_seed_arch_parameter_counts_at_64px():
 def test_seed_generator_layers_in_order():
     g = build_generator(TrainConfig())
     convs = [
-        (type(layer).__name__, layer.filters, layer.kernel_size, layer.strides)
+        (
+            "Conv2DTranspose" if isinstance(layer, keras.layers.Conv2DTranspose) else "Conv2D",
+            layer.filters,
+            layer.kernel_size,
+            layer.strides,
+        )
         for layer in g.layers
         if isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose))
     ]
@@ -79,3 +85,43 @@ def test_fused_batchnorm_matches_keras_batchnorm():
     before = ours.moving_mean.numpy().copy()
     ours(x, training=False)  # inference never touches the statistics
     np.testing.assert_array_equal(ours.moving_mean.numpy(), before)
+
+
+def _grads(layer, x, dy):
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = layer(x)
+        loss = tf.reduce_sum(y * dy)
+    return y, tape.gradient(loss, [x, layer.kernel.value, layer.bias.value])
+
+
+@pytest.mark.parametrize(
+    "ours, reference, in_shape",
+    [
+        (BottleneckConv2D, keras.layers.Conv2D, (3, 8, 8, 6)),
+        (BottleneckConv2DTranspose, keras.layers.Conv2DTranspose, (3, 4, 4, 6)),
+    ],
+)
+def test_bottleneck_convs_match_keras_values_and_gradients(ours, reference, in_shape):
+    rng = np.random.default_rng(0)
+    a = ours(5, 4, strides=2, padding="same")
+    b = reference(5, 4, strides=2, padding="same")
+    x = tf.constant(rng.normal(size=in_shape).astype(np.float32))
+    a.build(x.shape)
+    b.build(x.shape)
+    b.set_weights(a.get_weights())
+    assert a.patch_grad  # the 4x4 side takes the matmul path
+    out_shape = b.compute_output_shape(x.shape)
+    dy = tf.constant(rng.normal(size=out_shape).astype(np.float32))
+    ya, ga = _grads(a, x, dy)
+    yb, gb = _grads(b, x, dy)
+    np.testing.assert_allclose(ya, yb, atol=1e-5)
+    for got, want in zip(ga, gb):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_only_the_bottleneck_layers_take_the_matmul_gradient():
+    cfg = TrainConfig()
+    layers_ = build_generator(cfg).layers + build_discriminator(cfg).layers
+    patched = sorted(layer.name for layer in layers_ if getattr(layer, "patch_grad", False))
+    assert patched == ["down3", "up1"]
