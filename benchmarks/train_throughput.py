@@ -137,8 +137,9 @@ class SeedLoop:
 # ------------------------------------------------------------------------------------------------
 
 
-def measure_ours(folder: Path, steps: int, workdir: Path) -> tuple[float, str]:
+def measure_ours(folder: Path, steps: int, workdir: Path, precision: str) -> tuple[float, str]:
     cfg = TrainConfig(
+        precision=precision,
         dataset=str(folder),
         resolution=RESOLUTION,
         batch_size=BATCH,
@@ -197,6 +198,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="short run, < 2 minutes")
     parser.add_argument("--images", type=int, default=None, help="number of 512px covers")
+    parser.add_argument("--precision", default="auto", help="our trainer's precision (auto)")
     args = parser.parse_args()
     ref_steps, our_steps, count = (20, 150, 64) if args.quick else (80, 600, 256)
     count = args.images or count
@@ -211,7 +213,7 @@ def main() -> None:
         seed_ips = seed.measure(warmup=3, steps=ref_steps)
         del seed
         keras.backend.clear_session()
-        ours_ips, precision = measure_ours(workdir / "covers", our_steps, workdir)
+        ours_ips, precision = measure_ours(workdir / "covers", our_steps, workdir, args.precision)
 
     # FLOPs per real image: the seed runs G forward twice (predict + combined model); we once.
     # D real and D fake: forward + weight and input gradients (~3x); D inside the G update:

@@ -75,8 +75,9 @@ class MetricsLog(Callback):
         for name in LOSS_NAMES:
             self.sums[name] += logs[name] * n
         self.count += n
-        self.images += n * run.cfg.batch_size
-        self.seconds += logs["seconds"]
+        if logs["img_per_s"] is not None:  # the first, tracing execution is not timed
+            self.images += n * run.cfg.batch_size
+            self.seconds += logs["seconds"]
         if _due(step, run.cfg.log_every, run):
             self.write(run, step)
 

@@ -93,18 +93,18 @@ class Run:
 # ------------------------------------------------------------------------------------------------
 
 
-def _resolve_run_dir(cfg: TrainConfig, run_dir: str | os.PathLike | None, resume: bool) -> Path:
-    """An existing run to continue (checked compatible), or a fresh numbered folder."""
-    name = cfg.name or "run"
+def _existing_run_dir(
+    cfg: TrainConfig, run_dir: str | os.PathLike | None, resume: bool
+) -> Path | None:
+    """The run directory to write into when one is named or resumed (checked compatible)."""
     if run_dir is None and resume:
-        run_dir = find_resumable(Path(cfg.runs_dir), name)
-    if run_dir is not None:
-        path = Path(run_dir)
-        if (path / "config.yaml").is_file():
-            check_resumable(read_config(path), cfg, path)
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-    return create_run_dir(Path(cfg.runs_dir), name)
+        run_dir = find_resumable(Path(cfg.runs_dir), cfg.name or "run")
+    if run_dir is None:
+        return None
+    path = Path(run_dir)
+    if (path / "config.yaml").is_file():
+        check_resumable(read_config(path), cfg, path)
+    return path
 
 
 def _optimizer(lr: float, cfg: TrainConfig, policy: str) -> keras.Optimizer:
@@ -216,12 +216,16 @@ def train(
         ConfigError: the run directory holds an incompatible config.
         DatasetError: the dataset cannot be loaded.
     """
-    path = _resolve_run_dir(cfg, run_dir, resume)
+    existing = _existing_run_dir(cfg, run_dir, resume)
+    # The dataset loads before any folder is made: a bad dataset leaves nothing behind.
+    dataset = load_dataset(cfg.dataset, cfg.resolution, cfg.cache_dir or default_cache_dir())
+    if existing is not None:
+        existing.mkdir(parents=True, exist_ok=True)
+    path = existing or create_run_dir(Path(cfg.runs_dir), cfg.name or "run")
     write_config(path, cfg)
     status = Status(path, cfg.steps)
     previous_state = status.data.get("state")
     policy = resolve_precision(cfg.precision)
-    dataset = load_dataset(cfg.dataset, cfg.resolution, cfg.cache_dir or default_cache_dir())
     gan = build_gan(cfg, policy)
     start_step = checkpoint.restore_latest(gan, path / "checkpoints")
     run = Run(cfg, path, gan, dataset, _grid_latents(cfg, path), status, policy, start_step)

@@ -279,3 +279,4 @@ def test_missing_dataset_is_a_clear_exit_2(cache_dir, tmp_path):
     proc = _cli(cache_dir, *args.split())
     assert proc.returncode == 2
     assert "dataset 'gaon' is not built" in proc.stderr and "Traceback" not in proc.stderr
+    assert list(tmp_path.iterdir()) == []  # no half-made run directory left behind

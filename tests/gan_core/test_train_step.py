@@ -148,3 +148,29 @@ def test_ema_sampler_statistics_are_re_estimated_repeatably(gan):
     second = np.asarray(gan.sampling_generator()(noise, training=False))
     np.testing.assert_array_equal(first, second)  # re-estimation is deterministic
     np.testing.assert_array_equal(rng_state, gan.rng.state.numpy())  # training RNG untouched
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_policies_train(policy):
+    cfg = TrainConfig(resolution=16, g_width=8, d_width=8, noise_shape=(1, 1, 16), batch_size=4)
+    gan = build_gan(cfg, policy)
+    if policy == "mixed_float16":  # fp16 needs loss scaling; bf16 does not
+        assert isinstance(gan.g_optimizer, keras.optimizers.LossScaleOptimizer)
+    g0 = _snapshot(gan.generator)
+    ds = tf.data.Dataset.from_tensors(tf.random.uniform((4, 16, 16, 3), -1, 1)).repeat()
+    out = gan.step_n(iter(ds), 2)
+    assert bool(out["finite"]) and int(out["steps"]) == 2
+    assert _changed(g0, _snapshot(gan.generator))
+
+
+def test_auto_precision_follows_the_hardware(monkeypatch):
+    from gan_core import precision
+
+    monkeypatch.setattr(precision.tf.config, "list_physical_devices", lambda kind: [])
+    monkeypatch.setattr(precision, "cpu_flags", lambda: {"avx2", "avx512_bf16"})
+    assert precision.resolve_precision("auto") == "mixed_bfloat16"
+    monkeypatch.setattr(precision, "cpu_flags", lambda: {"avx2"})
+    assert precision.resolve_precision("auto") == "float32"
+    assert precision.resolve_precision("mixed_float16") == "mixed_float16"  # explicit wins
+    monkeypatch.setattr(precision.tf.config, "list_physical_devices", lambda kind: ["GPU:0"])
+    assert precision.resolve_precision("auto") == "mixed_float16"
