@@ -2,8 +2,9 @@
 
 Why: Keras 3's Adam updates every variable with about eight separate element-wise ops, each
 streaming the whole tensor through memory. A DC-GAN step makes three optimizer updates (D on real,
-D on fake, G), and on a 2-core CPU that took ~14 ms of a ~100 ms step. TensorFlow's
-``ResourceApplyAdam`` does the same maths in one pass (~2.5x faster here):
+D on fake, G). On a 2-core CPU one update of all of G's and D's weights took 9.8 ms with Keras's
+Adam and 3.7 ms with TensorFlow's fused ``ResourceApplyAdam``, which does the same maths in one
+pass:
 
     lr_t = lr * sqrt(1 - beta_2^t) / (1 - beta_1^t)
     m = beta_1 * m + (1 - beta_1) * g;   v = beta_2 * v + (1 - beta_2) * g^2
