@@ -51,8 +51,10 @@ def _cli(cache_dir: str, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_run_directory_contents(tiny_cfg):
+def test_run_directory_contents(tiny_cfg, capsys):
     result = train(tiny_cfg)
+    printed = capsys.readouterr().out  # not a terminal: plain progress lines every log_every
+    assert [line.split()[1] for line in printed.splitlines()] == ["3/12", "6/12", "9/12", "12/12"]
     run = result.run_dir
     assert result.state == "completed" and result.step == 12 and result.exit_code == 0
     assert run.parent == Path(tiny_cfg.runs_dir) and run.name == "00000-smoke"
@@ -184,16 +186,17 @@ def _wait_for_step(run_dir: Path, step: int, proc: subprocess.Popen) -> dict:
     raise AssertionError(f"run did not reach step {step}: {proc.communicate()[1][-2000:]}")
 
 
-def test_sigterm_to_the_cli_checkpoints_and_exits_cleanly(cache_dir, tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_stop_signal_to_the_cli_checkpoints_and_exits_cleanly(cache_dir, tmp_path, signum):
     run_dir = tmp_path / "run"
     proc = _start_long_run(cache_dir, run_dir, "--checkpoint_every=100000")
     try:
         _wait_for_step(run_dir, 20, proc)
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signum)
         _, err = proc.communicate(timeout=120)
     finally:
         proc.kill()
-    assert proc.returncode == 143, err
+    assert proc.returncode == 128 + signum, err  # 143 for SIGTERM, 130 for SIGINT
     assert "Traceback" not in err
     status = json.loads((run_dir / "status.json").read_text())
     assert status["state"] == "interrupted" and status["step"] >= 20
@@ -280,3 +283,27 @@ def test_missing_dataset_is_a_clear_exit_2(cache_dir, tmp_path):
     assert proc.returncode == 2
     assert "dataset 'gaon' is not built" in proc.stderr and "Traceback" not in proc.stderr
     assert list(tmp_path.iterdir()) == []  # no half-made run directory left behind
+
+
+def test_resume_flag_finds_the_newest_unfinished_run_of_the_same_name(tiny_cfg):
+    first = train(tiny_cfg, callbacks=[_InterruptAt(3)])
+    assert first.state == "interrupted"
+    train(tiny_cfg.replace(name="other", steps=3))  # a different name is never picked
+    resumed = train(tiny_cfg, resume=True)
+    assert resumed.run_dir == first.run_dir and resumed.state == "completed"
+    fresh = train(tiny_cfg.replace(steps=3), resume=True)  # nothing unfinished: a new run
+    assert fresh.run_dir not in (first.run_dir, resumed.run_dir)
+
+
+def test_albumgan_console_script_is_installed(cache_dir):
+    script = Path(sys.executable).parent / "albumgan"
+    assert script.is_file(), "install the package: pip install -e '.[cpu,dev]'"
+    proc = subprocess.run(
+        [str(script), "train", "--config", "smoke", "--dry-run"],
+        env=_cli_env(cache_dir),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "generator_params: 77443" in proc.stdout
