@@ -174,3 +174,11 @@ def test_auto_precision_follows_the_hardware(monkeypatch):
     assert precision.resolve_precision("mixed_float16") == "mixed_float16"  # explicit wins
     monkeypatch.setattr(precision.tf.config, "list_physical_devices", lambda kind: ["GPU:0"])
     assert precision.resolve_precision("auto") == "mixed_float16"
+
+
+def test_keras_fit_runs_the_same_train_step(gan):
+    ds = tf.data.Dataset.from_tensors(tf.random.uniform((4, 16, 16, 3), -1, 1)).repeat()
+    history = gan.fit(ds, steps_per_epoch=3, epochs=1, verbose=0, shuffle=False)
+    assert set(history.history) >= {"d_loss_real", "d_loss_fake", "g_loss"}
+    assert int(gan.g_optimizer.iterations.numpy()) == 3
+    assert int(gan.d_optimizer.iterations.numpy()) == 6
