@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import tempfile
 import time
 from pathlib import Path
@@ -127,6 +128,7 @@ class Status:
     def __init__(self, run_dir: Path, steps: int) -> None:
         self.path = run_dir / "status.json"
         previous = read_json(self.path) or {}
+        self.previous_state: str | None = previous.get("state")  # how an earlier attempt ended
         self.data: dict[str, Any] = {
             "state": "running",
             "step": previous.get("step", 0),
@@ -137,6 +139,8 @@ class Status:
             "wall_seconds": previous.get("wall_seconds", 0.0),
             "img_per_s": previous.get("img_per_s"),
             "resumed_from": None,
+            "pid": os.getpid(),  # with "host": tells a reader whether a "running" run is alive
+            "host": socket.gethostname(),
             "message": "",
         }
 

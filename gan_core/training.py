@@ -224,7 +224,6 @@ def train(
     path = existing or create_run_dir(Path(cfg.runs_dir), cfg.name or "run")
     write_config(path, cfg)
     status = Status(path, cfg.steps)
-    previous_state = status.data.get("state")
     policy = resolve_precision(cfg.precision)
     gan = build_gan(cfg, policy)
     start_step = checkpoint.restore_latest(gan, path / "checkpoints")
@@ -242,7 +241,7 @@ def train(
         resumed_from=start_step or None,
         dataset=dataset.name,
         n_images=len(dataset.images),
-        message=f"resumed from step {start_step} ({previous_state})" if start_step else "",
+        message=f"resumed from step {start_step} ({status.previous_state})" if start_step else "",
     )
     _save_reals(run)
     all_callbacks = [MetricsLog(), Progress(), SampleGrids(), Checkpoints(), *callbacks]

@@ -128,6 +128,8 @@ def test_resume_after_interrupt_matches_an_uninterrupted_run(tiny_cfg, tmp_path)
 
     second = train(cfg, run_dir=tmp_path / "resumed")
     assert second.state == "completed" and second.step == straight.step == 12
+    status = json.loads((second.run_dir / "status.json").read_text())
+    assert status["message"] == "resumed from step 6 (interrupted)"
     steps = [m["step"] for m in _metrics(second.run_dir)]
     assert steps == sorted(set(steps)) == [3, 6, 9, 12]  # no duplicated steps after resume
 
@@ -233,6 +235,7 @@ def test_kill_9_loses_at_most_checkpoint_every_steps_and_resumes(cache_dir, tmp_
     status = json.loads((run_dir / "status.json").read_text())
     assert status["state"] == "completed" and status["step"] == resume_to
     assert status["resumed_from"] == saved[-1][0]
+    assert status["message"] == f"resumed from step {saved[-1][0]} (running)"  # killed mid-run
     steps = [m["step"] for m in _metrics(run_dir)]
     assert steps == sorted(set(steps)) and steps[-1] == resume_to
 
