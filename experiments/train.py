@@ -118,6 +118,14 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError:
+        print(
+            "error: TensorFlow is not installed: pip install -e '.[cpu]' (GPU: '.[gpu]')",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     if options.dry_run:
         return _dry_run(cfg)
 
