@@ -2,6 +2,7 @@
 
     albumgan train [--config PRESET] [--key=value ...]     same arguments as experiments/train.py
     albumgan sample RUN_DIR [--n 64] [--out DIR] [--format jpg|png] [--seed 0]
+    albumgan data prepare|synth|list ...                     build, clean and list datasets
 
 Other tools (data, metrics, sweeps, reports) join as subcommands as they land.
 """
@@ -39,7 +40,13 @@ def _sample(argv: list[str]) -> int:
     return 0
 
 
-COMMANDS = {"train": train_entry.main, "sample": _sample}
+def _data(argv: list[str]) -> int:
+    from data_tools.cli import main as data_main
+
+    return data_main(argv)
+
+
+COMMANDS = {"train": train_entry.main, "sample": _sample, "data": _data}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -73,6 +73,7 @@ class TrainConfig:
     grid_size: int = 8  # sample grids are grid_size x grid_size images
     runs_dir: str = "runs"
     cache_dir: str = ""  # "" = $ALBUMGAN_CACHE or ~/.cache/albumgan
+    data_dir: str = ""  # dataset registry root; "" = $ALBUMGAN_DATA or ./data
 
     def __post_init__(self) -> None:
         # Notebook users write TrainConfig(ema=True, noise_shape=[1, 1, 100]): normalise every

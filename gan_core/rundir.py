@@ -41,6 +41,7 @@ RESUMABLE_CHANGES = frozenset(
         "steps_per_execution",
         "runs_dir",
         "cache_dir",
+        "data_dir",
         "name",
     }
 )

@@ -218,7 +218,9 @@ def train(
     """
     existing = _existing_run_dir(cfg, run_dir, resume)
     # The dataset loads before any folder is made: a bad dataset leaves nothing behind.
-    dataset = load_dataset(cfg.dataset, cfg.resolution, cfg.cache_dir or default_cache_dir())
+    dataset = load_dataset(
+        cfg.dataset, cfg.resolution, cfg.cache_dir or default_cache_dir(), cfg.data_dir or None
+    )
     if existing is not None:
         existing.mkdir(parents=True, exist_ok=True)
     path = existing or create_run_dir(Path(cfg.runs_dir), cfg.name or "run")

@@ -1,0 +1,108 @@
+"""``albumgan data ...``: build, clean and list datasets.
+
+albumgan data prepare SRC --out DIR [--size 512] [--fit crop|pad|squash] [--dedupe-distance 6]
+                      [--exclude FILE] [--confirm FILE] [--min-source 256] [--workers N]
+albumgan data synth --out DIR [--n 512] [--size 256] [--seed 0]
+albumgan data list [--data-dir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from data_tools import registry, synthetic
+
+EXIT_USAGE = 2
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    from data_tools.prepare import _read_names, prepare
+
+    try:
+        summary = prepare(
+            args.src,
+            args.out,
+            size=args.size,
+            fit=args.fit,
+            dedupe_distance=args.dedupe_distance,
+            exclude=_read_names(args.exclude),
+            confirm=_read_names(args.confirm),
+            min_source=args.min_source,
+            workers=args.workers,
+        )
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(summary.table())
+    print(f"dataset:  {summary.out / 'images'}")
+    print(f"manifest: {summary.manifest}")
+    print(f"review:   {summary.review}  (flagged images wait for your confirmation there)")
+    return 0
+
+
+def _synth(args: argparse.Namespace) -> int:
+    try:
+        folder = synthetic.ensure_synthetic(args.out, n=args.n, size=args.size, seed=args.seed)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(folder)
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    rows = registry.describe(args.data_dir)
+    width = max(len(r["name"]) for r in rows)
+    for r in rows:
+        built = r["built"] or "not built"
+        print(f"{r['name']:<{width}}  {r['count']:>5} images  {built:<19}  {r['path']}")
+        if r["hint"]:
+            print(f"{'':<{width}}  build: {r['hint']}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="albumgan data", description="Build and list datasets.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    prep = sub.add_parser("prepare", help="clean a raw image folder into a dataset")
+    prep.add_argument("src", type=Path)
+    prep.add_argument("--out", type=Path, required=True)
+    prep.add_argument("--size", type=int, default=512)
+    prep.add_argument("--fit", choices=("crop", "pad", "squash"), default="crop")
+    prep.add_argument(
+        "--dedupe-distance",
+        type=int,
+        default=6,
+        help="max perceptual-hash bits apart for near duplicates (0 = exact only)",
+    )
+    prep.add_argument("--exclude", type=Path, help="file of names to drop")
+    prep.add_argument("--confirm", type=Path, help="file of flagged names to keep (review.html)")
+    prep.add_argument("--min-source", type=int, default=256, help="flag smaller sources")
+    prep.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    prep.set_defaults(run=_prepare)
+
+    syn = sub.add_parser("synth", help="write the embedded synthetic cover set")
+    syn.add_argument("--out", type=Path, required=True)
+    syn.add_argument("--n", type=int, default=512)
+    syn.add_argument("--size", type=int, default=256)
+    syn.add_argument("--seed", type=int, default=0)
+    syn.set_defaults(run=_synth)
+
+    lst = sub.add_parser("list", help="known datasets, where they live, counts, when built")
+    lst.add_argument(
+        "--data-dir", default=None, help="registry root (default $ALBUMGAN_DATA or data/)"
+    )
+    lst.set_defaults(run=_list)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

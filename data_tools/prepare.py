@@ -1,0 +1,381 @@
+"""``albumgan data prepare SRC --out DIR``: a raw image folder -> a clean, square, deduped set.
+
+    albumgan data prepare data/raw/crawled --out data/crawled [--size 512] [--fit crop|pad|squash]
+        [--dedupe-distance 6] [--exclude FILE] [--confirm FILE] [--min-source 256] [--workers 2]
+
+Writes ``DIR/images/*.png`` (the dataset), ``DIR/flagged/*.png`` (likely non-covers, held back
+until a person confirms them), ``DIR/manifest.jsonl`` (exactly one line per input file) and
+``DIR/review.html`` (a contact sheet of flagged images with their reasons and a button that
+downloads the list to pass back as ``--confirm``).
+
+Every file is opened safely (``data_tools.imageops``): empty, truncated, non-image, HTML-as-.jpg
+and decompression-bomb files are rejected with a reason, never fatal. Exact duplicates (same
+decoded pixels) and near duplicates (perceptual hash within ``--dedupe-distance`` bits) collapse
+to the largest source. The hash is computed on greyscale, so a recoloured edition of a cover can
+merge with the original: lower the distance (0 = exact duplicates only) to keep editions apart.
+Output names are the source's content hash, so re-running is idempotent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import imagehash
+import numpy as np
+from PIL import Image
+
+from data_tools.imageops import FITS, UnreadableImage, open_rgb, square_resize
+
+STATUSES = ("kept", "duplicate", "flagged", "rejected")
+HARD_MIN_SIDE = 32  # smaller than this is not a cover at all: rejected, not flagged
+MAX_ASPECT = 1.4  # covers are square; crawled banners and screenshots are not
+FLAT_STD = 10.0  # grey-level std on a 64 px thumbnail below this: a blank or near-blank image
+PNG_COMPRESS_LEVEL = 3  # fast to write, ~10% larger than level 9
+
+
+@dataclass
+class Inspected:
+    """What one worker learned about one input file."""
+
+    src: str  # path relative to SRC
+    sha256: str
+    size_bytes: int
+    reason: str = ""  # set when the file is rejected
+    width: int = 0
+    height: int = 0
+    pixel_hash: str = ""
+    phash: str = ""
+    flags: list[str] = field(default_factory=list)
+    staged: str = ""  # the squared, resized PNG in the staging folder
+
+
+@dataclass
+class Summary:
+    """Counts per status, where things went, how long it took."""
+
+    out: Path
+    counts: dict[str, int]
+    seconds: float
+    manifest: Path
+    review: Path
+
+    def table(self) -> str:
+        rows = [f"{status:<10} {self.counts.get(status, 0):>6}" for status in STATUSES]
+        total = sum(self.counts.values())
+        return "\n".join(
+            ["status      files", *rows, f"{'total':<10} {total:>6}", f"({self.seconds:.1f} s)"]
+        )
+
+
+# ------------------------------------------------------------------------------------------------
+# Stage 1 (worker processes): decode, measure, square + resize, stage the PNG.
+# ------------------------------------------------------------------------------------------------
+
+
+def _flags(image: Image.Image, width: int, height: int, min_source: int) -> list[str]:
+    """Reasons to think this is not an album cover (heuristics: a person decides)."""
+    flags = []
+    aspect = max(width, height) / min(width, height)
+    if aspect > MAX_ASPECT:
+        flags.append(f"aspect ratio {aspect:.2f} (covers are square)")
+    if min(width, height) < min_source:
+        flags.append(f"small source {width}x{height} (< {min_source} px)")
+    grey = np.asarray(image.convert("L").resize((64, 64), Image.Resampling.BILINEAR), np.float32)
+    if grey.std() < FLAT_STD:
+        flags.append(f"near-flat image (grey std {grey.std():.1f})")
+    elif _looks_like_text_page(grey):
+        flags.append("screenshot/text-like: mostly one background colour with dense fine edges")
+    return flags
+
+
+def _looks_like_text_page(grey: np.ndarray) -> bool:
+    """A page of text or a UI screenshot: one dominant background level and many small edges."""
+    levels = np.bincount(np.clip(grey, 0, 255).astype(np.uint8).ravel() // 8, minlength=32)
+    background_share = levels.max() / grey.size
+    edges = np.abs(np.diff(grey, axis=1)) > 48
+    return background_share > 0.6 and edges.mean() > 0.08
+
+
+def _inspect(task: tuple[Path, str, int, str, Path, int]) -> Inspected:
+    path, src, size, fit, staging, min_source = task
+    data = path.read_bytes()
+    item = Inspected(src=src, sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data))
+    try:
+        image, (item.width, item.height) = open_rgb(path, draft_size=size)
+    except UnreadableImage as exc:
+        item.reason = str(exc)
+        return item
+    if min(item.width, item.height) < HARD_MIN_SIDE:
+        item.reason = f"too small to be a cover: {item.width}x{item.height}"
+        return item
+    item.pixel_hash = hashlib.sha256(f"{image.size}".encode() + image.tobytes()).hexdigest()
+    item.phash = str(imagehash.phash(image))
+    item.flags = _flags(image, item.width, item.height, min_source)
+    staged = staging / f"{item.sha256[:20]}.png"
+    square_resize(image, size, fit).save(staged, compress_level=PNG_COMPRESS_LEVEL)
+    item.staged = str(staged)
+    return item
+
+
+# ------------------------------------------------------------------------------------------------
+# Stage 2 (main process): duplicates, flags, outputs.
+# ------------------------------------------------------------------------------------------------
+
+
+def _read_names(path: Path | None) -> set[str]:
+    """Names in an --exclude/--confirm file: one per line, '#' comments, relative path or name."""
+    if path is None:
+        return set()
+    names = set()
+    for line in Path(path).read_text(encoding="utf-8").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            names.add(line)
+    return names
+
+
+def _listed(src: str, names: set[str]) -> bool:
+    return src in names or Path(src).name in names
+
+
+def _duplicate_groups(items: list[Inspected], distance: int) -> dict[int, list[int]]:
+    """Union-find over exact (pixel hash) and near (phash Hamming <= distance) duplicates."""
+    parent = list(range(len(items)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    def union(i: int, j: int) -> None:
+        parent[find(i)] = find(j)
+
+    first_with_pixels: dict[str, int] = {}
+    for i, item in enumerate(items):
+        j = first_with_pixels.setdefault(item.pixel_hash, i)
+        if j != i:
+            union(i, j)
+    if distance > 0 and len(items) > 1:
+        hashes = np.array([int(item.phash, 16) for item in items], dtype=np.uint64)
+        for i in range(len(items) - 1):
+            xor = hashes[i] ^ hashes[i + 1 :]
+            bits = np.unpackbits(xor.view(np.uint8).reshape(-1, 8), axis=1).sum(axis=1)
+            for j in np.nonzero(bits <= distance)[0]:
+                union(i, i + 1 + int(j))
+    groups: dict[int, list[int]] = {}
+    for i in range(len(items)):
+        groups.setdefault(find(i), []).append(i)
+    return groups
+
+
+def _largest(items: list[Inspected], members: list[int]) -> int:
+    """The group's best source: the most pixels; among equals the first in name order."""
+    return max(members, key=lambda i: (items[i].width * items[i].height, -i))
+
+
+def _decide(
+    inspected: list[Inspected], distance: int, exclude: set[str], confirm: set[str]
+) -> list[dict]:
+    """One manifest record per input, in input order."""
+    records = []
+    decodable = [i for i, item in enumerate(inspected) if not item.reason]
+    items = [inspected[i] for i in decodable]
+    duplicate_of: dict[int, tuple[int, str]] = {}
+    for members in _duplicate_groups(items, distance).values():
+        keep = _largest(items, members)
+        for m in members:
+            if m != keep:
+                same = items[m].pixel_hash == items[keep].pixel_hash
+                how = "exact duplicate" if same else "near duplicate"
+                duplicate_of[decodable[m]] = (decodable[keep], how)
+    for i, item in enumerate(inspected):
+        record = {
+            "src": item.src,
+            "status": "kept",
+            "reason": "",
+            "sha256": item.sha256,
+            "phash": item.phash or None,
+            "width": item.width or None,
+            "height": item.height or None,
+            "out": None,
+        }
+        if _listed(item.src, exclude):
+            record.update(status="rejected", reason="excluded by --exclude")
+        elif item.reason:
+            record.update(status="rejected", reason=item.reason)
+        elif i in duplicate_of:
+            j, how = duplicate_of[i]
+            record.update(status="duplicate", reason=f"{how} of {inspected[j].src}")
+        elif item.flags and not _listed(item.src, confirm):
+            record.update(status="flagged", reason="; ".join(item.flags))
+            record["out"] = f"flagged/{Path(item.staged).name}"
+        else:
+            reason = f"confirmed: {'; '.join(item.flags)}" if item.flags else ""
+            record.update(status="kept", reason=reason, out=f"images/{Path(item.staged).name}")
+        records.append(record)
+    return records
+
+
+def _place_outputs(records: list[dict], inspected: list[Inspected], out: Path) -> None:
+    """Move staged PNGs into images/ and flagged/; drop outputs no longer in the manifest."""
+    wanted = {r["out"] for r in records if r["out"]}
+    for folder in ("images", "flagged"):
+        (out / folder).mkdir(parents=True, exist_ok=True)
+        for existing in (out / folder).iterdir():
+            if f"{folder}/{existing.name}" not in wanted:
+                existing.unlink()
+    for record, item in zip(records, inspected):
+        if record["out"]:
+            os.replace(item.staged, out / record["out"])
+
+
+def _write_manifest(records: list[dict], path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".manifest.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
+
+
+def list_inputs(src: Path, out: Path) -> list[Path]:
+    """Every regular file under ``src`` (any name: a .jpg may be HTML), skipping ``out``."""
+    out = out.resolve()
+    return sorted(
+        p
+        for p in src.rglob("*")
+        if p.is_file() and out not in p.resolve().parents and not p.name.startswith(".")
+    )
+
+
+def prepare(
+    src: str | os.PathLike,
+    out: str | os.PathLike,
+    size: int = 512,
+    fit: str = "crop",
+    dedupe_distance: int = 6,
+    exclude: Iterable[str] = (),
+    confirm: Iterable[str] = (),
+    min_source: int = 256,
+    workers: int | None = None,
+) -> Summary:
+    """Clean ``src`` into ``out``; see the module docstring.
+
+    Raises:
+        ValueError: bad arguments or ``src`` not a folder.
+    """
+    src_dir, out_dir = Path(src), Path(out)
+    if not src_dir.is_dir():
+        raise ValueError(f"SRC must be a folder, got {str(src_dir)!r}")
+    if fit not in FITS:
+        raise ValueError(f"--fit must be one of {', '.join(FITS)}, got {fit!r}")
+    if size < 16 or dedupe_distance < 0 or min_source < 0:
+        raise ValueError(
+            f"expected --size >= 16, --dedupe-distance >= 0, --min-source >= 0; got "
+            f"{size=}, {dedupe_distance=}, {min_source=}"
+        )
+    start = time.perf_counter()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = list_inputs(src_dir, out_dir)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=out_dir))
+    try:
+        tasks = [
+            (path, path.relative_to(src_dir).as_posix(), size, fit, staging, min_source)
+            for path in files
+        ]
+        workers = workers or min(len(tasks), os.cpu_count() or 1) or 1
+        if workers > 1:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                inspected = list(pool.map(_inspect, tasks, chunksize=4))
+        else:
+            inspected = [_inspect(task) for task in tasks]
+        records = _decide(inspected, dedupe_distance, set(exclude), set(confirm))
+        _place_outputs(records, inspected, out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    manifest = out_dir / "manifest.jsonl"
+    _write_manifest(records, manifest)
+    review = out_dir / "review.html"
+    review.write_text(render_review(records), encoding="utf-8")
+    counts = Counter(r["status"] for r in records)
+    return Summary(out_dir, dict(counts), time.perf_counter() - start, manifest, review)
+
+
+# ------------------------------------------------------------------------------------------------
+# review.html
+# ------------------------------------------------------------------------------------------------
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Dataset review</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 1.5rem; color: #222; }}
+.grid {{ display: flex; flex-wrap: wrap; gap: 12px; }}
+.card {{ width: 200px; border: 1px solid #ccc; border-radius: 6px; padding: 6px;
+        font-size: 12px; }}
+.card img {{ width: 200px; height: 200px; object-fit: contain; background: #eee; }}
+.reason {{ color: #a33; }} table {{ border-collapse: collapse; font-size: 13px; }}
+td, th {{ border: 1px solid #ddd; padding: 3px 8px; text-align: left; }}
+</style></head><body>
+<h1>Dataset review</h1>
+<p>{summary}</p>
+<h2>Flagged: held out until you confirm them</h2>
+<p>Tick the real album covers, download the list, and re-run<br>
+<code>albumgan data prepare SRC --out DIR --confirm confirmed.txt</code></p>
+<button id="download">Download confirmed.txt</button>
+<div class="grid">{flagged}</div>
+<h2>Duplicates</h2>
+<table><tr><th>file</th><th>reason</th></tr>{duplicates}</table>
+<h2>Rejected</h2>
+<table><tr><th>file</th><th>reason</th></tr>{rejected}</table>
+<script>
+document.getElementById("download").addEventListener("click", function () {{
+  var names = Array.from(document.querySelectorAll("input.confirm:checked"))
+    .map(function (box) {{ return box.dataset.src; }});
+  var blob = new Blob([names.join("\\n") + "\\n"], {{type: "text/plain"}});
+  var link = document.createElement("a");
+  link.href = URL.createObjectURL(blob);
+  link.download = "confirmed.txt";
+  link.click();
+}});
+</script>
+</body></html>
+"""
+
+
+def render_review(records: Sequence[dict]) -> str:
+    """The contact sheet; every string from file names or reasons is HTML-escaped."""
+    esc = html.escape
+    counts = Counter(r["status"] for r in records)
+    summary = ", ".join(f"{counts.get(s, 0)} {s}" for s in STATUSES)
+    flagged = "".join(
+        f'<div class="card"><img src="{esc(r["out"])}" alt="{esc(r["src"])}">'
+        f'<label><input type="checkbox" class="confirm" data-src="{esc(r["src"])}"> '
+        f'{esc(r["src"])}</label><div class="reason">{esc(r["reason"])}</div></div>'
+        for r in records
+        if r["status"] == "flagged"
+    )
+
+    def rows(status: str) -> str:
+        return "".join(
+            f"<tr><td>{esc(r['src'])}</td><td>{esc(r['reason'])}</td></tr>"
+            for r in records
+            if r["status"] == status
+        )
+
+    return _PAGE.format(
+        summary=esc(summary),
+        flagged=flagged or "<p>none</p>",
+        duplicates=rows("duplicate"),
+        rejected=rows("rejected"),
+    )

@@ -1,0 +1,259 @@
+"""`albumgan data prepare` on a fixture folder holding every kind of messy input."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from data_tools.prepare import prepare
+from data_tools.synthetic import generate_cover
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _cover(i: int, side: int = 400) -> Image.Image:
+    return generate_cover(i, size=side, seed=3)
+
+
+def _bomb_png(width: int, height: int) -> bytes:
+    """A valid PNG header that claims a huge image (the body is irrelevant: open() refuses)."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    png = b"\x89PNG\r\n\x1a\n" + struct.pack(">I", len(ihdr)) + chunk
+    png += struct.pack(">I", zlib.crc32(chunk))
+    idat = b"IDAT" + zlib.compress(b"\x00" * 64)
+    return png + struct.pack(">I", len(idat) - 4) + idat + struct.pack(">I", zlib.crc32(idat))
+
+
+def _exif_rotated_jpeg(path: Path) -> None:
+    """Stored 500x450, left half red, right half blue, EXIF orientation 6 (shown rotated 90 CW)."""
+    stored = np.zeros((450, 500, 3), np.uint8)
+    stored[:, :250] = (255, 0, 0)
+    stored[:, 250:] = (0, 0, 255)
+    noise = np.random.default_rng(0).integers(0, 40, stored.shape, dtype=np.uint8)
+    image = Image.fromarray(stored - np.minimum(stored, noise))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    image.save(path, quality=95, exif=exif.tobytes())
+
+
+EXPECTED = {
+    "empty.jpg": ("rejected", "empty file"),
+    "truncated.jpg": ("rejected", "truncated or corrupt"),
+    "page.jpg": ("rejected", "HTML"),
+    "notes.txt": ("rejected", "not an image"),
+    "tiny.png": ("rejected", "too small"),
+    "bomb.png": ("rejected", "decompression bomb"),
+    "cmyk.jpg": ("kept", ""),
+    "palette.png": ("kept", ""),
+    "la.png": ("kept", ""),
+    "rgba.png": ("kept", ""),
+    "animated.gif": ("kept", ""),
+    "rotated.jpg": ("kept", ""),
+    "nonsquare.png": ("kept", ""),
+    # Same pixels in three files: the first in name order stays.
+    "cover_a.bmp": ("kept", ""),
+    "cover_a.png": ("duplicate", "exact duplicate of cover_a.bmp"),
+    "sub/cover_a_copy.png": ("duplicate", "exact duplicate of cover_a.bmp"),
+    "cover_b.png": ("kept", ""),
+    "cover_b_small.jpg": ("duplicate", "near duplicate of cover_b.png"),
+    "big.jpg": ("flagged", "aspect ratio 1.50"),
+    "banner.png": ("flagged", "aspect ratio 3.00"),
+    "flat.png": ("flagged", "near-flat"),
+    "small.png": ("flagged", "small source 120x120"),
+}
+
+
+@pytest.fixture
+def raw(tmp_path) -> Path:
+    src = tmp_path / "raw"
+    (src / "sub").mkdir(parents=True)
+    (src / "empty.jpg").write_bytes(b"")
+    buffer = io.BytesIO()
+    _cover(1).save(buffer, "JPEG", quality=90)
+    (src / "truncated.jpg").write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    (src / "page.jpg").write_text("<!DOCTYPE html><html><body>403 Forbidden</body></html>")
+    (src / "notes.txt").write_text("covers to look at later")
+    Image.new("RGB", (1, 1), (9, 9, 9)).save(src / "tiny.png")
+    (src / "bomb.png").write_bytes(_bomb_png(30_000, 30_000))
+    _cover(2).convert("CMYK").save(src / "cmyk.jpg", quality=92)
+    palette = _cover(3).convert("P", palette=Image.Palette.ADAPTIVE, colors=64)
+    palette.info["transparency"] = 0
+    palette.save(src / "palette.png", transparency=0)
+    _cover(4).convert("LA").save(src / "la.png")
+    rgba = _cover(5).convert("RGBA")
+    rgba.putalpha(Image.linear_gradient("L").resize(rgba.size))
+    rgba.save(src / "rgba.png")
+    frames = [_cover(6), _cover(7)]
+    frames[0].save(src / "animated.gif", save_all=True, append_images=frames[1:], duration=100)
+    _exif_rotated_jpeg(src / "rotated.jpg")
+    _cover(8).resize((560, 500)).save(src / "nonsquare.png")
+    _cover(9, 600).save(src / "cover_a.png")
+    (src / "sub" / "cover_a_copy.png").write_bytes((src / "cover_a.png").read_bytes())
+    _cover(9, 600).save(src / "cover_a.bmp")
+    _cover(10, 600).save(src / "cover_b.png")
+    _cover(10, 600).resize((300, 300), Image.Resampling.LANCZOS).save(
+        src / "cover_b_small.jpg", quality=85
+    )
+    _cover(11, 2000).resize((3000, 2000)).save(src / "big.jpg", quality=90)
+    _cover(12).resize((1200, 400)).save(src / "banner.png")
+    Image.new("RGB", (400, 400), (200, 30, 90)).save(src / "flat.png")
+    _cover(13, 120).save(src / "small.png")
+    return src
+
+
+def _manifest(out: Path) -> dict[str, dict]:
+    lines = (out / "manifest.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    by_src = {r["src"]: r for r in records}
+    assert len(by_src) == len(records)  # exactly one line per input file
+    return by_src
+
+
+def test_every_kind_of_input_gets_the_expected_status(raw, tmp_path):
+    out = tmp_path / "prepared"
+    summary = prepare(raw, out, size=64, workers=2)
+    records = _manifest(out)
+    assert set(records) == set(EXPECTED)
+    for src, (status, reason) in EXPECTED.items():
+        assert records[src]["status"] == status, (src, records[src])
+        assert reason in records[src]["reason"], (src, records[src])
+    assert summary.counts == {"kept": 9, "duplicate": 3, "flagged": 4, "rejected": 6}
+    kept = sorted((out / "images").iterdir())
+    assert len(kept) == 9 and {r["out"] for r in records.values() if r["status"] == "kept"} == {
+        f"images/{p.name}" for p in kept
+    }
+    assert len(list((out / "flagged").iterdir())) == 4
+    for path in kept:
+        with Image.open(path) as image:
+            assert image.size == (64, 64) and image.mode == "RGB"
+
+
+def _pixels(out: Path, records: dict, src: str) -> np.ndarray:
+    with Image.open(out / records[src]["out"]) as image:
+        return np.asarray(image, np.int16)
+
+
+def test_conversions_orientation_and_alpha(raw, tmp_path):
+    out = tmp_path / "prepared"
+    prepare(raw, out, size=64, workers=1)
+    records = _manifest(out)
+    rotated = _pixels(out, records, "rotated.jpg")  # displayed: red on top, blue below
+    assert rotated[5, 32, 0] > 150 and rotated[5, 32, 2] < 80
+    assert rotated[58, 32, 2] > 150 and rotated[58, 32, 0] < 80
+    assert records["rotated.jpg"]["width"] == 450 and records["rotated.jpg"]["height"] == 500
+    rgba = _pixels(out, records, "rgba.png")  # alpha 0 along the top: composited on white
+    assert rgba[0].min() > 240 and rgba[-1].mean() < 230
+    gif = _pixels(out, records, "animated.gif")  # first frame, not the second
+    first = np.asarray(_cover(6).resize((64, 64), Image.Resampling.LANCZOS), np.int16)
+    second = np.asarray(_cover(7).resize((64, 64), Image.Resampling.LANCZOS), np.int16)
+    assert np.abs(gif - first).mean() < np.abs(gif - second).mean()
+
+
+def test_rerun_is_idempotent(raw, tmp_path):
+    out = tmp_path / "prepared"
+    prepare(raw, out, size=64, workers=2)
+    manifest = (out / "manifest.jsonl").read_bytes()
+    files = {p.name: p.read_bytes() for p in (out / "images").iterdir()}
+    prepare(raw, out, size=64, workers=2)
+    assert (out / "manifest.jsonl").read_bytes() == manifest
+    assert {p.name: p.read_bytes() for p in (out / "images").iterdir()} == files
+    assert not [p for p in out.iterdir() if p.name.startswith(".staging")]
+
+
+def test_exclude_confirm_and_exact_only_dedupe(raw, tmp_path):
+    out = tmp_path / "prepared"
+    records = None
+    prepare(
+        raw,
+        out,
+        size=64,
+        dedupe_distance=0,
+        exclude={"cmyk.jpg"},
+        confirm={"banner.png"},
+        workers=1,
+    )
+    records = _manifest(out)
+    assert records["cmyk.jpg"]["status"] == "rejected"
+    assert records["cmyk.jpg"]["reason"] == "excluded by --exclude"
+    assert records["banner.png"]["status"] == "kept"
+    assert records["banner.png"]["reason"].startswith("confirmed: aspect ratio")
+    assert records["cover_b_small.jpg"]["status"] == "kept"  # near duplicate kept at distance 0
+    assert records["cover_a.png"]["status"] == "duplicate"  # exact duplicates always collapse
+    kept = {r["out"] for r in records.values() if r["status"] == "kept"}
+    assert {f"images/{p.name}" for p in (out / "images").iterdir()} == kept
+
+
+def test_review_page_escapes_names_and_links_existing_images(raw, tmp_path):
+    _cover(20).resize((900, 300)).save(raw / "<img src=x onerror=alert(1)>.png")  # flagged
+    out = tmp_path / "prepared"
+    prepare(raw, out, size=64, workers=1)
+    page = (out / "review.html").read_text()
+    assert "<img src=x onerror" not in page
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page
+
+    sources = re.findall(r'<img src="([^"]+)"', page)
+    assert len(sources) == 5 and all((out / s).is_file() for s in sources)
+    assert "http://" not in page and "https://" not in page
+
+
+def test_cli_prints_a_summary_and_bad_arguments_exit_2(raw, tmp_path):
+    out = tmp_path / "prepared"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "experiments.cli",
+            "data",
+            "prepare",
+            str(raw),
+            "--out",
+            str(out),
+            "--size",
+            "32",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"kept\s+9\n", proc.stdout) and re.search(r"total\s+22\n", proc.stdout)
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "experiments.cli",
+            "data",
+            "prepare",
+            str(tmp_path / "nope"),
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert bad.returncode == 2 and "SRC must be a folder" in bad.stderr
+
+
+def test_prepared_folder_trains_through_the_registry(raw, tmp_path, monkeypatch):
+    from data_tools.datasets import load_dataset
+
+    monkeypatch.setenv("ALBUMGAN_DATA", str(tmp_path / "data"))
+    prepare(raw, tmp_path / "data" / "crawled", size=64, workers=1)
+    data = load_dataset("crawled", 16, tmp_path / "cache")
+    assert data.images.shape == (9, 16, 16, 3) and data.name == "crawled"
+    direct = load_dataset(str(tmp_path / "data" / "crawled"), 16, tmp_path / "cache")
+    assert direct.images.shape == (9, 16, 16, 3)  # a prepared folder means its images/
