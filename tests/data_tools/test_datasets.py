@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -52,3 +54,46 @@ def test_unknown_and_unbuilt_datasets_are_clear_errors(tmp_path):
     empty.mkdir()
     with pytest.raises(DatasetError, match="no images"):
         load_dataset(str(empty), 16, tmp_path)
+
+
+def test_load_image_is_the_same_eagerly_and_inside_tf_data(tmp_path):
+    import tensorflow as tf
+
+    from data_tools.datasets import load_image
+
+    paths = []
+    for i, size in enumerate([(40, 20), (33, 33), (20, 50)]):
+        path = tmp_path / f"{i}.png"
+        rng = np.random.default_rng(i)
+        Image.fromarray(rng.integers(0, 255, (*size[::-1], 3), dtype=np.uint8)).save(path)
+        paths.append(str(path))
+    eager = np.stack([load_image(Path(p), 16) for p in paths])
+
+    def decode(path):
+        return load_image(Path(path.decode()), 16)
+
+    ds = tf.data.Dataset.from_tensor_slices(paths).map(
+        lambda p: tf.numpy_function(decode, [p], tf.uint8)
+    )
+    in_data = np.stack([x.numpy() for x in ds])
+    np.testing.assert_array_equal(eager, in_data)
+    assert eager.shape == (3, 16, 16, 3)
+
+
+def test_data_list_and_synth_commands(tmp_path, monkeypatch):
+    from data_tools.cli import main
+
+    monkeypatch.setenv("ALBUMGAN_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("ALBUMGAN_CACHE", str(tmp_path / "cache"))
+    assert main(["synth", "--out", str(tmp_path / "syn"), "--n", "5", "--size", "16"]) == 0
+    made = next((tmp_path / "syn").iterdir())
+    assert len(list(made.glob("*.png"))) == 5
+    (tmp_path / "data" / "mine" / "images").mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(tmp_path / "data" / "mine" / "images" / "a.png")
+    from data_tools.registry import describe
+
+    rows = {r["name"]: r for r in describe()}
+    assert set(rows) == {"synthetic", "gaon", "crawled", "mine"}
+    assert rows["mine"]["count"] == 1 and rows["mine"]["built"]
+    assert rows["gaon"]["count"] == 0 and "albumgan data prepare" in rows["gaon"]["hint"]
+    assert main(["list"]) == 0
