@@ -42,6 +42,28 @@ def _prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _crawl(args: argparse.Namespace) -> int:
+    from data_tools.crawl import DEFAULT_KEYWORDS, CrawlError, crawl, report
+
+    try:
+        results = crawl(
+            args.out,
+            engines=tuple(args.engine or ["bing"]),
+            keywords=tuple(args.keyword or DEFAULT_KEYWORDS),
+            max_num=args.max_num,
+            min_size=args.min_size,
+            urls_file=args.urls,
+        )
+    except CrawlError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(report(results))
+    print(
+        f"files and manifest.jsonl in {args.out}; next: albumgan data prepare {args.out} --out DIR"
+    )
+    return 0
+
+
 def _synth(args: argparse.Namespace) -> int:
     try:
         folder = synthetic.ensure_synthetic(args.out, n=args.n, size=args.size, seed=args.seed)
@@ -83,6 +105,17 @@ def build_parser() -> argparse.ArgumentParser:
     prep.add_argument("--min-source", type=int, default=256, help="flag smaller sources")
     prep.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     prep.set_defaults(run=_prepare)
+
+    crawl = sub.add_parser("crawl", help="download raw covers from image search (icrawler)")
+    crawl.add_argument("--out", type=Path, required=True)
+    crawl.add_argument(
+        "--engine", action="append", choices=("bing", "google"), help="repeatable; default bing"
+    )
+    crawl.add_argument("--keyword", action="append", help="repeatable; default: the seed's")
+    crawl.add_argument("--max-num", type=int, default=100, help="images per engine x keyword")
+    crawl.add_argument("--min-size", type=int, default=300, help="skip smaller images (px)")
+    crawl.add_argument("--urls", type=Path, help="also download a list of image URLs")
+    crawl.set_defaults(run=_crawl)
 
     syn = sub.add_parser("synth", help="write the embedded synthetic cover set")
     syn.add_argument("--out", type=Path, required=True)

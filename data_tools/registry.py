@@ -17,13 +17,13 @@ from pathlib import Path
 from data_tools import synthetic
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
-# How each named dataset is built. `data gaon` / `data crawl` land with the rest of the data
-# issue; until then the raw covers go into the raw folder by hand.
+# How each named dataset is built. `data gaon` lands with the rest of the data issue; until then
+# the chart's covers go into the raw folder by hand.
 BUILD_HINTS = {
     "gaon": "albumgan data prepare {root}/raw/gaon --out {root}/gaon  (raw covers: `albumgan data "
     "gaon` is not implemented yet; put the chart's cover files in {root}/raw/gaon)",
-    "crawled": "albumgan data prepare {root}/raw/crawled --out {root}/crawled  (raw covers: "
-    "`albumgan data crawl` is not implemented yet; put crawled files in {root}/raw/crawled)",
+    "crawled": "albumgan data crawl --out {root}/raw/crawled && "
+    "albumgan data prepare {root}/raw/crawled --out {root}/crawled",
 }
 
 

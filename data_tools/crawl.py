@@ -1,0 +1,346 @@
+"""``albumgan data crawl``: raw album covers from image search, with provenance for every file.
+
+    albumgan data crawl --out data/raw/crawled [--engine bing] [--engine google]
+        [--keyword K]... [--max-num 100] [--min-size 300] [--urls FILE]
+
+Built on icrawler 0.6.10 (pinned: a later master commit rejects every successful download). Its
+feeders and parsers find image URLs; our ``ProvenanceDownloader`` replaces the download step:
+
+- files are named by content hash (``<sha256[:20]>.<format>``), never by URL, so names cannot
+  escape the output folder and the same image found twice is stored once;
+- every file gets one line in ``DIR/manifest.jsonl``: engine, keyword, source URL, sha256, bytes,
+  width, height, format, time; re-running skips URLs and contents already there;
+- network errors, timeouts and 429/5xx answers are retried with exponential backoff; 404s,
+  non-images and images smaller than ``--min-size`` are counted and skipped; each file is written
+  as it arrives, so an interrupted crawl keeps what it got.
+
+Every engine x keyword pair is counted, and pairs that returned nothing are named (icrawler's
+Google crawler currently "succeeds" with zero images, icrawler issue #135). An engine that cannot
+be reached at all is reported as offline; the command fails only when nothing could be reached.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote_plus
+
+import requests
+from icrawler import Crawler, ImageDownloader
+from icrawler.builtin.bing import BingFeeder, BingParser
+from icrawler.builtin.google import GoogleFeeder, GoogleParser
+from icrawler.builtin.urllist import PseudoParser, UrlListFeeder
+from PIL import Image
+
+# The seed notebook's search terms, English and Korean.
+DEFAULT_KEYWORDS = (
+    "korean album cover",
+    "kpop album cover",
+    "kpop album art 2ne1",
+    "kpop album cover boy group",
+    "한국 앨범 표지",
+    "소녀 그룹 앨범 표지",
+    "가온 앨범 아트",
+)
+ENGINE_URLS = {
+    "bing": "https://www.bing.com/images/async?q={keyword}&first={offset}",
+    "google": "https://www.google.com/search?q={keyword}&ijn={page}&start={offset}&tbs=&tbm=isch",
+}
+EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "BMP": "bmp"}
+RETRY_STATUS = {429, 500, 502, 503, 504}
+
+
+class CrawlError(RuntimeError):
+    """Nothing could be crawled (e.g. offline); the CLI prints it and exits 1."""
+
+
+@dataclass
+class PairResult:
+    """What one engine x keyword crawl produced."""
+
+    engine: str
+    keyword: str
+    new_files: int = 0
+    skipped: Counter = field(default_factory=Counter)  # reason -> count
+    reachable: bool = True
+
+
+class Manifest:
+    """``manifest.jsonl``: append-only provenance; knows which URLs and contents it holds."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / "manifest.jsonl"
+        self.lock = threading.Lock()
+        self.urls: set[str] = set()
+        self.hashes: set[str] = set()
+        if self.path.exists():
+            for line in self.path.read_text(encoding="utf-8").splitlines():
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a line cut by a kill: its file is re-fetched next time
+                self.urls.add(record["url"])
+                self.hashes.add(record["sha256"])
+
+    def append(self, record: dict) -> None:
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self.urls.add(record["url"])
+        self.hashes.add(record["sha256"])
+
+
+class ProvenanceDownloader(ImageDownloader):
+    """icrawler downloader: content-hash names, retries with backoff, a manifest line per file.
+
+    Set ``folder``, ``manifest``, ``engine``, ``keyword`` and ``result`` before each crawl.
+    """
+
+    folder: Path
+    manifest: Manifest
+    engine: str
+    keyword: str
+    result: PairResult
+    backoff: float = 0.5
+
+    def download(self, task, default_ext, timeout=5, max_retry=3, overwrite=False, **kwargs):
+        url = task["file_url"]
+        with self.manifest.lock:
+            if url in self.manifest.urls:
+                self.result.skipped["url already crawled"] += 1
+                return False
+        response = self._fetch(url, timeout, max_retry)
+        if response is None:
+            return False
+        try:
+            with Image.open(io.BytesIO(response.content)) as image:
+                width, height, fmt = image.width, image.height, image.format
+        except Exception:  # noqa: BLE001 - any undecodable answer is "not an image"
+            self.result.skipped["not an image"] += 1
+            return False
+        min_size = kwargs.get("min_size") or 0
+        if min(width, height) < min_size:
+            self.result.skipped[f"smaller than {min_size} px"] += 1
+            return False
+        digest = hashlib.sha256(response.content).hexdigest()
+        name = f"{digest[:20]}.{EXTENSIONS.get(fmt, 'img')}"
+        with self.manifest.lock:
+            if digest in self.manifest.hashes:
+                self.result.skipped["same image already stored"] += 1
+                return False
+            if self.reach_max_num():
+                self.signal.set(reach_max_num=True)
+                return False
+            _write_atomic(self.folder / name, response.content)
+            self.manifest.append(
+                {
+                    "file": name,
+                    "engine": self.engine,
+                    "keyword": self.keyword,
+                    "url": url,
+                    "sha256": digest,
+                    "bytes": len(response.content),
+                    "width": width,
+                    "height": height,
+                    "format": fmt,
+                    "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                }
+            )
+            self.fetched_num += 1
+            self.result.new_files += 1
+        task["success"], task["filename"] = True, name
+        return True
+
+    def _fetch(self, url: str, timeout: float, max_retry: int) -> requests.Response | None:
+        """GET with retries and exponential backoff; None (and a counted reason) on failure."""
+        reason = "failed"
+        for attempt in range(max(1, max_retry)):
+            if self.signal.get("reach_max_num"):
+                return None
+            if attempt:
+                time.sleep(self.backoff * 2 ** (attempt - 1))
+            try:
+                response = self.session.get(url, timeout=timeout)
+            except requests.Timeout:
+                reason = "timeout"
+                continue
+            except requests.RequestException as exc:
+                reason = f"network error ({type(exc).__name__})"
+                continue
+            if response.status_code == 200:
+                return response
+            reason = f"HTTP {response.status_code}"
+            if response.status_code not in RETRY_STATUS:
+                break
+        self.result.skipped[reason] += 1
+        return None
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".part")
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    os.replace(tmp, path)
+
+
+class _BingFeeder(BingFeeder):
+    """Bing's feeder with the result-page URL as a parameter (tests point it at 127.0.0.1)."""
+
+    def feed(self, keyword, offset, max_num, filters=None, url=ENGINE_URLS["bing"]):
+        for start in range(offset, offset + max_num, 20):
+            self.out_queue.put(url.format(keyword=quote_plus(keyword), offset=start))
+
+
+class _GoogleFeeder(GoogleFeeder):
+    def feed(
+        self, keyword, offset, max_num, language=None, filters=None, url=ENGINE_URLS["google"]
+    ):
+        for start in range(offset, offset + max_num, 100):
+            self.out_queue.put(
+                url.format(keyword=quote_plus(keyword), offset=start, page=start // 100)
+            )
+
+
+ENGINES = {
+    "bing": (_BingFeeder, BingParser),
+    "google": (_GoogleFeeder, GoogleParser),
+    "urls": (UrlListFeeder, PseudoParser),
+}
+
+
+def reachable(url: str, timeout: float = 5.0) -> bool:
+    """Whether the engine's host answers at all (any HTTP status counts)."""
+    try:
+        requests.head(url.split("?")[0].format(keyword="", offset=0, page=0), timeout=timeout)
+        return True
+    except requests.RequestException:
+        return False
+
+
+def crawl_pair(
+    out: Path,
+    manifest: Manifest,
+    engine: str,
+    keyword: str,
+    max_num: int,
+    min_size: int,
+    engine_url: str | None = None,
+    queue_timeout: float = 2.0,
+    request_timeout: float = 5.0,
+    threads: int = 4,
+) -> PairResult:
+    """One engine x keyword (for ``urls``, ``keyword`` is a list file of URLs)."""
+    result = PairResult(engine, keyword)
+    feeder_cls, parser_cls = ENGINES[engine]
+    crawler = Crawler(
+        feeder_cls,
+        parser_cls,
+        ProvenanceDownloader,
+        downloader_threads=threads,
+        storage={"backend": "FileSystem", "root_dir": str(out)},
+        log_level=logging.CRITICAL,
+    )
+    downloader = crawler.downloader
+    downloader.folder, downloader.manifest = out, manifest
+    downloader.engine, downloader.keyword, downloader.result = engine, keyword, result
+    if engine == "urls":
+        urls = [u.strip() for u in Path(keyword).read_text(encoding="utf-8").splitlines()]
+        feeder_kwargs = {"url_list": [u for u in urls if u and not u.startswith("#")]}
+    else:
+        feeder_kwargs = {
+            "keyword": keyword,
+            "offset": 0,
+            "max_num": max_num,
+            "url": engine_url or ENGINE_URLS[engine],
+        }
+    crawler.crawl(
+        feeder_kwargs=feeder_kwargs,
+        parser_kwargs={"queue_timeout": queue_timeout, "req_timeout": request_timeout},
+        downloader_kwargs={
+            "max_num": max_num,
+            "min_size": min_size,
+            "queue_timeout": queue_timeout,
+            "req_timeout": request_timeout,
+        },
+    )
+    return result
+
+
+def crawl(
+    out: str | os.PathLike,
+    engines: tuple[str, ...] = ("bing",),
+    keywords: tuple[str, ...] = DEFAULT_KEYWORDS,
+    max_num: int = 100,
+    min_size: int = 300,
+    urls_file: str | os.PathLike | None = None,
+    engine_urls: dict[str, str] | None = None,
+    queue_timeout: float = 2.0,
+    request_timeout: float = 5.0,
+) -> list[PairResult]:
+    """Crawl every engine x keyword into ``out``; see the module docstring.
+
+    Raises:
+        CrawlError: no engine could be reached (offline).
+    """
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    manifest = Manifest(folder)
+    engine_urls = engine_urls or {}
+    pairs = [(engine, keyword) for engine in engines for keyword in keywords]
+    if urls_file:
+        pairs.append(("urls", str(urls_file)))
+    results = []
+    for engine, keyword in pairs:
+        url = engine_urls.get(engine, ENGINE_URLS.get(engine, ""))
+        if engine != "urls" and not reachable(url, request_timeout):
+            results.append(PairResult(engine, keyword, reachable=False))
+            continue
+        results.append(
+            crawl_pair(
+                folder,
+                manifest,
+                engine,
+                keyword,
+                max_num,
+                min_size,
+                url or None,
+                queue_timeout,
+                request_timeout,
+            )
+        )
+    if pairs and not any(r.reachable for r in results):
+        raise CrawlError(
+            "no search engine could be reached (offline?): "
+            + ", ".join(sorted({r.engine for r in results}))
+        )
+    return results
+
+
+def report(results: list[PairResult]) -> str:
+    """The per-pair table printed at the end of a crawl."""
+    lines = [f"{'engine':<7} {'new':>5}  keyword / notes"]
+    for r in results:
+        if not r.reachable:
+            note = "UNREACHABLE (offline?)"
+        elif r.new_files == 0:
+            note = "returned nothing"
+        else:
+            note = ""
+        skipped = ", ".join(f"{reason}: {n}" for reason, n in sorted(r.skipped.items()))
+        extra = "; ".join(part for part in (note, skipped) if part)
+        lines.append(
+            f"{r.engine:<7} {r.new_files:>5}  {r.keyword}" + (f"  [{extra}]" if extra else "")
+        )
+    empty = [f"{r.engine}: {r.keyword}" for r in results if r.reachable and r.new_files == 0]
+    if empty:
+        lines.append("returned nothing: " + " | ".join(empty))
+    lines.append(f"total new files: {sum(r.new_files for r in results)}")
+    return "\n".join(lines)
