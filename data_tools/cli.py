@@ -64,6 +64,25 @@ def _crawl(args: argparse.Namespace) -> int:
     return 0
 
 
+def _gaon(args: argparse.Namespace) -> int:
+    from data_tools.crawl import CrawlError
+    from data_tools.gaon import fetch_covers
+
+    try:
+        fetched, missing, gaps = fetch_covers(args.out, args.chart, args.source)
+    except (CrawlError, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1 if isinstance(exc, CrawlError) else EXIT_USAGE
+    print(f"fetched {len(fetched)} covers from {args.source} into {args.out}")
+    if missing:
+        print(f"no cover found for {len(missing)} albums:")
+        for album in missing:
+            print(f"  {album.label}")
+    if gaps:
+        print(f"gaps in the chart list ({len(gaps)} rows skipped): " + "; ".join(gaps))
+    return 0
+
+
 def _synth(args: argparse.Namespace) -> int:
     try:
         folder = synthetic.ensure_synthetic(args.out, n=args.n, size=args.size, seed=args.seed)
@@ -116,6 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
     crawl.add_argument("--min-size", type=int, default=300, help="skip smaller images (px)")
     crawl.add_argument("--urls", type=Path, help="also download a list of image URLs")
     crawl.set_defaults(run=_crawl)
+
+    gaon = sub.add_parser("gaon", help="one cover per Gaon year-end chart album")
+    gaon.add_argument("--out", type=Path, required=True)
+    gaon.add_argument("--chart", type=Path, help="your own chart CSV (default: the shipped list)")
+    gaon.add_argument("--source", choices=("itunes", "musicbrainz", "bing"), default="itunes")
+    gaon.set_defaults(run=_gaon)
 
     syn = sub.add_parser("synth", help="write the embedded synthetic cover set")
     syn.add_argument("--out", type=Path, required=True)

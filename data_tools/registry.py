@@ -17,11 +17,10 @@ from pathlib import Path
 from data_tools import synthetic
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
-# How each named dataset is built. `data gaon` lands with the rest of the data issue; until then
-# the chart's covers go into the raw folder by hand.
+# How each named dataset is built.
 BUILD_HINTS = {
-    "gaon": "albumgan data prepare {root}/raw/gaon --out {root}/gaon  (raw covers: `albumgan data "
-    "gaon` is not implemented yet; put the chart's cover files in {root}/raw/gaon)",
+    "gaon": "albumgan data gaon --out {root}/raw/gaon && "
+    "albumgan data prepare {root}/raw/gaon --out {root}/gaon",
     "crawled": "albumgan data crawl --out {root}/raw/crawled && "
     "albumgan data prepare {root}/raw/crawled --out {root}/crawled",
 }

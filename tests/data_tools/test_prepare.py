@@ -257,3 +257,26 @@ def test_prepared_folder_trains_through_the_registry(raw, tmp_path, monkeypatch)
     assert data.images.shape == (9, 16, 16, 3) and data.name == "crawled"
     direct = load_dataset(str(tmp_path / "data" / "crawled"), 16, tmp_path / "cache")
     assert direct.images.shape == (9, 16, 16, 3)  # a prepared folder means its images/
+
+    from gan_core import TrainConfig, train
+
+    cfg = TrainConfig(
+        dataset="crawled",
+        data_dir=str(tmp_path / "data"),
+        resolution=16,
+        g_width=8,
+        d_width=8,
+        noise_shape=(16,),
+        batch_size=4,
+        steps=4,
+        log_every=2,
+        sample_every=0,
+        checkpoint_every=0,
+        precision="float32",
+        runs_dir=str(tmp_path / "runs"),
+        cache_dir=str(tmp_path / "cache"),
+    )
+    result = train(cfg)
+    assert result.state == "completed" and result.step == 4
+    status = json.loads((result.run_dir / "status.json").read_text())
+    assert (status["dataset"], status["n_images"]) == ("crawled", 9)
