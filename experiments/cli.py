@@ -2,7 +2,11 @@
 
     albumgan train [--config PRESET] [--key=value ...]     same arguments as experiments/train.py
     albumgan sample RUN_DIR [--n 64] [--out DIR] [--format jpg|png] [--seed 0]
-    albumgan data prepare|synth|list ...                     build, clean and list datasets
+    albumgan sample RUN_DIR --checkpoint best                 the lowest-KID checkpoint
+    albumgan data crawl|gaon|prepare|synth|list ...          build, clean and list datasets
+    albumgan evaluate --real DATASET --fake DIR_OR_RUN [--grid RxC] [--extractor album|inception]
+                      [--resolution 64] [--json]               KID, FID, precision/recall
+    albumgan metrics fetch-weights                            InceptionV3 weights (online)
 
 Other tools (data, metrics, sweeps, reports) join as subcommands as they land.
 """
@@ -25,6 +29,12 @@ def _sample(argv: list[str]) -> int:
     parser.add_argument("--out", type=Path, default=None, help="default: RUN_DIR/generated")
     parser.add_argument("--format", choices=("jpg", "png"), default="png")
     parser.add_argument("--seed", type=int, default=0, help="latent seed")
+    parser.add_argument(
+        "--checkpoint",
+        choices=("final", "best"),
+        default="final",
+        help="final generator (default) or the lowest-KID checkpoint",
+    )
     args = parser.parse_args(argv)
     if args.n < 1:
         parser.error(f"--n must be >= 1, got {args.n}")
@@ -32,11 +42,69 @@ def _sample(argv: list[str]) -> int:
 
     out = args.out or args.run_dir / "generated"
     try:
-        paths = sample_images(args.run_dir, args.n, out, args.format, args.seed)
+        paths = sample_images(args.run_dir, args.n, out, args.format, args.seed, args.checkpoint)
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     print(f"wrote {len(paths)} images to {out}")
+    return 0
+
+
+def _evaluate(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="albumgan evaluate", description="Score images.")
+    parser.add_argument("--real", required=True, help="dataset name or folder of real images")
+    parser.add_argument("--fake", required=True, type=Path, help="folder, run dir or grid folder")
+    parser.add_argument("--grid", help="cut each fake image into ROWSxCOLS tiles, e.g. 8x8")
+    parser.add_argument("--extractor", choices=("album", "inception"), default="album")
+    parser.add_argument("--inception-weights", help="weights file for --extractor inception")
+    parser.add_argument("--resolution", type=int, default=64)
+    parser.add_argument("--checkpoint", choices=("final", "best"), default="final")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+    import json
+
+    from data_tools.registry import DatasetError
+    from gan_core.metrics.evaluate import evaluate
+    from gan_core.metrics.extractors import MetricsError
+
+    try:
+        scores = evaluate(
+            args.real,
+            args.fake,
+            args.resolution,
+            args.extractor,
+            args.grid,
+            args.checkpoint,
+            args.inception_weights,
+        )
+    except (DatasetError, MetricsError, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.json:
+        print(json.dumps(scores))
+    else:
+        print(f"KID x 10^3  {scores['kid'] * 1e3:8.3f} +- {scores['kid_std'] * 1e3:.3f}")
+        for key in ("fid", "precision", "recall", "density", "coverage"):
+            print(f"{key:<11} {scores[key]:8.3f}")
+        print(
+            f"({scores['extractor']} {scores['extractor_version']}, {scores['resolution']} px, "
+            f"{scores['n_real']} real vs {scores['n_fake']} fake)"
+        )
+    return 0
+
+
+def _metrics(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="albumgan metrics")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("fetch-weights", help="download the Keras InceptionV3 weights (online)")
+    parser.parse_args(argv)
+    from gan_core.metrics.extractors import MetricsError, fetch_inception_weights
+
+    try:
+        print(fetch_inception_weights())
+    except MetricsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -46,7 +114,13 @@ def _data(argv: list[str]) -> int:
     return data_main(argv)
 
 
-COMMANDS = {"train": train_entry.main, "sample": _sample, "data": _data}
+COMMANDS = {
+    "train": train_entry.main,
+    "sample": _sample,
+    "data": _data,
+    "evaluate": _evaluate,
+    "metrics": _metrics,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,7 +36,8 @@ class Callback:
         pass
 
 
-def _due(step: int, every: int, run: Run) -> bool:
+def due(step: int, every: int, run: Run) -> bool:
+    """Whether a callback with period ``every`` (0 = off) acts at ``step`` (and at the end)."""
     return every > 0 and (step % every == 0 or step == run.cfg.steps)
 
 
@@ -78,8 +79,8 @@ class MetricsLog(Callback):
         if logs["img_per_s"] is not None:  # the first, tracing execution is not timed
             self.images += n * run.cfg.batch_size
             self.seconds += logs["seconds"]
-        if _due(step, run.cfg.log_every, run):
-            self.write(run, step)
+        if due(step, run.cfg.log_every, run) or "eval" in logs:
+            self.write(run, step, **logs.get("eval", {}))
 
     def write(self, run: Run, step: int, **extra: Any) -> None:
         if self.count == 0 and not extra:
@@ -140,9 +141,11 @@ class Progress(Callback):
             f"G {logs['g_loss']:.3f}"
         )
         speed = f"{logs['img_per_s']:.0f} img/s" if logs["img_per_s"] else ""
+        if "kid" in logs:  # reports show KID x 10^3
+            speed += f"  KIDx1e3 {logs['kid'] * 1e3:.2f}"
         if self.bar is not None:
             self.bar.update(self.task, completed=step, losses=losses, speed=speed)
-        elif _due(step, run.cfg.log_every, run):
+        elif due(step, run.cfg.log_every, run):
             elapsed = time.perf_counter() - self.t0
             rate = (step - self.first_step) / elapsed if elapsed > 0 else 0.0
             eta = (run.cfg.steps - step) / rate if rate > 0 else math.inf
@@ -162,7 +165,7 @@ class SampleGrids(Callback):
     """``samples/step_NNNNNN.png`` every ``sample_every`` steps, always from the same latents."""
 
     def on_steps_end(self, run: Run, step: int, logs: dict[str, float]) -> None:
-        if _due(step, run.cfg.sample_every, run):
+        if due(step, run.cfg.sample_every, run):
             self.save(run, step)
 
     @staticmethod
@@ -176,7 +179,7 @@ class Checkpoints(Callback):
     """An atomic checkpoint every ``checkpoint_every`` steps and at the end; keeps the newest."""
 
     def on_steps_end(self, run: Run, step: int, logs: dict[str, float]) -> None:
-        if _due(step, run.cfg.checkpoint_every, run):
+        if due(step, run.cfg.checkpoint_every, run):
             self.save(run, step)
 
     @staticmethod

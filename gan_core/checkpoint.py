@@ -1,7 +1,8 @@
 """Atomic, self-checking checkpoints of the whole training state.
 
-One ``checkpoints/ckpt-<step>.npz`` per save holds G, D, the EMA generator, both optimizers (slots
-and iteration counters), the in-graph RNG state and the step. A save writes a temporary file,
+One ``checkpoints/ckpt-<step>.npz`` per save (and ``checkpoints/best.npz``: the lowest KID) holds
+G, D, the EMA generator, both optimizers (slots and iteration counters), the in-graph RNG state and
+the step. A save writes a temporary file,
 fsyncs it and renames it into place, so ``kill -9`` at any moment leaves only complete
 checkpoints; the oldest are pruned beyond ``keep``. Loading checks every variable's shape and falls
 back to the previous checkpoint when the newest cannot be read.
@@ -55,31 +56,37 @@ def list_checkpoints(directory: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def save(gan, directory: Path, step: int, keep: int) -> Path:
-    """Write the training state at ``step`` atomically; keep the ``keep`` newest checkpoints."""
-    directory.mkdir(parents=True, exist_ok=True)
+def write_checkpoint(gan, path: Path, step: int) -> Path:
+    """Write the whole training state at ``step`` to ``path`` atomically (temp file + rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     arrays: dict[str, np.ndarray] = {"step": np.array(step, np.int64)}
     for group, variables in _groups(gan).items():
         for i, var in enumerate(variables):
             arrays[f"{group}/{i:04d}"] = np.asarray(var.numpy())
     arrays["rng/state"] = gan.rng.state.numpy()
-    target = checkpoint_path(directory, step)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
             np.savez(handle, **arrays)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, target)
+        os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return path
+
+
+def save(gan, directory: Path, step: int, keep: int) -> Path:
+    """Write the training state at ``step``; keep the ``keep`` newest numbered checkpoints."""
+    target = write_checkpoint(gan, checkpoint_path(directory, step), step)
     for _, old in list_checkpoints(directory)[:-keep]:
         old.unlink(missing_ok=True)
     return target
 
 
-def _restore_file(gan, path: Path) -> int:
+def restore_file(gan, path: Path) -> int:
+    """Load one checkpoint file into ``gan``; return its step."""
     with np.load(path) as data:
         arrays = {key: data[key] for key in data.files}
     for group, variables in _groups(gan).items():
@@ -108,7 +115,7 @@ def restore_latest(gan, directory: Path) -> int:
     """
     for _, path in reversed(list_checkpoints(directory)):
         try:
-            return _restore_file(gan, path)
+            return restore_file(gan, path)
         except CheckpointError:
             raise
         except Exception as exc:  # noqa: BLE001 - a damaged file: fall back to an older one

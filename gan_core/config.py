@@ -25,6 +25,7 @@ import yaml
 
 ARCHS = ("seed", "dcgan")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
+EXTRACTORS = ("album", "inception")
 DIFFAUGMENT_OPS = ("color", "translation", "cutout")
 DEFAULT_EMA_DECAY = 0.999
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "experiments" / "configs"
@@ -68,7 +69,10 @@ class TrainConfig:
     log_every: int = 100
     sample_every: int = 100
     checkpoint_every: int = 500
-    eval_every: int = 0  # 0 = off (metrics arrive with the metrics issue)
+    eval_every: int = 0  # score KID/FID/precision/recall every N steps; 0 = off
+    eval_extractor: str = "album"  # album (offline) | inception (Keras InceptionV3 weights)
+    eval_samples: int = 0  # generated images per evaluation; 0 = as many as real, at most 1000
+    inception_weights: str = ""  # weights file for eval_extractor=inception
     keep_checkpoints: int = 3
     grid_size: int = 8  # sample grids are grid_size x grid_size images
     runs_dir: str = "runs"
@@ -250,6 +254,8 @@ def parse_value(key: str, raw: Any) -> Any:
         return _parse_choice(key, raw, ARCHS)
     if key == "precision":
         return _parse_choice(key, raw, PRECISIONS)
+    if key == "eval_extractor":
+        return _parse_choice(key, raw, EXTRACTORS)
     kind = _TYPES[key]
     if kind in ("int", int):
         return _parse_int(key, raw)

@@ -32,6 +32,7 @@ from gan_core import checkpoint
 from gan_core.callbacks import Callback, Checkpoints, MetricsLog, Progress, SampleGrids
 from gan_core.config import TrainConfig
 from gan_core.data import make_batches
+from gan_core.evaluation import Evaluator
 from gan_core.gan import DCGAN, LOSS_NAMES
 from gan_core.images import save_grid
 from gan_core.models import build_discriminator, build_generator
@@ -246,7 +247,15 @@ def train(
         message=f"resumed from step {start_step} ({status.previous_state})" if start_step else "",
     )
     _save_reals(run)
-    all_callbacks = [MetricsLog(), Progress(), SampleGrids(), Checkpoints(), *callbacks]
+    # The evaluator goes first: its scores reach the metrics log and every later callback.
+    all_callbacks = [
+        Evaluator(),
+        MetricsLog(),
+        Progress(),
+        SampleGrids(),
+        Checkpoints(),
+        *callbacks,
+    ]
     for cb in all_callbacks:
         cb.on_train_begin(run)
 

@@ -88,11 +88,11 @@ def test_grids_come_from_the_same_latents_at_every_step(tiny_cfg):
     grid_z = np.load(run / "grid_z.npy")
     assert grid_z.shape == (4, 1, 1, 16)
     gan = build_gan(tiny_cfg.replace(ema=0.0), "float32")
-    from gan_core.checkpoint import _restore_file, checkpoint_path
+    from gan_core.checkpoint import checkpoint_path, restore_file
 
     grids = {}
     for step in (6, 12):
-        _restore_file(gan, checkpoint_path(run / "checkpoints", step))
+        restore_file(gan, checkpoint_path(run / "checkpoints", step))
         expected = to_uint8(np.asarray(gan.generator(grid_z, training=False)))
         with Image.open(run / "samples" / f"step_{step:06d}.png") as grid:
             pixels = np.asarray(grid)
@@ -221,10 +221,10 @@ def test_kill_9_loses_at_most_checkpoint_every_steps_and_resumes(cache_dir, tmp_
     last_seen = json.loads((run_dir / "status.json").read_text())["step"]
     cfg = TrainConfig(**yaml.safe_load((run_dir / "config.yaml").read_text()))
     gan = build_gan(cfg, "float32")
-    from gan_core.checkpoint import _restore_file
+    from gan_core.checkpoint import restore_file
 
     saved = list_checkpoints(run_dir / "checkpoints")
-    assert saved and all(_restore_file(gan, path) == step for step, path in saved)
+    assert saved and all(restore_file(gan, path) == step for step, path in saved)
     assert saved[-1][0] >= last_seen - every
     resume_to = saved[-1][0] + 6
     proc = _start_long_run(

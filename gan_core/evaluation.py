@@ -1,0 +1,82 @@
+"""In-training evaluation: every ``eval_every`` steps, score the sampling generator.
+
+The EMA generator (or G) draws ``eval_samples`` images from latents drawn ONCE at the start
+(``eval_z.npy``) and is scored against the training images with the configured extractor (real
+features cached on disk). The result goes into ``logs`` (``kid``, ``kid_std``, ``fid``,
+``precision``, ``recall``) for the callbacks after this one (metrics log, sweeps), into
+``metrics.jsonl`` with its extractor, resolution and sample counts, and the lowest KID so far
+keeps ``checkpoints/best.npz`` (+ ``best.json``). Evaluation time is counted apart from training
+time (``eval_seconds`` in status.json).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from gan_core import checkpoint
+from gan_core.callbacks import Callback, due
+from gan_core.images import to_uint8
+from gan_core.metrics.extractors import get_extractor
+from gan_core.metrics.score import cached_features, score_features
+from gan_core.rundir import read_json, write_json
+
+if TYPE_CHECKING:
+    from gan_core.training import Run
+
+MAX_EVAL_SAMPLES = 1000
+LOGGED = ("kid", "kid_std", "fid", "precision", "recall")
+
+
+class Evaluator(Callback):
+    """Scores the sampling generator every ``eval_every`` steps; keeps the best checkpoint."""
+
+    def on_train_begin(self, run: Run) -> None:
+        cfg = run.cfg
+        self.active = cfg.eval_every > 0
+        if not self.active:
+            return
+        from data_tools.registry import default_cache_dir
+
+        self.extractor = get_extractor(cfg.eval_extractor, cfg.inception_weights or None)
+        cache = cfg.cache_dir or default_cache_dir()
+        dataset = run.dataset
+        key = f"{dataset.name}-{dataset.fingerprint}"
+        self.real = cached_features(dataset.images, self.extractor, key, cache)
+        n_fake = cfg.eval_samples or min(len(dataset.images), MAX_EVAL_SAMPLES)
+        self.eval_z = _eval_latents(run, n_fake)
+        best = read_json(run.run_dir / "best.json") or {}
+        self.best_kid = best.get("kid", math.inf)
+
+    def on_steps_end(self, run: Run, step: int, logs: dict) -> None:
+        if not self.active or not due(step, run.cfg.eval_every, run):
+            return
+        started = time.perf_counter()
+        fake = self.extractor(to_uint8(run.sample(self.eval_z), drange=(-1, 1)))
+        record = score_features(self.real, fake, self.extractor, run.cfg.resolution)
+        record["eval_seconds"] = round(time.perf_counter() - started, 3)
+        logs.update({name: record[name] for name in LOGGED})
+        logs["eval"] = record
+        run.status.data["eval_seconds"] = round(
+            run.status.data.get("eval_seconds", 0.0) + record["eval_seconds"], 3
+        )
+        if record["kid"] < self.best_kid:
+            self.best_kid = record["kid"]
+            checkpoint.write_checkpoint(run.gan, run.run_dir / "checkpoints" / "best.npz", step)
+            write_json(run.run_dir / "best.json", {"step": step, **record})
+
+
+def _eval_latents(run: Run, count: int) -> np.ndarray:
+    """The evaluation latents, drawn once per run and stored with it."""
+    path = run.run_dir / "eval_z.npy"
+    if path.is_file():
+        stored = np.load(path)
+        if len(stored) == count:
+            return stored
+    rng = np.random.default_rng([run.cfg.seed, 0xE7A1])
+    eval_z = rng.standard_normal((count, *run.cfg.noise_shape)).astype(np.float32)
+    np.save(path, eval_z)
+    return eval_z

@@ -1,0 +1,1 @@
+"""Metrics: pure maths (maths.py) apart from feature extraction (extractors.py)."""
