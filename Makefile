@@ -16,11 +16,12 @@ $(VENV)/.installed: pyproject.toml
 
 demo: venv
 	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m experiments.train --config modern --dataset=synthetic \
-		--steps=$(DEMO_STEPS) --name=demo
+		--steps=$(DEMO_STEPS) --eval_every=300 --name=demo
 	@run=$$(ls -d runs/*-demo | sort | tail -n 1); \
 	echo ""; echo "Results in $$run:"; \
 	echo "  sample grids:  $$run/samples/  (latest: $$(ls $$run/samples | tail -n 1))"; \
-	echo "  metrics:       $$run/metrics.jsonl"; \
+	echo "  metrics:       $$run/metrics.jsonl  (losses; KID/FID every 300 steps)"; \
+	echo "  best KID:      $$run/best.json"; \
 	echo "  generator:     $$run/generator.keras"; \
 	echo "  more images:   $(PY) -m experiments.cli sample $$run --n 64 --format jpg"
 
