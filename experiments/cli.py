@@ -7,6 +7,7 @@
     albumgan evaluate --real DATASET --fake DIR_OR_RUN [--grid RxC] [--extractor album|inception]
                       [--resolution 64] [--json]               KID, FID, precision/recall
     albumgan metrics fetch-weights                            InceptionV3 weights (online)
+    albumgan sweep validate|run|status ...                    W&B sweep files run by Optuna
 
 Other tools (data, metrics, sweeps, reports) join as subcommands as they land.
 """
@@ -108,6 +109,12 @@ def _metrics(argv: list[str]) -> int:
     return 0
 
 
+def _sweep(argv: list[str]) -> int:
+    from sweeps.cli import main as sweep_main
+
+    return sweep_main(argv)
+
+
 def _data(argv: list[str]) -> int:
     from data_tools.cli import main as data_main
 
@@ -120,6 +127,7 @@ COMMANDS = {
     "data": _data,
     "evaluate": _evaluate,
     "metrics": _metrics,
+    "sweep": _sweep,
 }
 
 

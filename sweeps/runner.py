@@ -1,0 +1,300 @@
+"""``albumgan sweep run FILE``: a W&B sweep YAML driven by Optuna, offline or across machines.
+
+    albumgan sweep run sweeps/smoke.yaml [--study NAME] [--storage PATH_OR_URL] [--n-trials N]
+                       [--workers K]
+    albumgan sweep status --storage PATH_OR_URL --study NAME
+
+``grid`` -> GridSampler (same seed on every worker), ``random`` -> RandomSampler, ``bayes`` ->
+TPESampler; ``early_terminate: hyperband`` -> HyperbandPruner fed by the KID the trainer writes to
+``metrics.jsonl`` every ``eval_every`` steps; ``run_cap`` -> a global trial cap.
+
+Each trial runs ``experiments/train.py`` in its own process (memory freed, crashes isolated) with
+the argv ``wandb agent`` would build, in ``<runs>/<study>/trial-NNNN``; the run directory and final
+metrics become trial attributes. Storage: a journal file by default (safe for several local worker
+processes), ``sqlite:///...`` for one worker, a ``postgresql://`` URL for many machines (heartbeat
+and retry of stale trials). Re-running resumes the study: finished configs are not repeated in
+grid mode, a trial whose worker died is failed and re-queued (its run directory resumes from its
+checkpoint), and a crashed or diverged trial is marked and the study goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from sweeps.spec import SweepSpec, grid_space, load_spec, suggest, to_argv
+
+ROOT = Path(__file__).resolve().parent.parent
+POLL_SECONDS = 0.5
+SUMMARY_KEYS = ("kid", "kid_std", "fid", "precision", "recall")
+
+
+def open_storage(storage: str | None, study: str, runs_dir: Path):
+    """A journal file (default ``<runs>/<study>/optuna.journal``), SQLite or PostgreSQL."""
+    if storage and "://" in storage:
+        if storage.startswith("postgresql"):
+            return optuna.storages.RDBStorage(
+                storage,
+                heartbeat_interval=30,
+                grace_period=120,
+                failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=2),
+            )
+        return optuna.storages.RDBStorage(storage)
+    path = Path(storage) if storage else runs_dir / study / "optuna.journal"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    backend = optuna.storages.journal.JournalFileBackend(str(path))
+    return optuna.storages.JournalStorage(backend)
+
+
+def make_sampler(spec: SweepSpec, worker: int, seed: int = 0) -> optuna.samplers.BaseSampler:
+    if spec.method == "grid":
+        return optuna.samplers.GridSampler(grid_space(spec), seed=seed)  # same on every worker
+    if spec.method == "random":
+        return optuna.samplers.RandomSampler(seed=seed + worker)
+    return optuna.samplers.TPESampler(seed=seed + worker)
+
+
+def make_pruner(spec: SweepSpec) -> optuna.pruners.BasePruner:
+    if spec.early_terminate.get("type") != "hyperband":
+        return optuna.pruners.NopPruner()
+    eval_every = int(spec.fixed.get("eval_every", 1)) or 1
+    return optuna.pruners.HyperbandPruner(
+        min_resource=int(spec.early_terminate.get("min_iter", 1)) * eval_every,
+        reduction_factor=int(spec.early_terminate.get("eta", 3)),
+    )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def requeue_stale_trials(study: optuna.Study) -> int:
+    """RUNNING trials whose worker on this host is gone: fail them and queue their params again."""
+    count = 0
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        attrs = trial.user_attrs
+        if attrs.get("host") != socket.gethostname() or _alive(int(attrs.get("pid", 0))):
+            continue
+        study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        study._storage.set_trial_user_attr(trial._trial_id, "state", "worker died")
+        study.enqueue_trial(trial.params, user_attrs={"resume_run_dir": attrs.get("run_dir")})
+        count += 1
+    return count
+
+
+class Objective:
+    """Runs one trial as a training subprocess and reports its metric to Optuna."""
+
+    def __init__(self, spec: SweepSpec, study_name: str, runs_dir: Path) -> None:
+        self.spec = spec
+        self.study_name = study_name
+        self.runs_dir = runs_dir
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        values = suggest(trial, self.spec)
+        run_dir = Path(
+            trial.user_attrs.get("resume_run_dir")
+            or self.runs_dir / self.study_name / f"trial-{trial.number:04d}"
+        )
+        argv = [
+            sys.executable,
+            str(ROOT / self.spec.program),
+            *to_argv(values),
+            f"--run-dir={run_dir}",
+            f"--name={self.study_name}",
+        ]
+        for key, value in (
+            ("run_dir", str(run_dir)),
+            ("pid", os.getpid()),
+            ("host", socket.gethostname()),
+            ("argv", argv[2:]),
+        ):
+            trial.set_user_attr(key, value)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with (run_dir / "trial.log").open("ab") as log:
+            proc = subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+            pruned = self._watch(trial, proc, run_dir)
+        status = _read_json(run_dir / "status.json")
+        final = _last_metric(run_dir, self.spec.metric)
+        trial.set_user_attr("state", "pruned" if pruned else status.get("state", "crashed"))
+        trial.set_user_attr("exit_code", proc.returncode)
+        for key in SUMMARY_KEYS:
+            if key in final:
+                trial.set_user_attr(key, final[key])
+        if pruned:
+            raise optuna.TrialPruned(f"pruned at step {status.get('step')}")
+        if proc.returncode == 3:  # diverged: marked, the study goes on
+            return math.nan
+        if proc.returncode != 0 or self.spec.metric not in final:
+            raise RuntimeError(
+                f"trial {trial.number} failed (exit {proc.returncode}); see "
+                f"{run_dir / 'trial.log'}"
+            )
+        return float(final[self.spec.metric])
+
+    def _watch(self, trial: optuna.Trial, proc: subprocess.Popen, run_dir: Path) -> bool:
+        """Report each new metric value; stop the run (SIGTERM) when the pruner says so."""
+        reported: set[int] = set()
+        while proc.poll() is None:
+            time.sleep(POLL_SECONDS)
+            for record in _metric_records(run_dir, self.spec.metric):
+                if record["step"] in reported:
+                    continue
+                reported.add(record["step"])
+                trial.report(float(record[self.spec.metric]), record["step"])
+                if trial.should_prune():
+                    proc.terminate()  # the trainer checkpoints and exits cleanly
+                    proc.wait()
+                    return True
+        for record in _metric_records(run_dir, self.spec.metric):
+            if record["step"] not in reported:
+                trial.report(float(record[self.spec.metric]), record["step"])
+        return False
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def _metric_records(run_dir: Path, metric: str) -> list[dict[str, Any]]:
+    path = run_dir / "metrics.jsonl"
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line being written
+        if metric in record and record[metric] is not None:
+            records.append(record)
+    return records
+
+
+def _last_metric(run_dir: Path, metric: str) -> dict[str, Any]:
+    records = _metric_records(run_dir, metric)
+    return records[-1] if records else {}
+
+
+def run_worker(
+    spec_path: str | Path,
+    study_name: str | None,
+    storage: str | None,
+    n_trials: int | None,
+    runs_dir: str | Path = "runs",
+    worker: int = 0,
+) -> optuna.Study:
+    """One worker: join (or create) the study and run trials until the cap or the grid ends."""
+    spec = load_spec(spec_path)
+    study_name = study_name or spec.name or Path(spec_path).stem
+    runs = Path(runs_dir)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        study_name=study_name,
+        storage=open_storage(storage, study_name, runs),
+        sampler=make_sampler(spec, worker),
+        pruner=make_pruner(spec),
+        direction=spec.goal,
+        load_if_exists=True,
+    )
+    requeue_stale_trials(study)
+    cap = min(x for x in (n_trials, spec.run_cap, 10**9) if x)
+    if spec.method == "grid":
+        cap = min(cap, math.prod(len(p.values) for p in spec.swept))
+    counted = (
+        TrialState.COMPLETE,
+        TrialState.PRUNED,
+        TrialState.FAIL,
+        TrialState.RUNNING,
+        TrialState.WAITING,
+    )
+    if len(study.get_trials(deepcopy=False, states=counted[:3])) < cap:
+        study.optimize(
+            Objective(spec, study_name, runs),
+            callbacks=[optuna.study.MaxTrialsCallback(cap, states=counted[:4])],
+            catch=(RuntimeError,),
+        )
+    return study
+
+
+def run_sweep(
+    spec_path: str | Path,
+    study_name: str | None = None,
+    storage: str | None = None,
+    n_trials: int | None = None,
+    workers: int = 1,
+    runs_dir: str | Path = "runs",
+) -> optuna.Study:
+    """Run ``workers`` processes on this machine sharing one storage; returns the study."""
+    spec = load_spec(spec_path)
+    study_name = study_name or spec.name or Path(spec_path).stem
+    if storage is None:
+        storage = str(Path(runs_dir) / study_name / "optuna.journal")
+    others = []
+    for index in range(1, workers):
+        argv = [
+            sys.executable,
+            "-m",
+            "experiments.cli",
+            "sweep",
+            "run",
+            str(spec_path),
+            "--study",
+            study_name,
+            "--storage",
+            storage,
+            "--runs-dir",
+            str(runs_dir),
+            "--worker-index",
+            str(index),
+        ]
+        if n_trials:
+            argv += ["--n-trials", str(n_trials)]
+        others.append(subprocess.Popen(argv, cwd=ROOT))
+    study = run_worker(spec_path, study_name, storage, n_trials, runs_dir, worker=0)
+    for proc in others:
+        proc.wait()
+    return study
+
+
+def leaderboard(study: optuna.Study, metric: str = "kid") -> str:
+    """A plain-text table of trials, best first."""
+    rows = []
+    for trial in study.get_trials(deepcopy=False):
+        value = trial.value if trial.value is not None else math.inf
+        params = " ".join(f"{k}={v}" for k, v in trial.params.items())
+        rows.append(
+            (
+                value,
+                trial.number,
+                trial.state.name,
+                trial.user_attrs.get("state", ""),
+                params,
+                trial.user_attrs.get("run_dir", ""),
+            )
+        )
+    rows.sort(key=lambda r: (math.isnan(r[0]) if isinstance(r[0], float) else False, r[0]))
+    lines = [f"{'#':>4} {metric:>10} {'state':<9} {'run':<11} params  (run dir)"]
+    for value, number, state, run_state, params, run_dir in rows:
+        shown = f"{value:.5f}" if math.isfinite(value) else "-"
+        lines.append(f"{number:>4} {shown:>10} {state:<9} {run_state:<11} {params}  ({run_dir})")
+    return "\n".join(lines)
