@@ -32,7 +32,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from sweeps.spec import SweepSpec, grid_space, load_spec, suggest, to_argv
+from sweeps.spec import SweepError, SweepSpec, grid_space, load_spec, suggest, to_argv
 
 ROOT = Path(__file__).resolve().parent.parent
 POLL_SECONDS = 0.5
@@ -84,18 +84,41 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def requeue_stale_trials(study: optuna.Study) -> int:
-    """RUNNING trials whose worker on this host is gone: fail them and queue their params again."""
-    count = 0
+def stale_trials(study: optuna.Study) -> list:
+    """RUNNING trials whose worker process on this host is gone."""
+    stale = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         attrs = trial.user_attrs
-        if attrs.get("host") != socket.gethostname() or _alive(int(attrs.get("pid", 0))):
-            continue
-        study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-        study._storage.set_trial_user_attr(trial._trial_id, "state", "worker died")
-        study.enqueue_trial(trial.params, user_attrs={"resume_run_dir": attrs.get("run_dir")})
-        count += 1
-    return count
+        if attrs.get("host") == socket.gethostname() and not _alive(int(attrs.get("pid", 0))):
+            stale.append(trial)
+    return stale
+
+
+def fail_trial(study: optuna.Study, trial, reason: str) -> None:
+    study._storage.set_trial_user_attr(trial._trial_id, "state", reason)
+    study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+
+
+def requeue_stale_trials(study: optuna.Study, grid: bool) -> None:
+    """Trials left RUNNING by a dead worker.
+
+    Random/bayes: failed and queued again with the same parameters (the new trial resumes the
+    old run directory from its checkpoint). Grid: left alone until the end of the study, because
+    Optuna's GridSampler re-runs the points of unfinished trials once every other point has
+    started; they are failed once every local worker has ended (``fail_leftover_trials``).
+    """
+    if grid:
+        return
+    for trial in stale_trials(study):
+        fail_trial(study, trial, "worker died")
+        study.enqueue_trial(
+            trial.params, user_attrs={"resume_run_dir": trial.user_attrs.get("run_dir")}
+        )
+
+
+def fail_leftover_trials(study: optuna.Study) -> None:
+    for trial in stale_trials(study):
+        fail_trial(study, trial, "worker died")
 
 
 class Objective:
@@ -108,6 +131,12 @@ class Objective:
 
     def __call__(self, trial: optuna.Trial) -> float:
         values = suggest(trial, self.spec)
+        if self.spec.method == "grid" and self._taken(trial):
+            # Optuna's GridSampler re-runs unfinished points once all have started; with several
+            # workers that can double a point another live worker is still running.
+            trial.set_user_attr("state", "duplicate grid point (skipped)")
+            trial.study.stop()
+            raise optuna.TrialPruned("grid point already done or running")
         run_dir = Path(
             trial.user_attrs.get("resume_run_dir")
             or self.runs_dir / self.study_name / f"trial-{trial.number:04d}"
@@ -147,6 +176,21 @@ class Objective:
                 f"{run_dir / 'trial.log'}"
             )
         return float(final[self.spec.metric])
+
+    @staticmethod
+    def _taken(trial: optuna.Trial) -> bool:
+        """Another trial has these parameters and finished them or is running them alive."""
+        for other in trial.study.get_trials(deepcopy=False):
+            if other.number == trial.number or other.params != trial.params:
+                continue
+            if other.state == TrialState.COMPLETE:
+                return True
+            alive = _alive(int(other.user_attrs.get("pid", 0))) or (
+                other.user_attrs.get("host") != socket.gethostname()
+            )
+            if other.state == TrialState.RUNNING and alive and other.number < trial.number:
+                return True
+        return False
 
     def _watch(self, trial: optuna.Trial, proc: subprocess.Popen, run_dir: Path) -> bool:
         """Report each new metric value; stop the run (SIGTERM) when the pruner says so."""
@@ -203,7 +247,11 @@ def run_worker(
     runs_dir: str | Path = "runs",
     worker: int = 0,
 ) -> optuna.Study:
-    """One worker: join (or create) the study and run trials until the cap or the grid ends."""
+    """One worker: join (or create) the study and run trials until the cap or the grid ends.
+
+    Worker 0 deals with trials left RUNNING by dead workers (``requeue_stale_trials``); the
+    workers it starts itself leave that to it.
+    """
     spec = load_spec(spec_path)
     study_name = study_name or spec.name or Path(spec_path).stem
     runs = Path(runs_dir)
@@ -216,23 +264,21 @@ def run_worker(
         direction=spec.goal,
         load_if_exists=True,
     )
-    requeue_stale_trials(study)
-    cap = min(x for x in (n_trials, spec.run_cap, 10**9) if x)
-    if spec.method == "grid":
-        cap = min(cap, math.prod(len(p.values) for p in spec.swept))
-    counted = (
-        TrialState.COMPLETE,
-        TrialState.PRUNED,
-        TrialState.FAIL,
-        TrialState.RUNNING,
-        TrialState.WAITING,
-    )
-    if len(study.get_trials(deepcopy=False, states=counted[:3])) < cap:
-        study.optimize(
-            Objective(spec, study_name, runs),
-            callbacks=[optuna.study.MaxTrialsCallback(cap, states=counted[:4])],
-            catch=(RuntimeError,),
-        )
+    grid = spec.method == "grid"
+    if worker == 0:
+        requeue_stale_trials(study, grid)
+    cap = min((x for x in (n_trials, spec.run_cap) if x), default=None)
+    finished = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    callbacks = []
+    if cap:  # a global cap over all workers: trials started anywhere count
+        states = (*finished, TrialState.RUNNING)
+        callbacks.append(optuna.study.MaxTrialsCallback(cap, states=states))
+    elif not grid:
+        raise SweepError(f"{spec_path}: a {spec.method} sweep needs run_cap or --n-trials")
+    if not cap or len(study.get_trials(deepcopy=False, states=finished)) < cap:
+        # Grid studies stop by themselves once every point has finished.
+        objective = Objective(spec, study_name, runs)
+        study.optimize(objective, callbacks=callbacks, catch=(RuntimeError,))
     return study
 
 
@@ -249,6 +295,16 @@ def run_sweep(
     study_name = study_name or spec.name or Path(spec_path).stem
     if storage is None:
         storage = str(Path(runs_dir) / study_name / "optuna.journal")
+    # Open the study and re-queue stale trials before other workers join.
+    requeue_stale_trials(
+        optuna.create_study(
+            study_name=study_name,
+            storage=open_storage(storage, study_name, Path(runs_dir)),
+            direction=spec.goal,
+            load_if_exists=True,
+        ),
+        grid=spec.method == "grid",
+    )
     others = []
     for index in range(1, workers):
         argv = [
@@ -273,6 +329,7 @@ def run_sweep(
     study = run_worker(spec_path, study_name, storage, n_trials, runs_dir, worker=0)
     for proc in others:
         proc.wait()
+    fail_leftover_trials(study)  # only once every worker here is done
     return study
 
 
