@@ -6,7 +6,8 @@
 
 Arguments besides config keys: ``--config PATH|PRESET``, ``--config-json FILE`` (``wandb agent``'s
 ``${args_json_file}``), ``--run-dir DIR`` (resumed if it exists), ``--resume`` (continue the newest
-unfinished run of the same name), ``--dry-run`` (print the resolved config and parameter counts).
+unfinished run of the same name), ``--dry-run`` (print the resolved config and parameter counts),
+``--wandb`` (log to Weights & Biases; automatic under ``wandb agent``).
 Every other ``--key=value`` is a TrainConfig key (``--help`` lists them).
 
 Exit codes: 0 completed, 2 bad arguments or config, 3 diverged (NaN/Inf loss),
@@ -50,6 +51,7 @@ class Options:
     run_dir: str | None = None
     resume: bool = False
     dry_run: bool = False
+    wandb: bool = False  # log to W&B (automatic under `wandb agent`)
 
 
 def parse_args(argv: list[str]) -> tuple[TrainConfig, Options]:
@@ -70,7 +72,7 @@ def parse_args(argv: list[str]) -> tuple[TrainConfig, Options]:
             json_path = _require(key, value)
         elif key == "run_dir":
             options["run_dir"] = _require(key, value)
-        elif key in ("resume", "dry_run", "help"):
+        elif key in ("resume", "dry_run", "help", "wandb"):
             options[key] = value is None or parse_value("ema", value) > 0  # any truthy spelling
         elif key in KEYS:
             if value is None and not is_flag_value(key, value):
@@ -79,7 +81,7 @@ def parse_args(argv: list[str]) -> tuple[TrainConfig, Options]:
         else:
             raise ConfigError(
                 f"unknown config key {key!r}; allowed keys: {', '.join(KEYS)} "
-                f"(and --config, --config-json, --run-dir, --resume, --dry-run)"
+                f"(and --config, --config-json, --run-dir, --resume, --dry-run, --wandb)"
             )
     if options.pop("help", False):
         raise _Help()
@@ -131,9 +133,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from data_tools.datasets import DatasetError
     from gan_core.training import train
+    from sweeps.wandb_logger import WandbLogger, wanted
 
+    callbacks = [WandbLogger()] if wanted(options.wandb) else []
     try:
-        result = train(cfg, run_dir=options.run_dir, resume=options.resume)
+        result = train(cfg, callbacks=callbacks, run_dir=options.run_dir, resume=options.resume)
     except (ConfigError, DatasetError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

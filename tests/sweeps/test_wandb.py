@@ -1,0 +1,90 @@
+"""The entry point under an emulated `wandb agent`, with real wandb in offline mode."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = [
+    "--config=smoke",
+    "--resolution=16",
+    "--g_width=8",
+    "--d_width=8",
+    "--eval_every=10",
+    "--eval_samples=32",
+    "--precision=float32",
+]
+
+
+def _run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "experiments" / "train.py"), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def _clean_env(cache_dir: str, home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    return {
+        **env,
+        "ALBUMGAN_CACHE": cache_dir,
+        "HOME": str(home),
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "WANDB_DISABLE_GIT": "true",
+    }
+
+
+def test_entry_point_under_an_emulated_agent_writes_an_offline_run(cache_dir, tmp_path):
+    params = tmp_path / "sweep-params.yaml"  # what the agent writes for wandb.init()
+    params.write_text("batch_size:\n  value: 8\nnoise_shape:\n  value: [1, 1, 32]\n")
+    env = {
+        **_clean_env(cache_dir, tmp_path),
+        "WANDB_SWEEP_ID": "sweep42",
+        "WANDB_RUN_ID": "run42",
+        "WANDB_SWEEP_PARAM_PATH": str(params),
+        "WANDB_MODE": "offline",
+    }
+    run_dir = tmp_path / "run"
+    proc = _run(
+        ["--batch_size=8", "--noise_shape=[1, 1, 32]", *TINY, f"--run-dir={run_dir}"],
+        env,
+        tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    offline = list((run_dir / "wandb").glob("offline-run-*-run42"))
+    assert len(offline) == 1
+    record = (offline[0] / "run-run42.wandb").read_bytes()
+    kids = [
+        r["kid"]
+        for r in map(json.loads, (run_dir / "metrics.jsonl").read_text().splitlines())
+        if "kid" in r
+    ]
+    # The run's summary holds the sweep metric under its name, with the final value.
+    assert b"\x03kid" in record and repr(kids[-1]).encode() in record
+    assert b"sweep42" in record
+    assert list((offline[0] / "files" / "media").rglob("*.png"))  # sample grids as wandb.Image
+
+
+def test_no_api_key_falls_back_to_offline_with_one_notice(cache_dir, tmp_path):
+    env = _clean_env(cache_dir, tmp_path)  # no key, no netrc, no WANDB_MODE
+    run_dir = tmp_path / "run"
+    proc = _run(["--wandb", *TINY, "--steps=10", f"--run-dir={run_dir}"], env, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stderr.count("no API key configured: logging offline") == 1
+    assert list((run_dir / "wandb").glob("offline-run-*"))
+
+
+def test_wandb_disabled_logs_nothing(cache_dir, tmp_path):
+    env = {**_clean_env(cache_dir, tmp_path), "WANDB_MODE": "disabled", "WANDB_SWEEP_ID": "s"}
+    run_dir = tmp_path / "run"
+    proc = _run([*TINY, "--steps=10", f"--run-dir={run_dir}"], env, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not (run_dir / "wandb").exists()
