@@ -3,7 +3,7 @@
     python benchmarks/sweep_pruning.py [--trials 12] [--steps 160]
 
 Both studies sample the same learning rates (RandomSampler, same seed) for the tiny 16 px smoke
-model on the synthetic covers, scoring KID every ``steps / 8`` steps. Prints the total trial-steps
+model on the synthetic covers, scoring KID every ``steps / 16`` steps. Prints the total trial-steps
 each study spent and the best KID of each. Target: pruned <= 50% of the unpruned compute with
 its best KID within 10%.
 """
@@ -34,15 +34,15 @@ def sweep_file(folder: Path, trials: int, steps: int, prune: bool) -> Path:
         batch_size={"value": 8},
         noise_shape={"value": [1, 1, 32]},
         steps={"value": steps},
-        eval_every={"value": steps // 8},
-        log_every={"value": steps // 8},
+        eval_every={"value": steps // 16},
+        log_every={"value": steps // 16},
         sample_every={"value": steps},
         checkpoint_every={"value": steps},
         lr_g={"distribution": "log_uniform_values", "min": 1e-5, "max": 3e-3},
         lr_d={"distribution": "log_uniform_values", "min": 1e-5, "max": 3e-3},
     )
     if prune:
-        spec["early_terminate"] = {"type": "hyperband", "min_iter": 2, "eta": 3}
+        spec["early_terminate"] = {"type": "hyperband", "min_iter": 1, "eta": 3}
     path = folder / f"{'pruned' if prune else 'full'}.yaml"
     path.write_text(yaml.safe_dump(spec))
     return path
