@@ -139,7 +139,7 @@ class ProvenanceDownloader(ImageDownloader):
             if self.reach_max_num():
                 self.signal.set(reach_max_num=True)
                 return False
-            _write_atomic(self.folder / name, response.content)
+            write_atomic(self.folder / name, response.content)
             self.manifest.append(
                 {
                     "file": name,
@@ -184,7 +184,7 @@ class ProvenanceDownloader(ImageDownloader):
         return None
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".part")
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)

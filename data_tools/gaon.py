@@ -35,7 +35,7 @@ from pathlib import Path
 import requests
 from PIL import Image
 
-from data_tools.crawl import EXTENSIONS, CrawlError, Manifest, _write_atomic, crawl_pair
+from data_tools.crawl import EXTENSIONS, CrawlError, Manifest, crawl_pair, write_atomic
 
 SOURCES = ("itunes", "musicbrainz", "bing")
 USER_AGENT = "albumgan/0.1 (K-pop album-art DC-GAN research; https://pypi.org/project/albumgan)"
@@ -269,7 +269,7 @@ def _fetch_one(album: Album, folder: Path, manifest: Manifest, fetcher: CoverFet
         return False
     data, fmt = downloaded
     name = f"{album.stem}.{EXTENSIONS.get(fmt, 'img')}"
-    _write_atomic(folder / name, data)
+    write_atomic(folder / name, data)
     manifest.append(
         {
             "file": name,
