@@ -41,6 +41,8 @@ from icrawler.builtin.google import GoogleFeeder, GoogleParser
 from icrawler.builtin.urllist import PseudoParser, UrlListFeeder
 from PIL import Image
 
+from gan_core.rundir import read_jsonl
+
 # The seed notebook's search terms, English and Korean.
 DEFAULT_KEYWORDS = (
     "korean album cover",
@@ -82,14 +84,9 @@ class Manifest:
         self.lock = threading.Lock()
         self.urls: set[str] = set()
         self.hashes: set[str] = set()
-        if self.path.exists():
-            for line in self.path.read_text(encoding="utf-8").splitlines():
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a line cut by a kill: its file is re-fetched next time
-                self.urls.add(record["url"])
-                self.hashes.add(record["sha256"])
+        for record in read_jsonl(self.path):  # a line cut by a kill: its file is re-fetched
+            self.urls.add(record["url"])
+            self.hashes.add(record["sha256"])
 
     def append(self, record: dict) -> None:
         with self.path.open("a", encoding="utf-8") as handle:

@@ -36,6 +36,7 @@ import requests
 from PIL import Image
 
 from data_tools.crawl import EXTENSIONS, CrawlError, Manifest, crawl_pair, write_atomic
+from gan_core.rundir import read_jsonl
 
 SOURCES = ("itunes", "musicbrainz", "bing")
 USER_AGENT = "albumgan/0.1 (K-pop album-art DC-GAN research; https://pypi.org/project/albumgan)"
@@ -233,7 +234,7 @@ def fetch_covers(
     albums, gaps = load_chart(chart)
     fetcher = fetcher or CoverFetcher(source)
     manifest = Manifest(folder)
-    done = {(r["artist"], r["album"]) for r in _records(folder)}
+    done = {(r["artist"], r["album"]) for r in read_jsonl(folder / "manifest.jsonl")}
     fetched, missing = [], []
     for album in albums:
         if (album.artist, album.album) in done:
@@ -244,19 +245,6 @@ def fetch_covers(
             ok = _fetch_one(album, folder, manifest, fetcher)
         (fetched if ok else missing).append(album)
     return fetched, missing, gaps
-
-
-def _records(folder: Path) -> list[dict]:
-    path = folder / "manifest.jsonl"
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return out
 
 
 def _fetch_one(album: Album, folder: Path, manifest: Manifest, fetcher: CoverFetcher) -> bool:
@@ -294,11 +282,11 @@ def _fetch_with_bing(
     """The fallback: the first usable Bing image for "{artist} {album} album cover"."""
     fetcher.limiter.wait()
     keyword = f"{album.artist} {album.album} album cover"
-    before = len(_records(folder))
+    before = len(read_jsonl(folder / "manifest.jsonl"))
     result = crawl_pair(
         folder, manifest, "bing", keyword, max_num=1, min_size=300, engine_url=fetcher.urls["bing"]
     )
-    records = _records(folder)
+    records = read_jsonl(folder / "manifest.jsonl")
     if result.new_files == 0 or len(records) == before:
         return False
     # Give the crawled file the album's name and the album's fields, as for the APIs.

@@ -68,6 +68,20 @@ def read_json(path: Path) -> dict[str, Any] | None:
         return None
 
 
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Every record of a JSON-lines file; [] when missing. A line cut by a kill (or still being
+    written by another process) is skipped, never fatal."""
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
 def safe_name(name: str) -> str:
     """A run name usable as part of a folder name."""
     cleaned = re.sub(r"[^A-Za-z0-9_.=-]+", "-", name).strip("-.")

@@ -44,6 +44,7 @@ from gan_core.rundir import (
     create_run_dir,
     find_resumable,
     read_config,
+    read_jsonl,
     write_config,
 )
 
@@ -336,13 +337,5 @@ def _append_metrics(run: Run, record: dict[str, Any]) -> None:
 
 
 def _last_metrics(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "metrics.jsonl"
-    if not path.exists():
-        return {}
-    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    for line in reversed(lines):
-        try:
-            return json.loads(line)
-        except json.JSONDecodeError:
-            continue
-    return {}
+    records = read_jsonl(run_dir / "metrics.jsonl")
+    return records[-1] if records else {}

@@ -19,7 +19,6 @@ checkpoint), and a crashed or diverged trial is marked and the study goes on.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import socket
@@ -32,6 +31,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from gan_core.rundir import read_json, read_jsonl
 from sweeps.spec import SweepError, SweepSpec, grid_space, load_spec, suggest, to_argv
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -159,7 +159,7 @@ class Objective:
         with (run_dir / "trial.log").open("ab") as log:
             proc = subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
             pruned = self._watch(trial, proc, run_dir)
-        status = _read_json(run_dir / "status.json")
+        status = read_json(run_dir / "status.json") or {}
         final = _last_metric(run_dir, self.spec.metric)
         trial.set_user_attr("state", "pruned" if pruned else status.get("state", "crashed"))
         trial.set_user_attr("exit_code", proc.returncode)
@@ -212,26 +212,9 @@ class Objective:
         return False
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError):
-        return {}
-
-
 def _metric_records(run_dir: Path, metric: str) -> list[dict[str, Any]]:
-    path = run_dir / "metrics.jsonl"
-    if not path.exists():
-        return []
-    records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line being written
-        if metric in record and record[metric] is not None:
-            records.append(record)
-    return records
+    records = read_jsonl(run_dir / "metrics.jsonl")
+    return [r for r in records if r.get(metric) is not None]
 
 
 def _last_metric(run_dir: Path, metric: str) -> dict[str, Any]:

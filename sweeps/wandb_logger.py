@@ -15,15 +15,14 @@ final samples; the resolved config; the generator as an artifact; the final metr
 
 from __future__ import annotations
 
-import json
 import netrc
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
 from gan_core.callbacks import Callback
 from gan_core.images import tile, to_uint8
+from gan_core.rundir import read_jsonl
 
 METRIC_KEYS = ("kid", "kid_std", "fid", "precision", "recall")
 
@@ -113,21 +112,8 @@ class WandbLogger(Callback):
                 artifact.add_file(str(generator))
                 self.run.log_artifact(artifact)
         final = run.last_metrics or {}
-        evals = [r for r in _records(run.run_dir) if self.metric in r]
+        evals = [r for r in read_jsonl(run.run_dir / "metrics.jsonl") if self.metric in r]
         if evals:
             self.run.summary[self.metric] = evals[-1][self.metric]
         self.run.summary.update({"state": state, "step": final.get("step")})
         self.run.finish(exit_code=0 if state == "completed" else 1)
-
-
-def _records(run_dir: Path) -> list[dict]:
-    path = run_dir / "metrics.jsonl"
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return out
