@@ -29,13 +29,14 @@ if __package__ in (
 import yaml  # noqa: E402
 
 from gan_core.config import (  # noqa: E402
+    BARE_FLAG_KEYS,
     KEYS,
     ConfigError,
     TrainConfig,
     build_config,
-    is_flag_value,
     load_json,
     load_yaml,
+    parse_bool,
     parse_value,
     split_flags,
 )
@@ -73,9 +74,9 @@ def parse_args(argv: list[str]) -> tuple[TrainConfig, Options]:
         elif key == "run_dir":
             options["run_dir"] = _require(key, value)
         elif key in ("resume", "dry_run", "help", "wandb"):
-            options[key] = value is None or parse_value("ema", value) > 0  # any truthy spelling
+            options[key] = value is None or parse_bool(key, value)
         elif key in KEYS:
-            if value is None and not is_flag_value(key, value):
+            if value is None and key not in BARE_FLAG_KEYS:
                 raise ConfigError(f"{key}: missing value; use --{key}=VALUE")
             flags[key] = parse_value(key, True if value is None else value)
         else:

@@ -371,9 +371,20 @@ def build_config(
         raise ConfigError(str(exc)) from exc
 
 
-def is_flag_value(key: str, value: str | None) -> bool:
-    """True when a bare ``--key`` (``${args_no_boolean_flags}``) makes sense for ``key``."""
-    return value is None and key in ("ema", "diffaugment")
+# Keys that may come as a bare ``--key`` (``${args_no_boolean_flags}``), meaning True.
+BARE_FLAG_KEYS = ("ema", "diffaugment")
+
+
+def parse_bool(key: str, raw: Any) -> bool:
+    """True/False in any of the spellings YAML, JSON and ``wandb agent`` use."""
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ConfigError(f"{key}: expected true or false, got {raw!r}")
 
 
 def split_flags(argv: list[str]) -> list[tuple[str, str | None]]:

@@ -232,8 +232,8 @@ def run_worker(
 ) -> optuna.Study:
     """One worker: join (or create) the study and run trials until the cap or the grid ends.
 
-    Worker 0 deals with trials left RUNNING by dead workers (``requeue_stale_trials``); the
-    workers it starts itself leave that to it.
+    Trials left RUNNING by dead workers are dealt with once, by ``run_sweep``, before any
+    worker starts.
     """
     spec = load_spec(spec_path)
     study_name = study_name or spec.name or Path(spec_path).stem
@@ -248,8 +248,6 @@ def run_worker(
         load_if_exists=True,
     )
     grid = spec.method == "grid"
-    if worker == 0:
-        requeue_stale_trials(study, grid)
     cap = min((x for x in (n_trials, spec.run_cap) if x), default=None)
     finished = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
     callbacks = []

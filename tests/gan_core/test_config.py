@@ -186,3 +186,10 @@ def test_presets_parse():
     )
     modern, _ = parse_args(["--config", "modern"])
     assert modern.diffaugment_ops == ("color", "translation", "cutout") and modern.ema > 0
+
+
+def test_option_flags_take_boolean_spellings():
+    _, options = parse_args(["--resume=True", "--dry-run=false"])
+    assert (options.resume, options.dry_run) == (True, False)
+    with pytest.raises(ConfigError, match="resume: expected true or false"):
+        parse_args(["--resume=maybe"])
