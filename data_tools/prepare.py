@@ -4,9 +4,9 @@
         [--dedupe-distance 6] [--exclude FILE] [--confirm FILE] [--min-source 256] [--workers 2]
 
 Writes ``DIR/images/*.png`` (the dataset), ``DIR/flagged/*.png`` (likely non-covers, held back
-until a person confirms them), ``DIR/manifest.jsonl`` (exactly one line per input file) and
-``DIR/review.html`` (a contact sheet of flagged images with their reasons and a button that
-downloads the list to pass back as ``--confirm``).
+until a person confirms them), ``DIR/manifest.jsonl`` (exactly one line per input file, with its
+crawl/gaon ``origin`` when known) and ``DIR/review.html`` (a contact sheet of flagged images with
+their reasons and a button that downloads the list to pass back as ``--confirm``).
 
 Every file is opened safely (``data_tools.imageops``): empty, truncated, non-image, HTML-as-.jpg
 and decompression-bomb files are rejected with a reason, never fatal. Exact duplicates (same
@@ -36,12 +36,16 @@ import numpy as np
 from PIL import Image
 
 from data_tools.imageops import FITS, UnreadableImage, open_rgb, square_resize
+from gan_core.rundir import read_jsonl
 
 STATUSES = ("kept", "duplicate", "flagged", "rejected")
 HARD_MIN_SIDE = 32  # smaller than this is not a cover at all: rejected, not flagged
 MAX_ASPECT = 1.4  # covers are square; crawled banners and screenshots are not
 FLAT_STD = 10.0  # grey-level std on a 64 px thumbnail below this: a blank or near-blank image
 PNG_COMPRESS_LEVEL = 3  # fast to write, ~10% larger than level 9
+PROVENANCE = "manifest.jsonl"  # written by the crawler and the Gaon fetcher beside raw files
+# Copied into each prepared record as "origin", so a dataset's source mix survives preparing.
+ORIGIN_FIELDS = ("engine", "keyword", "source", "year", "rank", "artist", "album", "url")
 
 
 @dataclass
@@ -250,13 +254,29 @@ def _write_manifest(records: list[dict], path: Path) -> None:
 
 
 def list_inputs(src: Path, out: Path) -> list[Path]:
-    """Every regular file under ``src`` (any name: a .jpg may be HTML), skipping ``out``."""
+    """Every regular file under ``src`` (any name: a .jpg may be HTML), skipping ``out`` and the
+    crawl/gaon provenance manifests."""
     out = out.resolve()
     return sorted(
         p
         for p in src.rglob("*")
-        if p.is_file() and out not in p.resolve().parents and not p.name.startswith(".")
+        if p.is_file()
+        and out not in p.resolve().parents
+        and not p.name.startswith(".")
+        and p.name != PROVENANCE
     )
+
+
+def provenance(src: Path) -> dict[str, dict]:
+    """Where each raw file came from, by its path relative to ``src``: the fields of the
+    ``manifest.jsonl`` lines that ``albumgan data crawl`` / ``data gaon`` wrote beside it."""
+    origins = {}
+    for manifest in src.rglob(PROVENANCE):
+        for record in read_jsonl(manifest):
+            if "file" in record:
+                rel = (manifest.parent / record["file"]).relative_to(src).as_posix()
+                origins[rel] = {k: record[k] for k in ORIGIN_FIELDS if record.get(k) is not None}
+    return origins
 
 
 def prepare(
@@ -301,6 +321,10 @@ def prepare(
         else:
             inspected = [_inspect(task) for task in tasks]
         records = _decide(inspected, dedupe_distance, set(exclude), set(confirm))
+        origins = provenance(src_dir)
+        for record in records:
+            if record["src"] in origins:
+                record["origin"] = origins[record["src"]]
         _place_outputs(records, inspected, out_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

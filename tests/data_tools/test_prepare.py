@@ -280,3 +280,26 @@ def test_prepared_folder_trains_through_the_registry(raw, tmp_path, monkeypatch)
     assert result.state == "completed" and result.step == 4
     status = json.loads((result.run_dir / "status.json").read_text())
     assert (status["dataset"], status["n_images"]) == ("crawled", 9)
+
+
+def test_crawl_provenance_is_carried_into_the_prepared_manifest(tmp_path):
+    """The crawler's manifest.jsonl beside raw files gives each prepared record its origin (the
+    source mix of reports) and is not itself treated as an input image."""
+    src = tmp_path / "raw" / "bing"
+    src.mkdir(parents=True)
+    _cover(1).save(src / "a.png")
+    _cover(2).save(src / "b.png")
+    crawl = {"file": "a.png", "engine": "bing", "keyword": "kpop album cover", "url": "u"}
+    (src / "manifest.jsonl").write_text(json.dumps(crawl) + "\n")
+    prepare(tmp_path / "raw", tmp_path / "out", workers=1)
+    records = {
+        r["src"]: r
+        for r in map(json.loads, (tmp_path / "out" / "manifest.jsonl").read_text().splitlines())
+    }
+    assert set(records) == {"bing/a.png", "bing/b.png"}
+    assert records["bing/a.png"]["origin"] == {
+        "engine": "bing",
+        "keyword": "kpop album cover",
+        "url": "u",
+    }
+    assert "origin" not in records["bing/b.png"]
