@@ -5,8 +5,9 @@ The EMA generator (or G) draws ``eval_samples`` images from latents drawn ONCE a
 features cached on disk). The result goes into ``logs`` (``kid``, ``kid_std``, ``fid``,
 ``precision``, ``recall``) for the callbacks after this one (metrics log, sweeps), into
 ``metrics.jsonl`` with its extractor, resolution and sample counts, and the lowest KID so far
-keeps ``checkpoints/best.npz`` (+ ``best.json``). Evaluation time is counted apart from training
-time (``eval_seconds`` in status.json).
+keeps ``checkpoints/best.npz`` (+ ``best.json``, and ``best_samples.png``: the first 64 scored
+images at full resolution, for reports). Evaluation time is counted apart from training time
+(``eval_seconds`` in status.json).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 
 from gan_core import checkpoint
 from gan_core.callbacks import Callback, due
-from gan_core.images import to_uint8
+from gan_core.images import save_grid, to_uint8
 from gan_core.metrics.extractors import get_extractor
 from gan_core.metrics.score import cached_features, score_features
 from gan_core.rundir import read_json, write_json
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 MAX_EVAL_SAMPLES = 1000
 LOGGED = ("kid", "kid_std", "fid", "precision", "recall")
+BEST_SAMPLES = 64  # images of the best evaluation kept as best_samples.png (an 8x8 grid)
 
 
 class Evaluator(Callback):
@@ -55,7 +57,8 @@ class Evaluator(Callback):
         if not self.active or not due(step, run.cfg.eval_every, run):
             return
         started = time.perf_counter()
-        fake = self.extractor(to_uint8(run.sample(self.eval_z), drange=(-1, 1)))
+        images = to_uint8(run.sample(self.eval_z), drange=(-1, 1))
+        fake = self.extractor(images)
         record = score_features(self.real, fake, self.extractor, run.cfg.resolution)
         record["eval_seconds"] = round(time.perf_counter() - started, 3)
         logs.update({name: record[name] for name in LOGGED})
@@ -66,6 +69,7 @@ class Evaluator(Callback):
         if record["kid"] < self.best_kid:
             self.best_kid = record["kid"]
             checkpoint.write_checkpoint(run.gan, run.run_dir / "checkpoints" / "best.npz", step)
+            save_grid(images[:BEST_SAMPLES], run.run_dir / "best_samples.png", drange=(0, 255))
             write_json(run.run_dir / "best.json", {"step": step, **record})
 
 

@@ -11,6 +11,8 @@ Layout::
         samples/step_NNNNNN.png
         checkpoints/ckpt-NNNNNN.npz
         generator.keras    the sampling generator (EMA when enabled), at the end
+        best.json          the evaluation with the lowest KID (eval_every > 0), with
+        best_samples.png   the first 64 images it scored, and checkpoints/best.npz
 """
 
 from __future__ import annotations
@@ -80,6 +82,19 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
         except json.JSONDecodeError:
             continue
     return records
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (a run's status.json names its pid and host)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
 
 
 def safe_name(name: str) -> str:
