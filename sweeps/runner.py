@@ -65,12 +65,27 @@ def make_sampler(spec: SweepSpec, worker: int, seed: int = 0) -> optuna.samplers
 
 
 def make_pruner(spec: SweepSpec) -> optuna.pruners.BasePruner:
-    if spec.early_terminate.get("type") != "hyperband":
+    """W&B's ``early_terminate: hyperband``, run by Optuna.
+
+    W&B stops a run at fixed checkpoints ("brackets") ``min_iter * eta**k`` when its metric there
+    is worse than the best ``1/eta`` of what earlier runs reported at the same checkpoint: that is
+    asynchronous successive halving, Optuna's SuccessiveHalvingPruner. Optuna's HyperbandPruner
+    would instead split the trials over several such brackets, most starting later; in the
+    12-trial benchmark it spent 0.68 of the unpruned compute against 0.41 for this mapping, with
+    the same best KID (benchmarks/sweep_pruning.py). One iteration is one evaluation:
+    ``min_iter`` counts ``eval_every`` steps. Given ``max_iter`` and ``s`` instead, the first
+    checkpoint is ``max_iter / eta**(s - 1)``, as in W&B.
+    """
+    early = spec.early_terminate
+    if early.get("type") != "hyperband":
         return optuna.pruners.NopPruner()
     eval_every = int(spec.fixed.get("eval_every", 1)) or 1
-    return optuna.pruners.HyperbandPruner(
-        min_resource=int(spec.early_terminate.get("min_iter", 1)) * eval_every,
-        reduction_factor=int(spec.early_terminate.get("eta", 3)),
+    eta = int(early.get("eta", 3))
+    min_iter = early.get("min_iter")
+    if min_iter is None and early.get("max_iter"):
+        min_iter = int(early["max_iter"]) // eta ** (int(early.get("s", 2)) - 1)
+    return optuna.pruners.SuccessiveHalvingPruner(
+        min_resource=max(1, int(min_iter or 1)) * eval_every, reduction_factor=eta
     )
 
 
@@ -277,15 +292,16 @@ def run_sweep(
     if storage is None:
         storage = str(Path(runs_dir) / study_name / "optuna.journal")
     # Open the study and re-queue stale trials before other workers join.
-    requeue_stale_trials(
-        optuna.create_study(
-            study_name=study_name,
-            storage=open_storage(storage, study_name, Path(runs_dir)),
-            direction=spec.goal,
-            load_if_exists=True,
-        ),
-        grid=spec.method == "grid",
+    study = optuna.create_study(
+        study_name=study_name,
+        storage=open_storage(storage, study_name, Path(runs_dir)),
+        direction=spec.goal,
+        load_if_exists=True,
     )
+    # What the study optimizes, for `albumgan report sweep` (which reads only the study).
+    for key, value in (("metric", spec.metric), ("method", spec.method), ("spec", str(spec_path))):
+        study.set_user_attr(key, value)
+    requeue_stale_trials(study, grid=spec.method == "grid")
     others = []
     for index in range(1, workers):
         argv = [
