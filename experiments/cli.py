@@ -1,15 +1,16 @@
 """The ``albumgan`` command.
 
-    albumgan train [--config PRESET] [--key=value ...]     same arguments as experiments/train.py
-    albumgan sample RUN_DIR [--n 64] [--out DIR] [--format jpg|png] [--seed 0]
-    albumgan sample RUN_DIR --checkpoint best                 the lowest-KID checkpoint
-    albumgan data crawl|gaon|prepare|synth|list ...          build, clean and list datasets
-    albumgan evaluate --real DATASET --fake DIR_OR_RUN [--grid RxC] [--extractor album|inception]
-                      [--resolution 64] [--json]               KID, FID, precision/recall
-    albumgan metrics fetch-weights                            InceptionV3 weights (online)
-    albumgan sweep validate|run|status ...                    W&B sweep files run by Optuna
-
-Other tools (data, metrics, sweeps, reports) join as subcommands as they land.
+albumgan train [--config PRESET] [--key=value ...]     same arguments as experiments/train.py
+albumgan sample RUN_DIR [--n 64] [--out DIR] [--format jpg|png] [--seed 0]
+albumgan sample RUN_DIR --checkpoint best                 the lowest-KID checkpoint
+albumgan data crawl|gaon|prepare|synth|list ...          build, clean and list datasets
+albumgan evaluate --real DATASET --fake DIR_OR_RUN [--grid RxC] [--extractor album|inception]
+                  [--resolution 64] [--json]               KID, FID, precision/recall
+albumgan metrics fetch-weights                            InceptionV3 weights (online)
+albumgan sweep validate|run|status ...                    W&B sweep files run by Optuna
+albumgan report run RUN_DIR                               RUN_DIR/report/index.html + report.md
+albumgan report sweep --storage X --study NAME            a study's leaderboard and charts
+albumgan report compare RUN_DIR RUN_DIR... [--out DIR]    runs side by side
 """
 
 from __future__ import annotations
@@ -115,6 +116,12 @@ def _sweep(argv: list[str]) -> int:
     return sweep_main(argv)
 
 
+def _report(argv: list[str]) -> int:
+    from reports.cli import main as report_main
+
+    return report_main(argv)
+
+
 def _data(argv: list[str]) -> int:
     from data_tools.cli import main as data_main
 
@@ -128,6 +135,7 @@ COMMANDS = {
     "evaluate": _evaluate,
     "metrics": _metrics,
     "sweep": _sweep,
+    "report": _report,
 }
 
 

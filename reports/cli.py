@@ -1,0 +1,51 @@
+"""``albumgan report run|sweep|compare``: write HTML + Markdown reports and print where."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+EXIT_USAGE = 2
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="albumgan report")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="report of one run directory (RUN_DIR/report/)")
+    run.add_argument("run_dir")
+    run.add_argument("--out", help="folder for index.html + report.md (default RUN_DIR/report)")
+    sweep = sub.add_parser("sweep", help="report of an Optuna study (a sweep)")
+    sweep.add_argument(
+        "--storage", required=True, help="journal file, sqlite:/// or postgresql://"
+    )
+    sweep.add_argument("--study", required=True)
+    sweep.add_argument("--out", help="default: <the trials' runs folder>/report")
+    sweep.add_argument(
+        "--no-run-reports", action="store_true", help="do not write missing per-trial run reports"
+    )
+    compare = sub.add_parser("compare", help="runs side by side, config differences highlighted")
+    compare.add_argument("run_dirs", nargs="+")
+    compare.add_argument("--out", help="default: <runs folder>/compare-<run ids>")
+    args = parser.parse_args(argv)
+
+    from reports.rundata import ReportError
+
+    try:
+        if args.command == "run":
+            from reports.run_report import run_report
+
+            index = run_report(args.run_dir, args.out)
+        elif args.command == "sweep":
+            from reports.sweep_report import sweep_report
+
+            index = sweep_report(args.storage, args.study, args.out, not args.no_run_reports)
+        else:
+            from reports.compare_report import compare_report
+
+            index = compare_report(args.run_dirs, args.out)
+    except ReportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"report: {index}")
+    print(f"        {index.with_name('report.md')}")
+    return 0

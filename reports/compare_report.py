@@ -1,0 +1,48 @@
+"""``albumgan report compare RUN_DIR... [--out DIR]``: chosen runs side by side.
+
+The run report's panels for each run in columns, one overlaid chart of every run's curves, and
+one config table with the keys whose values differ highlighted (bookkeeping keys such as
+``name`` and ``runs_dir`` are left out of the differences).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from reports import charts
+from reports.render import write_report
+from reports.run_report import run_panels
+from reports.rundata import ReportError, load_run
+
+# Keys that differ between any two runs without changing what was trained.
+BOOKKEEPING = {"name", "runs_dir", "cache_dir", "data_dir"}
+
+
+def differing_keys(configs: list[dict]) -> list[str]:
+    keys = sorted({k for c in configs for k in c} - BOOKKEEPING)
+    return [k for k in keys if len({repr(c.get(k)) for c in configs}) > 1]
+
+
+def compare_report(run_dirs: list[str | Path], out: str | Path | None = None) -> Path:
+    """Write the comparison of ``run_dirs`` (at least two); returns its index.html."""
+    if len(run_dirs) < 2:
+        raise ReportError(f"compare needs at least two run directories, got {len(run_dirs)}")
+    runs = [load_run(path) for path in run_dirs]
+    if out is None:
+        ids = "-".join(run.name.split("-", 1)[0] for run in runs)
+        out = runs[0].path.parent / f"compare-{ids}"
+    out = Path(out)
+    assets = out / "assets"
+    panels = [run_panels(run, assets, prefix=f"run{i}_") for i, run in enumerate(runs)]
+    charts.metric_curves([(run.name, run.metrics) for run in runs], assets / "curves_all.png")
+    configs = [run.config for run in runs]
+    differing = differing_keys(configs)
+    keys = list(dict.fromkeys(k for c in configs for k in c))
+    context = {
+        "title": "Compare " + ", ".join(run.name for run in runs),
+        "panels": panels,
+        "curves_all": f"{assets.name}/curves_all.png",
+        "keys": keys,
+        "differing": differing,
+    }
+    return write_report(out, "compare", context)

@@ -1,0 +1,90 @@
+"""Jinja2 rendering shared by every report: one environment, formatting filters, file output.
+
+HTML templates (``*.html.j2``) autoescape everything; Markdown templates (``*.md.j2``) escape
+through the ``md`` filter, since a crawled keyword or album title can hold ``<script>`` or
+Markdown syntax. Both go next to an ``assets/`` folder that holds every picture they reference.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import os
+import re
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|])")  # inline Markdown syntax; < > & become entities
+
+
+def fmt(value: Any, digits: int = 4) -> str:
+    """Numbers to short text: 4 significant digits, ints as they are, missing as an en dash."""
+    if value is None or value == "":
+        return "–"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def duration(seconds: Any) -> str:
+    if not isinstance(seconds, (int, float)) or seconds is None:
+        return "–"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
+
+
+def md(value: Any) -> str:
+    """Escape for Markdown table cells and text: HTML entities first, then Markdown syntax."""
+    text = html.escape(fmt(value), quote=False).replace("\n", " ")
+    return _MD_SPECIAL.sub(r"\\\1", text)
+
+
+def timestamp(epoch: float | None = None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch or time.time()))
+
+
+_ENV = jinja2.Environment(
+    loader=jinja2.PackageLoader("reports", "templates"),
+    autoescape=jinja2.select_autoescape(enabled_extensions=("html", "html.j2")),
+    undefined=jinja2.StrictUndefined,  # a template typo fails the test, not the reader
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+_ENV.filters.update(fmt=fmt, duration=duration, md=md)
+
+
+def render(template: str, context: dict[str, Any]) -> str:
+    return _ENV.get_template(template).render(**context, generated_at=timestamp())
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write atomically: a reader (or a browser refreshing) never sees half a report."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+def write_report(out: Path, name: str, context: dict[str, Any]) -> Path:
+    """Render ``name.html.j2`` -> ``out/index.html`` and ``name.md.j2`` -> ``out/report.md``."""
+    write_text(out / "index.html", render(f"{name}.html.j2", context))
+    write_text(out / "report.md", render(f"{name}.md.j2", context))
+    return out / "index.html"
+
+
+def relative(target: Path, start: Path) -> str:
+    """A link from the folder ``start`` to ``target`` that survives moving both together."""
+    return Path(os.path.relpath(target, start)).as_posix()

@@ -1,0 +1,232 @@
+"""``albumgan report sweep --storage X --study NAME [--out DIR]``: one Optuna study as a report.
+
+A sortable leaderboard (swept values, KID, FID, steps, time, state, link to each trial's run
+report), parameter importance (Optuna's default evaluator), KID against each swept parameter,
+the optimization history, parallel coordinates, the best and worst trials' samples side by side,
+and the pruned/failed trials with their reasons. Reads the study and the trials' run
+directories; writes a run report for each trial that has none (``--no-run-reports`` skips it).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from reports import charts, gallery
+from reports.render import relative, write_report
+from reports.run_report import run_report
+from reports.rundata import ReportError, RunData, headline, load_run
+from sweeps.spec import decode
+
+DEFAULT_METRIC = "kid"
+
+
+def open_study(storage: str, study_name: str) -> optuna.Study:
+    """Load an existing study read-only in spirit: never creates a storage or a study."""
+    if "://" not in storage:
+        path = Path(storage)
+        if not path.is_file():
+            raise ReportError(f"--storage {storage}: no such journal file")
+        backend = optuna.storages.journal.JournalFileBackend(str(path))
+        storage_obj: Any = optuna.storages.JournalStorage(backend)
+    else:
+        storage_obj = optuna.storages.RDBStorage(storage, skip_table_creation=True)
+    try:
+        return optuna.load_study(study_name=study_name, storage=storage_obj)
+    except KeyError as exc:
+        names = optuna.get_all_study_names(storage_obj)
+        raise ReportError(
+            f"--study {study_name!r} is not in {storage}; studies there: {', '.join(names) or '-'}"
+        ) from exc
+
+
+def trial_rows(study: optuna.Study, metric: str) -> list[dict]:
+    """One row per trial (skipped duplicate grid points left out), best first."""
+    rows = []
+    for trial in study.get_trials(deepcopy=False):
+        attrs = trial.user_attrs
+        if str(attrs.get("state", "")).startswith("duplicate grid point"):
+            continue
+        run = None
+        if attrs.get("run_dir") and (Path(attrs["run_dir"]) / "config.yaml").is_file():
+            run = load_run(attrs["run_dir"])
+        value = trial.value if trial.state == TrialState.COMPLETE else None
+        if value is not None and not math.isfinite(value):
+            value = None
+        rows.append(
+            {
+                "number": trial.number,
+                "state": trial.state.name.lower(),
+                "run_state": attrs.get("state", ""),
+                "params": {k: decode(v) for k, v in trial.params.items()},  # JSON noise shapes
+                "value": value,
+                "fid": attrs.get("fid"),
+                "step": run.step if run else None,
+                "seconds": _seconds(trial, run),
+                "run": run,
+                "reason": _reason(trial, run, metric),
+            }
+        )
+    rows.sort(key=lambda r: (r["value"] is None, r["value"] or 0.0, r["number"]))
+    return rows
+
+
+def _seconds(trial, run: RunData | None) -> float | None:
+    if run and run.status.get("wall_seconds"):
+        return run.status["wall_seconds"]
+    if trial.datetime_start and trial.datetime_complete:
+        return (trial.datetime_complete - trial.datetime_start).total_seconds()
+    return None
+
+
+def _reason(trial, run: RunData | None, metric: str) -> str:
+    """Why a trial did not complete, in words."""
+    attrs = trial.user_attrs
+    if trial.state == TrialState.PRUNED:
+        if trial.intermediate_values:
+            step = max(trial.intermediate_values)
+            value = trial.intermediate_values[step]
+            return f"pruned by the pruner at step {step} ({metric} {value:.4g})"
+        return "pruned"
+    if trial.state == TrialState.FAIL:
+        parts = [str(attrs.get("state") or "failed")]
+        if attrs.get("exit_code") is not None:
+            parts.append(f"exit code {attrs['exit_code']}")
+        if run and run.status.get("message"):
+            parts.append(run.status["message"])
+        if run and (run.path / "trial.log").is_file():
+            parts.append(f"log: {run.path / 'trial.log'}")
+        return "; ".join(parts)
+    if trial.state == TrialState.COMPLETE and trial.value is not None:
+        if not math.isfinite(trial.value):
+            return f"{attrs.get('state', 'diverged')}: no finite {metric}"
+    return ""
+
+
+def sweep_report(
+    storage: str,
+    study_name: str,
+    out: str | Path | None = None,
+    run_reports: bool = True,
+) -> Path:
+    """Write the sweep report; returns its index.html."""
+    study = open_study(storage, study_name)
+    metric = study.user_attrs.get("metric", DEFAULT_METRIC)
+    rows = trial_rows(study, metric)
+    runs = [r["run"] for r in rows if r["run"]]
+    if out is None:
+        parents = {run.path.parent for run in runs}
+        base = parents.pop() if len(parents) == 1 else Path("runs") / study_name
+        out = base / "report"
+    out = Path(out)
+    assets = out / "assets"
+    params = sorted({name for r in rows for name in r["params"]})
+    for row in rows:
+        row["link"] = None
+        if row["run"] and run_reports:
+            index = row["run"].path / "report" / "index.html"
+            if not index.is_file():
+                run_report(row["run"].path)
+            row["link"] = relative(index, out)
+    scored = [r for r in rows if r["value"] is not None]
+    context = {
+        "title": f"Sweep {study_name}",
+        "study": study_name,
+        "storage": storage,
+        "metric": metric,
+        "direction": study.direction.name.lower(),
+        "method": study.user_attrs.get("method", ""),
+        "params": params,
+        "rows": rows,
+        "counts": _counts(rows),
+        "charts": _charts(study, params, scored, assets),
+        "sides": _best_and_worst(scored, assets),
+        "problems": [r for r in rows if r["state"] in ("pruned", "fail") or r["reason"]],
+    }
+    return write_report(out, "sweep", context)
+
+
+def _counts(rows: list[dict]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["state"]] = counts.get(row["state"], 0) + 1
+    return counts
+
+
+def _charts(study: optuna.Study, params: list[str], scored: list[dict], assets: Path) -> dict:
+    """Importance, per-parameter effect, history and parallel coordinates (with notes on what
+    could not be drawn and why)."""
+    result: dict[str, Any] = {"effects": [], "notes": []}
+    if len(scored) < 2:
+        result["notes"].append(f"{len(scored)} scored trial(s): charts need at least 2")
+        return result
+    kids = [r["value"] for r in scored]
+    charts.history([r["number"] for r in scored], kids, assets / "history.png")
+    result["history"] = f"{assets.name}/history.png"
+    swept = [p for p in params if len({str(r["params"].get(p)) for r in scored}) > 1]
+    for name in params:
+        if name not in swept:
+            result["notes"].append(
+                f"{name}: one value among the scored trials, nothing to compare"
+            )
+    for name in swept:
+        path = assets / f"effect_{name}.png"
+        values = [r["params"].get(name) for r in scored]
+        log = _is_log(study, name)
+        charts.param_effect(name, values, kids, path, log)
+        result["effects"].append({"param": name, "src": f"{assets.name}/{path.name}"})
+    if swept:
+        charts.parallel_coordinates(
+            swept, [r["params"] for r in scored], kids, assets / "parallel.png"
+        )
+        result["parallel"] = f"{assets.name}/parallel.png"
+    try:
+        evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
+        scores = optuna.importance.get_param_importances(study, evaluator=evaluator)
+        scores = {k: v for k, v in scores.items() if k in swept}
+        if scores:
+            charts.importance(scores, assets / "importance.png")
+            result["importance"] = f"{assets.name}/importance.png"
+            result["importance_scores"] = scores
+    except (ValueError, RuntimeError) as exc:
+        result["notes"].append(f"parameter importance not computed: {exc}")
+    return result
+
+
+def _is_log(study: optuna.Study, name: str) -> bool:
+    for trial in study.get_trials(deepcopy=False):
+        dist = trial.distributions.get(name)
+        if dist is not None:
+            return bool(getattr(dist, "log", False))
+    return False
+
+
+def _best_and_worst(scored: list[dict], assets: Path) -> list[dict]:
+    """Samples of the best and the worst scored trial, side by side."""
+    picks = []
+    if scored:
+        picks.append(("best", scored[0]))
+    if len(scored) > 1:
+        picks.append(("worst", scored[-1]))
+    sides = []
+    for label, row in picks:
+        run = row["run"]
+        if not run:
+            continue
+        path, caption = gallery.best_samples_source(run)
+        sides.append(
+            {
+                "label": label,
+                "number": row["number"],
+                "value": row["value"],
+                "params": row["params"],
+                "caption": caption,
+                "headline": headline(run),
+                "src": gallery.copy_asset(path, assets, f"{label}_samples.png") if path else None,
+            }
+        )
+    return sides

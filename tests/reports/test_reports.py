@@ -1,0 +1,292 @@
+"""Run, sweep and compare reports from real runs and a real study: structure, self-containment,
+escaping, states and the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+from reports.compare_report import compare_report
+from reports.run_report import run_report
+from reports.sweep_report import sweep_report
+
+ROOT = Path(__file__).resolve().parents[2]
+LOCAL = ("file:", "data:")  # the only URL schemes a report may load
+
+
+class _Refs(HTMLParser):
+    """Every src/href attribute and every h2 heading of a page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refs: list[tuple[str, str, str]] = []
+        self.headings: list[str] = []
+        self._in_h2 = False
+
+    def handle_starttag(self, tag, attrs):
+        for name, value in attrs:
+            if name in ("src", "href") and value is not None:
+                self.refs.append((tag, name, value))
+        self._in_h2 = tag == "h2"
+
+    def handle_endtag(self, tag):
+        if tag == "h2":
+            self._in_h2 = False
+
+    def handle_data(self, data):
+        if self._in_h2 and data.strip():
+            self.headings.append(data.strip())
+
+
+def parse(index: Path) -> _Refs:
+    refs = _Refs()
+    refs.feed(index.read_text(encoding="utf-8"))
+    return refs
+
+
+def assert_self_contained(index: Path) -> None:
+    """Every src/href is a data: URI or a relative path to an existing file; no remote
+    resource anywhere, in the HTML or the Markdown beside it."""
+    html_text = index.read_text(encoding="utf-8")
+    assert not re.search(r"(src|href)\s*=\s*[\"']?\s*(https?:)?//", html_text)
+    assert "url(http" not in html_text and "@import" not in html_text
+    refs = parse(index).refs
+    assert refs, "a report without a single picture"
+    for tag, _, value in refs:
+        if value.startswith("data:"):
+            continue
+        target = (index.parent / value.split("#")[0]).resolve()
+        assert target.is_file(), f"<{tag}> {value} -> {target} does not exist"
+    markdown = index.with_name("report.md")
+    for target in re.findall(r"\]\(([^)\s]+)\)", markdown.read_text(encoding="utf-8")):
+        assert not target.startswith(("http:", "https:", "//")), target
+        assert (index.parent / target).is_file(), f"report.md links {target}, which is missing"
+
+
+def copy_run(src: Path, dest: Path) -> Path:
+    shutil.copytree(src, dest, ignore=shutil.ignore_patterns("report"))
+    return dest
+
+
+def test_run_report_structure(study, tmp_path):
+    run = copy_run(study["runs"][0], tmp_path / "00007-copy")
+    index = run_report(run)
+    assert index == run / "report" / "index.html"
+    assert_self_contained(index)
+    page = parse(index)
+    assert page.headings == [
+        "Headline",
+        "Samples",
+        "Metrics over steps",
+        "Sample grids over training",
+        "Nearest real neighbours",
+        "Dataset",
+        "Config",
+    ]
+    text = index.read_text(encoding="utf-8")
+    best = json.loads((run / "best.json").read_text())
+    assert f"{best['kid']:.4g}" in text  # the headline shows the real best KID
+    assert "State: completed" in text and "album" in text
+    assets = run / "report" / "assets"
+    # the timeline shows every grid of this short run (20 steps, a grid every 10)
+    assert sorted(p.name for p in assets.glob("grid_*.png")) == [
+        "grid_000010.png",
+        "grid_000020.png",
+    ]
+    with Image.open(assets / "progress.gif") as gif:
+        assert gif.n_frames == 2
+    assert Image.open(assets / "best_samples.png").size == (8 * 16, 8 * 16)  # 64 images, 16 px
+    assert (assets / "neighbours.png").is_file() and "possible memorization" not in text
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert f"<code>{config['lr_g']}</code>" in text
+    markdown = (run / "report" / "report.md").read_text(encoding="utf-8")
+    assert (
+        "## Metrics over steps" in markdown and "![metric curves](assets/curves.png)" in markdown
+    )
+    # a moved run folder keeps a working report: every reference is relative
+    moved = shutil.move(str(run), str(tmp_path / "elsewhere"))
+    assert_self_contained(Path(moved) / "report" / "index.html")
+
+
+def test_crawled_strings_are_escaped(study, tmp_path):
+    """A keyword or album title from the web holding markup comes out as text."""
+    hostile = '<script>alert("x")</script>'
+    dataset = tmp_path / "hostile"
+    (dataset / "images").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    records = []
+    for i in range(6):
+        name = f"img{i}.png"
+        Image.fromarray(rng.integers(0, 255, (16, 16, 3), np.uint8)).save(
+            dataset / "images" / name
+        )
+        origin = (
+            {"engine": "bing", "keyword": hostile}
+            if i % 2
+            else {"source": "itunes", "year": 2019, "rank": i, "artist": hostile, "album": "*A*"}
+        )
+        records.append({"src": name, "status": "kept", "out": f"images/{name}", "origin": origin})
+    (dataset / "manifest.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    run = copy_run(study["runs"][0], tmp_path / "00001-hostile")
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config.update(dataset=str(dataset), name=hostile)
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    index = run_report(run)
+    text = index.read_text(encoding="utf-8")
+    assert "<script>alert" not in text
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in text
+    assert "crawl: bing: 3" in text and "gaon: itunes: 3" in text
+    markdown = index.with_name("report.md").read_text(encoding="utf-8")
+    assert "<script>" not in markdown and "&lt;script&gt;" in markdown
+    assert "\\*A\\*" in markdown  # Markdown syntax from a title is escaped too
+
+
+def test_report_of_a_run_in_progress_says_so(study, tmp_path):
+    run = copy_run(study["runs"][0], tmp_path / "00002-live")
+    status = json.loads((run / "status.json").read_text())
+    status.update(state="running", pid=os.getpid(), host=socket.gethostname())
+    (run / "status.json").write_text(json.dumps(status))
+    text = run_report(run).read_text(encoding="utf-8")
+    assert "State: running" in text and "still in progress" in text
+    # the same run with its process gone: stalled, with the command that resumes it
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    status["pid"] = dead.pid
+    (run / "status.json").write_text(json.dumps(status))
+    text = run_report(run).read_text(encoding="utf-8")
+    assert "State: stalled" in text and "--resume" in text
+
+
+def test_sweep_report(study, tmp_path):
+    out = tmp_path / "sweep-report"
+    index = sweep_report(study["journal"], study["name"], out)
+    assert_self_contained(index)
+    page = parse(index)
+    assert page.headings == [
+        "Leaderboard",
+        "What mattered",
+        "Optimization history and parallel coordinates",
+        "Best and worst trial",
+        "Pruned, failed and diverged trials",
+    ]
+    text = index.read_text(encoding="utf-8")
+    leaderboard = text[text.index('id="leaderboard"') :].split("</table>")[0]
+    rows = re.findall(r"<tr(?: class=\"best\")?><td class=\"num\">(\d+)</td>", leaderboard)
+    assert sorted(rows) == ["0", "1", "2", "3"]  # every trial of the 2x2 grid, once
+    links = [v for tag, _, v in page.refs if tag == "a"]
+    assert len(links) == 4 and all(v.endswith("report/index.html") for v in links)
+    assets = out / "assets"
+    for name in ("history.png", "parallel.png", "effect_batch_size.png"):
+        assert (assets / name).is_file(), name
+    # lr_g=1e30 diverged both times: among scored trials lr_g has one value, so no chart, a note
+    assert not (assets / "effect_lr_g.png").exists()
+    assert "lr_g: one value among the scored trials" in text
+    assert text.count("diverged") >= 2  # both diverging trials listed with their reason
+    assert "exit code 3" in text
+    assert (assets / "best_samples.png").is_file() and (assets / "worst_samples.png").is_file()
+    markdown = index.with_name("report.md").read_text(encoding="utf-8")
+    assert markdown.count("| complete |") == 2
+
+
+def test_compare_report(study, tmp_path):
+    out = tmp_path / "cmp"
+    index = compare_report(study["runs"], out)
+    assert_self_contained(index)
+    text = index.read_text(encoding="utf-8")
+    differing = re.search(r"Settings that differ: (.*?)\.</p>", text).group(1)
+    assert "<code>batch_size</code>" in differing and "name" not in differing
+    assert re.search(r'<tr class="diff"><th>batch_size</th>', text)
+    assert not re.search(r'<tr class="diff"><th>resolution</th>', text)
+    assert (out / "assets" / "curves_all.png").is_file()
+    assert len(list((out / "assets").glob("run*_best_samples.png"))) == 2
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "experiments.cli", "report", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_cli_writes_reports_and_rejects_bad_input(study, tmp_path):
+    run = copy_run(study["runs"][1], tmp_path / "00003-cli")
+    done = _cli("run", str(run))
+    assert done.returncode == 0, done.stderr
+    assert f"report: {run / 'report' / 'index.html'}" in done.stdout
+    missing = _cli("run", str(tmp_path / "nope"))
+    assert missing.returncode == 2 and "not a run directory" in missing.stderr
+    wrong = _cli("sweep", "--storage", study["journal"], "--study", "nope")
+    assert wrong.returncode == 2 and "studies there: rs" in wrong.stderr
+    one = _cli("compare", str(run))
+    assert one.returncode == 2 and "at least two" in one.stderr
+    assert "Traceback" not in missing.stderr + wrong.stderr + one.stderr
+
+
+@pytest.mark.parametrize("kind", ["run", "sweep", "compare"])
+def test_reports_in_a_real_browser(study, tmp_path, kind, request):
+    """Headless Chromium opens each report from disk: every image decodes, nothing is fetched
+    from the network, no console error; the leaderboard sorts on click. A screenshot is kept."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not chromium:
+        pytest.skip("Chromium not installed (.ci/run installs Debian's chromium)")
+    if kind == "run":
+        index = run_report(copy_run(study["runs"][0], tmp_path / "00004-browser"))
+    elif kind == "sweep":
+        index = sweep_report(study["journal"], study["name"], tmp_path / "sweep")
+    else:
+        index = compare_report(study["runs"], tmp_path / "compare")
+    problems, remote = [], []
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=chromium,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.on(
+            "request",
+            lambda r: remote.append(r.url) if not r.url.startswith(("file:", "data:")) else None,
+        )
+        page.goto(index.as_uri(), wait_until="load")
+        images = page.evaluate(
+            "Array.from(document.images).map(i => [i.getAttribute('src'), i.naturalWidth])"
+        )
+        if kind == "sweep":
+            page.click("#leaderboard thead th:nth-child(1)")  # by trial number, ascending
+            order = page.evaluate(
+                "Array.from(document.querySelectorAll('#leaderboard tbody tr'))"
+                ".map(r => Number(r.cells[0].textContent))"
+            )
+            assert order == sorted(order)
+        artifacts = Path(request.config.rootpath) / "test-artifacts"
+        artifacts.mkdir(exist_ok=True)
+        page.screenshot(path=str(artifacts / f"report-{kind}.png"), full_page=True)
+        browser.close()
+    assert images and all(width > 0 for _, width in images), images
+    assert not problems, problems
+    assert not remote, remote
