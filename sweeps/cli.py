@@ -22,6 +22,11 @@ def main(argv: list[str]) -> int:
     run.add_argument("--n-trials", type=int, help="global trial cap (also: run_cap)")
     run.add_argument("--workers", type=int, default=1, help="worker processes on this machine")
     run.add_argument("--runs-dir", default="runs")
+    run.add_argument(
+        "--wandb",
+        action="store_true",
+        help="each trial also writes an offline W&B run grouped by study (upload: wandb sync)",
+    )
     run.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
     status = sub.add_parser("status", help="leaderboard of a study")
     status.add_argument("--storage", required=True)
@@ -46,10 +51,17 @@ def main(argv: list[str]) -> int:
                     args.n_trials,
                     args.runs_dir,
                     args.worker_index,
+                    args.wandb,
                 )
                 return 0
             study = runner.run_sweep(
-                args.file, args.study, args.storage, args.n_trials, args.workers, args.runs_dir
+                args.file,
+                args.study,
+                args.storage,
+                args.n_trials,
+                args.workers,
+                args.runs_dir,
+                args.wandb,
             )
         else:
             import optuna

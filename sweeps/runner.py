@@ -139,10 +139,13 @@ def fail_leftover_trials(study: optuna.Study) -> None:
 class Objective:
     """Runs one trial as a training subprocess and reports its metric to Optuna."""
 
-    def __init__(self, spec: SweepSpec, study_name: str, runs_dir: Path) -> None:
+    def __init__(
+        self, spec: SweepSpec, study_name: str, runs_dir: Path, wandb: bool = False
+    ) -> None:
         self.spec = spec
         self.study_name = study_name
         self.runs_dir = runs_dir
+        self.wandb = wandb
 
     def __call__(self, trial: optuna.Trial) -> float:
         values = suggest(trial, self.spec)
@@ -163,6 +166,12 @@ class Objective:
             f"--run-dir={run_dir}",
             f"--name={self.study_name}",
         ]
+        env = dict(os.environ)
+        if self.wandb:
+            # An offline W&B run per trial, grouped by study: `wandb sync` shows the whole sweep.
+            argv.append("--wandb")
+            env.setdefault("WANDB_MODE", "offline")
+            env["WANDB_RUN_GROUP"] = self.study_name
         for key, value in (
             ("run_dir", str(run_dir)),
             ("pid", os.getpid()),
@@ -172,7 +181,7 @@ class Objective:
             trial.set_user_attr(key, value)
         run_dir.mkdir(parents=True, exist_ok=True)
         with (run_dir / "trial.log").open("ab") as log:
-            proc = subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
             pruned = self._watch(trial, proc, run_dir)
         status = read_json(run_dir / "status.json") or {}
         final = _last_metric(run_dir, self.spec.metric)
@@ -244,6 +253,7 @@ def run_worker(
     n_trials: int | None,
     runs_dir: str | Path = "runs",
     worker: int = 0,
+    wandb: bool = False,
 ) -> optuna.Study:
     """One worker: join (or create) the study and run trials until the cap or the grid ends.
 
@@ -273,7 +283,7 @@ def run_worker(
         raise SweepError(f"{spec_path}: a {spec.method} sweep needs run_cap or --n-trials")
     if not cap or len(study.get_trials(deepcopy=False, states=finished)) < cap:
         # Grid studies stop by themselves once every point has finished.
-        objective = Objective(spec, study_name, runs)
+        objective = Objective(spec, study_name, runs, wandb)
         study.optimize(objective, callbacks=callbacks, catch=(RuntimeError,))
     return study
 
@@ -285,8 +295,13 @@ def run_sweep(
     n_trials: int | None = None,
     workers: int = 1,
     runs_dir: str | Path = "runs",
+    wandb: bool = False,
 ) -> optuna.Study:
-    """Run ``workers`` processes on this machine sharing one storage; returns the study."""
+    """Run ``workers`` processes on this machine sharing one storage; returns the study.
+
+    ``wandb``: each trial also logs an offline W&B run (``WANDB_MODE`` unless set), grouped by
+    the study name.
+    """
     spec = load_spec(spec_path)
     study_name = study_name or spec.name or Path(spec_path).stem
     if storage is None:
@@ -322,8 +337,10 @@ def run_sweep(
         ]
         if n_trials:
             argv += ["--n-trials", str(n_trials)]
+        if wandb:
+            argv.append("--wandb")
         others.append(subprocess.Popen(argv, cwd=ROOT))
-    study = run_worker(spec_path, study_name, storage, n_trials, runs_dir, worker=0)
+    study = run_worker(spec_path, study_name, storage, n_trials, runs_dir, 0, wandb)
     for proc in others:
         proc.wait()
     fail_leftover_trials(study)  # only once every worker here is done

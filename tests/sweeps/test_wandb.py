@@ -88,3 +88,32 @@ def test_wandb_disabled_logs_nothing(cache_dir, tmp_path):
     proc = _run([*TINY, "--steps=10", f"--run-dir={run_dir}"], env, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert not (run_dir / "wandb").exists()
+
+
+def test_sweep_trials_write_offline_runs_grouped_by_study(cache_dir, tmp_path, monkeypatch):
+    """`albumgan sweep run --wandb`: every trial leaves an offline W&B run in the study's group,
+    so one `wandb sync` later shows the whole sweep."""
+    import yaml
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    from sweeps.runner import run_sweep
+
+    for key in [k for k in os.environ if k.startswith("WANDB_")]:
+        monkeypatch.delenv(key)
+    for key, value in _clean_env(cache_dir, tmp_path).items():
+        monkeypatch.setenv(key, value)
+    sweep = yaml.safe_load((ROOT / "sweeps" / "smoke.yaml").read_text())
+    sweep["parameters"].update(noise_shape={"value": [1, 1, 16]}, steps={"value": 10})
+    path = tmp_path / "wb.yaml"
+    path.write_text(yaml.safe_dump(sweep))
+    study = run_sweep(path, "wbgroup", str(tmp_path / "wb.journal"), runs_dir=tmp_path, wandb=True)
+    runs = [Path(t.user_attrs["run_dir"]) for t in study.trials if t.value is not None]
+    assert len(runs) == 2
+    for run_dir in runs:
+        offline = list((run_dir / "wandb").glob("offline-run-*"))
+        assert len(offline) == 1, run_dir
+        record = next(offline[0].glob("run-*.wandb")).read_bytes()
+        # RunRecord.run_group = "wbgroup", as protobuf bytes: tag (field << 3 | 2), length, text
+        field = pb.RunRecord.DESCRIPTOR.fields_by_name["run_group"].number
+        assert bytes([field << 3 | 2, len(b"wbgroup")]) + b"wbgroup" in record
+        assert b"\x03kid" in record  # the summary holds the sweep metric
