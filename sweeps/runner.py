@@ -31,7 +31,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from gan_core.rundir import read_json, read_jsonl
+from gan_core.rundir import process_alive, read_json, read_jsonl
 from sweeps.spec import SweepError, SweepSpec, grid_space, load_spec, suggest, to_argv
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,22 +89,14 @@ def make_pruner(spec: SweepSpec) -> optuna.pruners.BasePruner:
     )
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def stale_trials(study: optuna.Study) -> list:
     """RUNNING trials whose worker process on this host is gone."""
     stale = []
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         attrs = trial.user_attrs
-        if attrs.get("host") == socket.gethostname() and not _alive(int(attrs.get("pid", 0))):
+        if attrs.get("host") == socket.gethostname() and not process_alive(
+            int(attrs.get("pid", 0))
+        ):
             stale.append(trial)
     return stale
 
@@ -209,7 +201,7 @@ class Objective:
                 continue
             if other.state == TrialState.COMPLETE:
                 return True
-            alive = _alive(int(other.user_attrs.get("pid", 0))) or (
+            alive = process_alive(int(other.user_attrs.get("pid", 0))) or (
                 other.user_attrs.get("host") != socket.gethostname()
             )
             if other.state == TrialState.RUNNING and alive and other.number < trial.number:
