@@ -19,6 +19,7 @@ checkpoint), and a crashed or diverged trial is marked and the study goes on.
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 import socket
@@ -43,17 +44,26 @@ def open_storage(storage: str | None, study: str, runs_dir: Path):
     """A journal file (default ``<runs>/<study>/optuna.journal``), SQLite or PostgreSQL."""
     if storage and "://" in storage:
         if storage.startswith("postgresql"):
+            # A trial whose machine stops beating for grace_period is failed and re-queued with
+            # the same parameters and user attrs; the retry resumes its run directory.
             return optuna.storages.RDBStorage(
-                storage,
-                heartbeat_interval=30,
-                grace_period=120,
-                failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=2),
+                storage, heartbeat_interval=30, grace_period=120, **_stale_trial_retry(2)
             )
         return optuna.storages.RDBStorage(storage)
     path = Path(storage) if storage else runs_dir / study / "optuna.journal"
     path.parent.mkdir(parents=True, exist_ok=True)
     backend = optuna.storages.journal.JournalFileBackend(str(path))
     return optuna.storages.JournalStorage(backend)
+
+
+def _stale_trial_retry(max_retry: int) -> dict[str, Any]:
+    """RDBStorage's retry-on-stale-heartbeat argument: renamed in Optuna 4.9, the old name goes
+    in 6.0."""
+    storages = optuna.storages
+    if "heartbeat_stale_trial_callback" in inspect.signature(storages.RDBStorage).parameters:
+        retry = storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
+        return {"heartbeat_stale_trial_callback": retry}
+    return {"failed_trial_callback": storages.RetryFailedTrialCallback(max_retry=max_retry)}
 
 
 def make_sampler(spec: SweepSpec, worker: int, seed: int = 0) -> optuna.samplers.BaseSampler:
@@ -147,8 +157,11 @@ class Objective:
             trial.set_user_attr("state", "duplicate grid point (skipped)")
             trial.study.stop()
             raise optuna.TrialPruned("grid point already done or running")
+        # A re-queued trial (worker died) or a heartbeat retry (its user attrs copied) resumes
+        # the run directory of the trial it replaces, from its newest checkpoint.
         run_dir = Path(
             trial.user_attrs.get("resume_run_dir")
+            or trial.user_attrs.get("run_dir")
             or self.runs_dir / self.study_name / f"trial-{trial.number:04d}"
         )
         argv = [

@@ -103,6 +103,8 @@ def test_a_trial_with_a_stale_heartbeat_is_failed_and_retried(postgres_url, cach
     lost = study.ask()
     suggest(lost, spec)
     lost.set_user_attr("host", "another-machine")
+    lost_run_dir = tmp_path / "runs" / study_name / "trial-0000"  # on storage both machines share
+    lost.set_user_attr("run_dir", str(lost_run_dir))
     storage.record_heartbeat(lost._trial_id)
     with storage.engine.begin() as db:
         db.execute(
@@ -121,6 +123,8 @@ def test_a_trial_with_a_stale_heartbeat_is_failed_and_retried(postgres_url, cach
     failed, retried = trials
     assert retried.system_attrs["failed_trial"] == failed.number
     assert retried.params == failed.params == {"batch_size": 4}
-    assert Path(retried.user_attrs["run_dir"]).is_dir()
+    # the retry resumes the lost trial's run directory rather than starting a new one
+    assert retried.user_attrs["run_dir"] == str(lost_run_dir)
+    assert (lost_run_dir / "status.json").is_file()
     assert retried.user_attrs["state"] == "completed"
     assert retried.user_attrs["host"] != "another-machine"  # run here, by this sweep
