@@ -290,3 +290,18 @@ def test_reports_in_a_real_browser(study, tmp_path, kind, request):
     assert images and all(width > 0 for _, width in images), images
     assert not problems, problems
     assert not remote, remote
+
+
+def test_sweep_report_of_a_study_in_progress_says_so(study, tmp_path):
+    import optuna
+
+    journal = tmp_path / "live.journal"
+    shutil.copyfile(study["journal"], journal)
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(journal))
+    )
+    optuna.load_study(study_name=study["name"], storage=storage).ask()  # a trial now running
+    index = sweep_report(str(journal), study["name"], tmp_path / "live", run_reports=False)
+    text = index.read_text(encoding="utf-8")
+    assert "1 trial(s) still running" in text
+    assert '<td class="state-running">running</td>' in text
