@@ -79,9 +79,19 @@ def write_text(path: Path, text: str) -> None:
 
 
 def write_report(out: Path, name: str, context: dict[str, Any]) -> Path:
-    """Render ``name.html.j2`` -> ``out/index.html`` and ``name.md.j2`` -> ``out/report.md``."""
-    write_text(out / "index.html", render(f"{name}.html.j2", context))
-    write_text(out / "report.md", render(f"{name}.md.j2", context))
+    """Render ``name.html.j2`` -> ``out/index.html`` and ``name.md.j2`` -> ``out/report.md``;
+    then drop files of ``out/assets`` that neither references (left by an earlier report of
+    the same folder, e.g. grids no longer in the timeline)."""
+    page = render(f"{name}.html.j2", context)
+    markdown = render(f"{name}.md.j2", context)
+    write_text(out / "index.html", page)
+    write_text(out / "report.md", markdown)
+    assets = out / "assets"
+    if assets.is_dir():
+        for path in assets.iterdir():
+            reference = f"assets/{path.name}"
+            if path.is_file() and reference not in page and reference not in markdown:
+                path.unlink()
     return out / "index.html"
 
 

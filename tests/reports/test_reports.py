@@ -115,6 +115,9 @@ def test_run_report_structure(study, tmp_path):
     assert (
         "## Metrics over steps" in markdown and "![metric curves](assets/curves.png)" in markdown
     )
+    # re-running refreshes the report and drops pictures it no longer references
+    (assets / "grid_000005.png").write_bytes((assets / "grid_000010.png").read_bytes())
+    assert run_report(run) == index and not (assets / "grid_000005.png").exists()
     # a moved run folder keeps a working report: every reference is relative
     moved = shutil.move(str(run), str(tmp_path / "elsewhere"))
     assert_self_contained(Path(moved) / "report" / "index.html")
