@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -204,3 +205,54 @@ def test_pruning_and_a_diverging_trial(cache_dir, tmp_path, monkeypatch):
     assert any(t.state == optuna.trial.TrialState.COMPLETE for t in others)
     for t in others:  # intermediate KID values reached Optuna
         assert t.intermediate_values and min(t.intermediate_values) == 10
+
+
+# A stand-in trainer with a deterministic metric: KID = 1000 * lr_g + 1 / step, one evaluation
+# every 0.3 s for 10 steps; SIGTERM marks it interrupted, as the real trainer does.
+FAKE_TRAINER = """
+import json, signal, sys, time
+from pathlib import Path
+args = dict(a[2:].split("=", 1) for a in sys.argv[1:] if a.startswith("--") and "=" in a)
+run_dir = Path(args["run-dir"]); run_dir.mkdir(parents=True, exist_ok=True)
+def status(state, step):
+    (run_dir / "status.json").write_text(json.dumps({"state": state, "step": step}))
+step = 0
+def stop(*_):
+    status("interrupted", step); sys.exit(143)
+signal.signal(signal.SIGTERM, stop)
+for step in range(1, 11):
+    time.sleep(0.3)
+    kid = 1000 * float(args["lr_g"]) + 1 / step
+    with (run_dir / "metrics.jsonl").open("a") as log:
+        log.write(json.dumps({"step": step, "kid": kid}) + "\\n")
+    status("running", step)
+status("completed", 10)
+"""
+
+
+def test_hyperband_prunes_on_a_deterministic_metric(tmp_path):
+    program = tmp_path / "fake_train.py"
+    program.write_text(FAKE_TRAINER)
+    sweep = _spec(
+        {"lr_g": {"values": [0.001, 0.002, 0.003, 0.004]}, "eval_every": {"value": 1}},
+        method="grid",
+        program=str(program),
+        early_terminate={"type": "hyperband", "min_iter": 1, "eta": 3},
+    )
+    path = tmp_path / "det.yaml"
+    path.write_text(yaml.safe_dump(sweep))
+    study = run_sweep(path, "det", str(tmp_path / "det.journal"), runs_dir=tmp_path / "runs")
+    by_lr = {t.params["lr_g"]: t for t in study.trials}
+    order = [t.params["lr_g"] for t in sorted(study.trials, key=lambda t: t.number)]
+    pruned = [lr for lr, t in by_lr.items() if t.state == optuna.trial.TrialState.PRUNED]
+    # Successive halving at steps 1, 3, 9: a trial is stopped at a rung where it is not in the
+    # best third of what earlier trials reported there (the best one, with fewer than 3 values).
+    expected = [lr for i, lr in enumerate(order) if any(o < lr for o in order[:i])]
+    assert pruned == sorted(expected) and pruned, order
+    assert by_lr[0.001].state == optuna.trial.TrialState.COMPLETE
+    assert by_lr[0.001].value == pytest.approx(1.0 + 1 / 10)
+    for lr in pruned:  # stopped at its first rung (step 1) by SIGTERM, well before step 10
+        trial = by_lr[lr]
+        assert max(trial.intermediate_values) < 10, trial.intermediate_values
+        status = json.loads((Path(trial.user_attrs["run_dir"]) / "status.json").read_text())
+        assert status["state"] == "interrupted" and trial.user_attrs["state"] == "pruned"
