@@ -25,6 +25,7 @@ STATE_NOTES = {
     "interrupted": "This run was interrupted (SIGINT/SIGTERM) and checkpointed; resume it with "
     "`python -m experiments.train --resume RUN_DIR`.",
     "diverged": "This run diverged (a non-finite loss) and was stopped.",
+    "not started": "No status.json yet: the run has not started training.",
 }
 
 

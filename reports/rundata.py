@@ -42,7 +42,9 @@ class RunData:
     @property
     def state(self) -> str:
         """completed | running | interrupted | diverged | stalled (says "running", but its
-        process is gone: killed hard; ``--resume`` continues it) | unknown."""
+        process is gone: killed hard; ``--resume`` continues it) | not started (no status.json)."""
+        if not self.status:
+            return "not started"
         state = self.status.get("state", "unknown")
         if state == "running" and self.status.get("host") == socket.gethostname():
             if not process_alive(int(self.status.get("pid") or 0)):

@@ -15,11 +15,13 @@ from typing import Any
 
 import optuna
 from optuna.trial import TrialState
+from sqlalchemy.exc import SQLAlchemyError
 
 from reports import charts, gallery
 from reports.render import relative, write_report
 from reports.run_report import run_report
 from reports.rundata import ReportError, RunData, headline, load_run
+from sweeps.runner import rdb_url
 from sweeps.spec import decode
 
 DEFAULT_METRIC = "kid"
@@ -34,7 +36,11 @@ def open_study(storage: str, study_name: str) -> optuna.Study:
         backend = optuna.storages.journal.JournalFileBackend(str(path))
         storage_obj: Any = optuna.storages.JournalStorage(backend)
     else:
-        storage_obj = optuna.storages.RDBStorage(storage, skip_table_creation=True)
+        try:
+            storage_obj = optuna.storages.RDBStorage(rdb_url(storage), skip_table_creation=True)
+        except (ImportError, SQLAlchemyError, optuna.exceptions.StorageInternalError) as exc:
+            reason = str(exc.__cause__ or exc).strip().splitlines()[0]  # the driver's words
+            raise ReportError(f"--storage {storage}: cannot open ({reason})") from exc
     try:
         return optuna.load_study(study_name=study_name, storage=storage_obj)
     except KeyError as exc:

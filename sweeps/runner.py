@@ -40,9 +40,20 @@ POLL_SECONDS = 0.5
 SUMMARY_KEYS = ("kid", "kid_std", "fid", "precision", "recall")
 
 
+def rdb_url(url: str) -> str:
+    """A bare ``postgresql://`` URL names the psycopg2 driver we install (the ``postgres`` extra):
+    SQLAlchemy 2.1 would otherwise pick psycopg 3."""
+    return (
+        "postgresql+psycopg2://" + url[len("postgresql://") :]
+        if url.startswith("postgresql://")
+        else url
+    )
+
+
 def open_storage(storage: str | None, study: str, runs_dir: Path):
     """A journal file (default ``<runs>/<study>/optuna.journal``), SQLite or PostgreSQL."""
     if storage and "://" in storage:
+        storage = rdb_url(storage)
         if storage.startswith("postgresql"):
             # A trial whose machine stops beating for grace_period is failed and re-queued with
             # the same parameters and user attrs; the retry resumes its run directory.

@@ -237,7 +237,10 @@ def test_cli_writes_reports_and_rejects_bad_input(study, tmp_path):
     assert wrong.returncode == 2 and "studies there: rs" in wrong.stderr
     one = _cli("compare", str(run))
     assert one.returncode == 2 and "at least two" in one.stderr
-    assert "Traceback" not in missing.stderr + wrong.stderr + one.stderr
+    # nothing listens on port 1; a bare postgresql:// URL goes through psycopg2, which we install
+    down = _cli("sweep", "--storage", "postgresql://u@127.0.0.1:1/db", "--study", "rs")
+    assert down.returncode == 2 and "psycopg2.OperationalError" in down.stderr
+    assert "Traceback" not in missing.stderr + wrong.stderr + one.stderr + down.stderr
 
 
 @pytest.mark.parametrize("kind", ["run", "sweep", "compare"])
