@@ -26,7 +26,6 @@ import io
 import json
 import logging
 import os
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -41,6 +40,7 @@ from icrawler.builtin.google import GoogleFeeder, GoogleParser
 from icrawler.builtin.urllist import PseudoParser, UrlListFeeder
 from PIL import Image
 
+from gan_core.fileio import write_bytes
 from gan_core.rundir import read_jsonl
 
 # The seed notebook's search terms, English and Korean.
@@ -136,7 +136,7 @@ class ProvenanceDownloader(ImageDownloader):
             if self.reach_max_num():
                 self.signal.set(reach_max_num=True)
                 return False
-            write_atomic(self.folder / name, response.content)
+            write_bytes(self.folder / name, response.content)
             self.manifest.append(
                 {
                     "file": name,
@@ -179,13 +179,6 @@ class ProvenanceDownloader(ImageDownloader):
                 break
         self.result.skipped[reason] += 1
         return None
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".", suffix=".part")
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.replace(tmp, path)
 
 
 class _BingFeeder(BingFeeder):

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from data_tools.registry import (
     list_images,
     resolve,
 )
+from gan_core.fileio import atomic_write
 
 __all__ = ["Dataset", "DatasetError", "default_cache_dir", "load_dataset"]
 
@@ -103,10 +103,7 @@ def load_dataset(
         raise DatasetError(
             f"dataset {dataset!r}: none of the {len(files)} files in {source} could be decoded"
         )
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    # Write then rename: a concurrent or killed writer never leaves a half-written cache file.
-    fd, tmp = tempfile.mkstemp(dir=cached.parent, suffix=".tmp.npz")
-    with os.fdopen(fd, "wb") as handle:
+    # Written atomically: a concurrent or killed writer never leaves a half-written cache file.
+    with atomic_write(cached) as handle:
         np.savez(handle, images=images, skipped=np.array(skipped, dtype=str))
-    os.replace(tmp, cached)
     return Dataset(name, source, images, key, tuple(skipped))

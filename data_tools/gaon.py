@@ -35,7 +35,8 @@ from pathlib import Path
 import requests
 from PIL import Image
 
-from data_tools.crawl import EXTENSIONS, CrawlError, Manifest, crawl_pair, write_atomic
+from data_tools.crawl import EXTENSIONS, CrawlError, Manifest, crawl_pair
+from gan_core.fileio import write_bytes
 from gan_core.rundir import read_jsonl
 
 SOURCES = ("itunes", "musicbrainz", "bing")
@@ -257,7 +258,7 @@ def _fetch_one(album: Album, folder: Path, manifest: Manifest, fetcher: CoverFet
         return False
     data, fmt = downloaded
     name = f"{album.stem}.{EXTENSIONS.get(fmt, 'img')}"
-    write_atomic(folder / name, data)
+    write_bytes(folder / name, data)
     manifest.append(
         {
             "file": name,

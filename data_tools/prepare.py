@@ -36,6 +36,7 @@ import numpy as np
 from PIL import Image
 
 from data_tools.imageops import FITS, UnreadableImage, open_rgb, square_resize
+from gan_core.fileio import atomic_write
 from gan_core.rundir import read_jsonl
 
 STATUSES = ("kept", "duplicate", "flagged", "rejected")
@@ -246,11 +247,9 @@ def _place_outputs(records: list[dict], inspected: list[Inspected], out: Path) -
 
 
 def _write_manifest(records: list[dict], path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".manifest.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+    with atomic_write(path, "w", encoding="utf-8") as handle:
         for record in records:
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
 
 
 def list_inputs(src: Path, out: Path) -> list[Path]:

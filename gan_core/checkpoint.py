@@ -11,12 +11,12 @@ back to the previous checkpoint when the newest cannot be read.
 from __future__ import annotations
 
 import logging
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from gan_core.fileio import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -64,16 +64,8 @@ def write_checkpoint(gan, path: Path, step: int) -> Path:
         for i, var in enumerate(variables):
             arrays[f"{group}/{i:04d}"] = np.asarray(var.numpy())
     arrays["rng/state"] = gan.rng.state.numpy()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **arrays)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as handle:
+        np.savez(handle, **arrays)
     return path
 
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from gan_core.fileio import atomic_write
 
 
 def to_uint8(images: np.ndarray, drange: tuple[float, float] = (-1.0, 1.0)) -> np.ndarray:
@@ -32,15 +32,9 @@ def tile(images: np.ndarray, cols: int | None = None) -> np.ndarray:
 
 def save_image(array: np.ndarray, path: Path, **save_args) -> None:
     """Write atomically (temp file + rename): a reader never sees half a PNG."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        Image.fromarray(array).save(tmp, **save_args)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    image_format = Image.registered_extensions()[Path(path).suffix.lower()]
+    with atomic_write(path) as handle:
+        Image.fromarray(array).save(handle, format=image_format, **save_args)
 
 
 def save_grid(

@@ -21,7 +21,6 @@ import json
 import os
 import re
 import socket
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from typing import Any
 import yaml
 
 from gan_core.config import ConfigError, TrainConfig, build_config, overrides_from_mapping
+from gan_core.fileio import write_text
 
 STATES = ("running", "completed", "diverged", "interrupted")
 # Keys a resumed run may change: they do not alter what is being trained.
@@ -55,12 +55,7 @@ _RUN_NAME = re.compile(r"^(\d{5,})-(.+)$")
 
 def write_json(path: Path, data: Any) -> None:
     """Atomic JSON write (temp file + rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2)
-        handle.write("\n")
-    os.replace(tmp, path)
+    write_text(path, json.dumps(data, indent=2) + "\n")
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -131,11 +126,7 @@ def find_resumable(runs_dir: Path, name: str) -> Path | None:
 
 
 def write_config(run_dir: Path, cfg: TrainConfig) -> None:
-    text = yaml.safe_dump(cfg.to_dict(), sort_keys=False)
-    fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=".config.yaml.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, run_dir / "config.yaml")
+    write_text(run_dir / "config.yaml", yaml.safe_dump(cfg.to_dict(), sort_keys=False))
 
 
 def read_config(run_dir: Path) -> TrainConfig:

@@ -11,12 +11,13 @@ import html
 import math
 import os
 import re
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import jinja2
+
+from gan_core.fileio import write_text  # atomic: a browser refreshing never sees half a page
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|])")  # inline Markdown syntax; < > & become entities
 
@@ -67,15 +68,6 @@ _ENV.filters.update(fmt=fmt, duration=duration, md=md)
 
 def render(template: str, context: dict[str, Any]) -> str:
     return _ENV.get_template(template).render(**context, generated_at=timestamp())
-
-
-def write_text(path: Path, text: str) -> None:
-    """Write atomically: a reader (or a browser refreshing) never sees half a report."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
 
 
 def write_report(out: Path, name: str, context: dict[str, Any]) -> Path:

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from gan_core.fileio import atomic_write
 from gan_core.metrics.extractors import Extractor
 from gan_core.metrics.maths import density_coverage, fid_from_features, kid, precision_recall
 
@@ -80,9 +80,6 @@ def cached_features(
         if feats.shape[0] == len(images):
             return feats
     feats = extractor(images)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp.npy")
-    with os.fdopen(fd, "wb") as handle:
+    with atomic_write(path) as handle:
         np.save(handle, feats)
-    os.replace(tmp, path)
     return feats
