@@ -113,12 +113,12 @@ def _natural(label: str):
         return (1, 0.0, label)
 
 
-def history(numbers: list[int], kids: list[float], path: Path) -> None:
+def history(numbers: list[int], kids: list[float], path: Path, maximize: bool = False) -> None:
     """Each trial's KID in trial order, with the best so far."""
     fig, ax = plt.subplots(figsize=(6, 3.2))
     ax.scatter(numbers, kids, s=18, label="trial")
     order = np.argsort(numbers)
-    best = np.minimum.accumulate(np.asarray(kids)[order])
+    best = (np.maximum if maximize else np.minimum).accumulate(np.asarray(kids)[order])
     ax.step(np.asarray(numbers)[order], best, where="post", color="C3", label="best so far")
     ax.set_xlabel("trial")
     ax.set_ylabel("KID")

@@ -52,6 +52,7 @@ def open_study(storage: str, study_name: str) -> optuna.Study:
 
 def trial_rows(study: optuna.Study, metric: str) -> list[dict]:
     """One row per trial (skipped duplicate grid points left out), best first."""
+    sign = -1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
     rows = []
     for trial in study.get_trials(deepcopy=False):
         attrs = trial.user_attrs
@@ -77,7 +78,7 @@ def trial_rows(study: optuna.Study, metric: str) -> list[dict]:
                 "reason": _reason(trial, run, metric),
             }
         )
-    rows.sort(key=lambda r: (r["value"] is None, r["value"] or 0.0, r["number"]))
+    rows.sort(key=lambda r: (r["value"] is None, sign * (r["value"] or 0.0), r["number"]))
     return rows
 
 
@@ -96,7 +97,7 @@ def _reason(trial, run: RunData | None, metric: str) -> str:
         if trial.intermediate_values:
             step = max(trial.intermediate_values)
             value = trial.intermediate_values[step]
-            return f"pruned by the pruner at step {step} ({metric} {value:.4g})"
+            return f"stopped early at step {step} ({metric} {value:.4g})"
         return "pruned"
     if trial.state == TrialState.FAIL:
         parts = [str(attrs.get("state") or "failed")]
@@ -171,7 +172,8 @@ def _charts(study: optuna.Study, params: list[str], scored: list[dict], assets: 
         result["notes"].append(f"{len(scored)} scored trial(s): charts need at least 2")
         return result
     kids = [r["value"] for r in scored]
-    charts.history([r["number"] for r in scored], kids, assets / "history.png")
+    maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+    charts.history([r["number"] for r in scored], kids, assets / "history.png", maximize)
     result["history"] = f"{assets.name}/history.png"
     swept = [p for p in params if len({str(r["params"].get(p)) for r in scored}) > 1]
     for name in params:
