@@ -21,9 +21,9 @@ STATE_NOTES = {
     "running": "This run is still in progress: the report shows it as of now; re-run "
     "`albumgan report run` for newer results.",
     "stalled": "status.json says running, but its process is gone (killed hard?): resume it "
-    "with `python -m experiments.train --resume RUN_DIR`.",
+    "with `python -m experiments.train --run-dir {path}`.",
     "interrupted": "This run was interrupted (SIGINT/SIGTERM) and checkpointed; resume it with "
-    "`python -m experiments.train --resume RUN_DIR`.",
+    "`python -m experiments.train --run-dir {path}`.",
     "diverged": "This run diverged (a non-finite loss) and was stopped.",
     "not started": "No status.json yet: the run has not started training.",
 }
@@ -53,7 +53,9 @@ def run_panels(run: RunData, assets: Path, prefix: str = "", neighbours: bool = 
         "run": run,
         "name": run.name,
         "state": run.state,
-        "state_note": STATE_NOTES.get(run.state, f"unknown state {run.state!r}"),
+        "state_note": STATE_NOTES[run.state].format(path=run.path)
+        if run.state in STATE_NOTES
+        else f"unknown state {run.state!r}",
         "headline": headline(run),
         "config": run.config,
         "evals": run.evals,

@@ -169,7 +169,7 @@ def test_report_of_a_run_in_progress_says_so(study, tmp_path):
     status["pid"] = dead.pid
     (run / "status.json").write_text(json.dumps(status))
     text = run_report(run).read_text(encoding="utf-8")
-    assert "State: stalled" in text and "--resume" in text
+    assert "State: stalled" in text and f"python -m experiments.train --run-dir {run}" in text
 
 
 def test_sweep_report(study, tmp_path):
