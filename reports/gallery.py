@@ -50,7 +50,10 @@ def progress_gif(run: RunData, path: Path) -> bool:
     grids = pick_evenly(run.grids, GIF_FRAMES)
     if len(grids) < 2:
         return False
-    frames = [Image.open(p).convert("RGB") for _, p in grids]
+    frames = []
+    for _, grid in grids:
+        with Image.open(grid) as image:  # closed at once: up to GIF_FRAMES files
+            frames.append(image.convert("RGB"))
     size = frames[-1].size
     frames = [f if f.size == size else f.resize(size) for f in frames]
     durations = [GIF_FRAME_MS] * (len(frames) - 1) + [GIF_FRAME_MS * 10]
