@@ -40,8 +40,7 @@ from icrawler.builtin.google import GoogleFeeder, GoogleParser
 from icrawler.builtin.urllist import PseudoParser, UrlListFeeder
 from PIL import Image
 
-from gan_core.fileio import write_bytes
-from gan_core.rundir import read_jsonl
+from gan_core.fileio import read_jsonl, write_bytes
 
 # The seed notebook's search terms, English and Korean.
 DEFAULT_KEYWORDS = (

@@ -36,8 +36,7 @@ import requests
 from PIL import Image
 
 from data_tools.crawl import EXTENSIONS, CrawlError, Manifest, crawl_pair
-from gan_core.fileio import write_bytes
-from gan_core.rundir import read_jsonl
+from gan_core.fileio import read_jsonl, write_bytes
 
 SOURCES = ("itunes", "musicbrainz", "bing")
 USER_AGENT = "albumgan/0.1 (K-pop album-art DC-GAN research; https://pypi.org/project/albumgan)"

@@ -36,8 +36,7 @@ import numpy as np
 from PIL import Image
 
 from data_tools.imageops import FITS, UnreadableImage, open_rgb, square_resize
-from gan_core.fileio import atomic_write
-from gan_core.rundir import read_jsonl
+from gan_core.fileio import atomic_write, read_jsonl
 
 STATUSES = ("kept", "duplicate", "flagged", "rejected")
 HARD_MIN_SIDE = 32  # smaller than this is not a cover at all: rejected, not flagged

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from data_tools import synthetic
+from gan_core.fileio import default_cache_dir
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 # How each named dataset is built.
@@ -32,10 +33,6 @@ class DatasetError(ValueError):
 
 def data_root(data_dir: str | os.PathLike | None = None) -> Path:
     return Path(data_dir or os.environ.get("ALBUMGAN_DATA") or "data")
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("ALBUMGAN_CACHE") or Path.home() / ".cache" / "albumgan")
 
 
 def image_folder(folder: Path) -> Path:

@@ -17,7 +17,6 @@ Layout::
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import socket
@@ -28,7 +27,7 @@ from typing import Any
 import yaml
 
 from gan_core.config import ConfigError, TrainConfig, build_config, overrides_from_mapping
-from gan_core.fileio import write_text
+from gan_core.fileio import read_json, write_json, write_text
 
 STATES = ("running", "completed", "diverged", "interrupted")
 # Keys a resumed run may change: they do not alter what is being trained.
@@ -48,35 +47,12 @@ RESUMABLE_CHANGES = frozenset(
         "cache_dir",
         "data_dir",
         "name",
+        # The backend changes how, not what, is trained: a checkpoint carries over between them
+        # (gan_core.checkpoint), and `auto` may resolve differently on the machine that resumes.
+        "backend",
     }
 )
 _RUN_NAME = re.compile(r"^(\d{5,})-(.+)$")
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Atomic JSON write (temp file + rename)."""
-    write_text(path, json.dumps(data, indent=2) + "\n")
-
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """Every record of a JSON-lines file; [] when missing. A line cut by a kill (or still being
-    written by another process) is skipped, never fatal."""
-    if not path.exists():
-        return []
-    records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return records
 
 
 def process_alive(pid: int) -> bool:
@@ -172,4 +148,5 @@ class Status:
         if "state" in fields and fields["state"] not in STATES:
             raise ValueError(f"state must be one of {STATES}, got {fields['state']!r}")
         self.data.update(fields, updated_at=time.time())
-        write_json(self.path, self.data)
+        # Rewritten after every execution: atomic, but not fsynced (see fileio.atomic_write).
+        write_json(self.path, self.data, durable=False)

@@ -15,7 +15,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from data_tools.datasets import load_dataset
-from data_tools.registry import DatasetError, default_cache_dir
+from data_tools.registry import DatasetError
+from gan_core.fileio import default_cache_dir
 from gan_core.metrics.extractors import get_extractor
 from gan_core.metrics.score import cached_features
 from reports.rundata import RunData

@@ -15,7 +15,8 @@ from typing import Any
 
 import yaml
 
-from gan_core.rundir import process_alive, read_json, read_jsonl
+from gan_core.fileio import read_json, read_jsonl
+from gan_core.rundir import process_alive
 
 _GRID = re.compile(r"^step_(\d+)\.png$")
 

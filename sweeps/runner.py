@@ -32,7 +32,8 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from gan_core.rundir import process_alive, read_json, read_jsonl
+from gan_core.fileio import read_json, read_jsonl
+from gan_core.rundir import process_alive
 from sweeps.spec import SweepError, SweepSpec, grid_space, load_spec, suggest, to_argv
 
 ROOT = Path(__file__).resolve().parent.parent
