@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-EXTRAS ?= cpu,dev          # GPU machines: make demo EXTRAS=gpu,dev
+EXTRAS ?= cpu,jax,dev      # GPU machines: make demo EXTRAS=gpu,dev (JAX with CUDA 13)
 DEMO_STEPS ?= 1200
 
 .PHONY: venv demo test test-all bench lint clean
@@ -27,11 +27,14 @@ demo: venv
 	echo "  more images:   $(PY) -m experiments.cli sample $$run --n 64 --format jpg"; \
 	echo ""; echo "Report (open in a browser): $$run/report/index.html  (Markdown: report.md)"
 
+# The whole suite on TensorFlow, then the trainer's contract tests again on JAX (on the CPU).
 test: venv
-	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m pytest -q
+	TF_CPP_MIN_LOG_LEVEL=2 KERAS_BACKEND=tensorflow $(PY) -m pytest -q
+	TF_CPP_MIN_LOG_LEVEL=2 KERAS_BACKEND=jax $(PY) -m pytest -q -m backend_contract
 
 test-all: venv
-	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m pytest -q -m ''
+	TF_CPP_MIN_LOG_LEVEL=2 KERAS_BACKEND=tensorflow $(PY) -m pytest -q -m ''
+	TF_CPP_MIN_LOG_LEVEL=2 KERAS_BACKEND=jax $(PY) -m pytest -q -m backend_contract
 
 bench: venv
 	TF_CPP_MIN_LOG_LEVEL=2 $(PY) benchmarks/train_throughput.py --quick

@@ -66,7 +66,7 @@ def _evaluate(argv: list[str]) -> int:
     import json
 
     from data_tools.registry import DatasetError
-    from gan_core.metrics.evaluate import evaluate
+    from experiments.evaluate import evaluate
     from gan_core.metrics.extractors import MetricsError
 
     try:

@@ -20,7 +20,8 @@ from PIL import Image
 
 from data_tools.datasets import load_dataset
 from data_tools.imageops import RESAMPLE, open_rgb, square_resize
-from data_tools.registry import default_cache_dir, list_images
+from data_tools.registry import list_images
+from gan_core.fileio import default_cache_dir
 from gan_core.metrics.extractors import get_extractor
 from gan_core.metrics.score import cached_features, score_features
 

@@ -10,7 +10,11 @@ unfinished run of the same name), ``--dry-run`` (print the resolved config and p
 ``--wandb`` (log to Weights & Biases; automatic under ``wandb agent``).
 Every other ``--key=value`` is a TrainConfig key (``--help`` lists them).
 
-Exit codes: 0 completed, 2 bad arguments or config, 3 diverged (NaN/Inf loss),
+Backend: ``--backend=auto|tensorflow|jax`` (a config key). ``auto`` takes JAX when it sees a
+GPU, else TensorFlow, else JAX on the CPU; it is resolved here, before Keras is imported, and the
+run's status.json records what ran (``gan_core.backend``).
+
+Exit codes: 0 completed, 2 bad arguments, config or backend, 3 diverged (NaN/Inf loss),
 128+signal when stopped by SIGTERM (143) or SIGINT (130) after writing a checkpoint.
 """
 
@@ -121,38 +125,46 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    from gan_core.backend import BackendError, activate
+
     try:
-        import tensorflow  # noqa: F401
-    except ImportError:
-        print(
-            "error: TensorFlow is not installed: pip install -e '.[cpu]' (GPU: '.[gpu]')",
-            file=sys.stderr,
-        )
+        backend_name = activate(cfg.backend)  # sets KERAS_BACKEND before Keras is imported
+    except BackendError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if options.dry_run:
-        return _dry_run(cfg)
+        return _dry_run(cfg, backend_name)
 
+    from albumgan import load_data
     from data_tools.datasets import DatasetError
+    from gan_core.checkpoint import CheckpointError
     from gan_core.training import train
     from sweeps.wandb_logger import WandbLogger, wanted
 
     callbacks = [WandbLogger()] if wanted(options.wandb) else []
     try:
-        result = train(cfg, callbacks=callbacks, run_dir=options.run_dir, resume=options.resume)
-    except (ConfigError, DatasetError) as exc:
+        data = load_data(cfg)
+        result = train(cfg, data, callbacks, run_dir=options.run_dir, resume=options.resume)
+    except (ConfigError, DatasetError, CheckpointError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     print(f"run_dir: {result.run_dir}")
-    print(f"state: {result.state} at step {result.step}")
+    print(f"state: {result.state} at step {result.step} ({result.backend})")
     return result.exit_code
 
 
-def _dry_run(cfg: TrainConfig) -> int:
+def _dry_run(cfg: TrainConfig, backend_name: str) -> int:
     from gan_core.models import build_discriminator, build_generator
     from gan_core.precision import resolve_precision
 
     print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
-    print(f"resolved_precision: {resolve_precision(cfg.precision)}")
+    try:
+        precision = resolve_precision(cfg.precision, backend_name)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"resolved_backend: {backend_name}")
+    print(f"resolved_precision: {precision}")
     print(f"generator_params: {build_generator(cfg).count_params()}")
     print(f"discriminator_params: {build_discriminator(cfg).count_params()}")
     return 0

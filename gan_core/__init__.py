@@ -1,20 +1,28 @@
-"""gan_core: the DC-GAN library (models, the compiled train step, callbacks, checkpoints).
+"""gan_core: the DC-GAN library (models, the compiled train steps on TensorFlow and JAX,
+callbacks, checkpoints, metrics). It never imports ``data_tools``: the caller hands it the images.
 
-Notebook use::
+Notebook use (``albumgan.train`` loads ``cfg.dataset`` and calls ``gan_core.train``)::
 
-    from gan_core import TrainConfig, train
-    result = train(TrainConfig(resolution=32, steps=200))
+    from albumgan import TrainConfig, train
+    result = train(TrainConfig(resolution=32, steps=200, backend="jax"))
+
+    from gan_core import TrainingData, train            # your own images, (N, R, R, 3) uint8
+    result = train(TrainConfig(resolution=32, steps=200), TrainingData("mine", images))
+
+Importing this package loads no framework; ``train`` picks the backend from the config.
 """
 
 from __future__ import annotations
 
 from gan_core.config import ConfigError, TrainConfig
+from gan_core.run import Callback, TrainingData
 
-__all__ = ["ConfigError", "TrainConfig", "TrainResult", "train"]
+__all__ = ["Callback", "ConfigError", "TrainConfig", "TrainResult", "TrainingData", "train"]
 
 
 def __getattr__(name: str):
-    # TensorFlow loads only when training is asked for, so config parsing and `--help` stay fast.
+    # The loop loads Keras (and a framework) only when training is asked for, so config parsing
+    # and `--help` stay fast and the backend can still be chosen.
     if name in ("train", "TrainResult"):
         from gan_core import training
 

@@ -2,64 +2,92 @@
 
 Applied to real and fake images in both the discriminator and the generator updates, so the
 discriminator never sees un-augmented images and gradients flow through the augmentation to G.
-All randomness comes from the caller's ``tf.random.Generator`` so a resumed run replays it.
 Images are NHWC in [-1, 1].
+
+The ops are written once in ``keras.ops`` and run unchanged on every backend. Their randomness
+comes in as an argument: ``uniforms`` of shape (batch, ``uniforms_needed(ops)``), values in
+[0, 1), drawn by the caller's backend RNG (TensorFlow: the checkpointed ``tf.random.Generator``;
+JAX: a key derived from (seed, step)). Pinning those draws pins the output, which is how the two
+backends are tested against each other. Per image:
+
+    color        brightness ~ U[-0.5, 0.5), saturation ~ U[0, 2), contrast ~ U[0.5, 1.5)
+    translation  shift ~ uniform integer in [-r, r] per axis, r = round(side / 8), zero fill
+    cutout       a zero square of half the side, centre ~ uniform integer position
 """
 
 from __future__ import annotations
 
-import tensorflow as tf
+from keras import ops
 
 TRANSLATION_RATIO = 0.125  # shift by up to 1/8 of the side, zero-filled
 CUTOUT_RATIO = 0.5  # erase a square of half the side
 
 
-def _color(x: tf.Tensor, rng: tf.random.Generator) -> tf.Tensor:
-    batch = tf.shape(x)[0]
-    brightness = rng.uniform([batch, 1, 1, 1], dtype=x.dtype) - 0.5
+def _uniform_int(u, count: int):
+    """U[0, 1) -> an integer uniform on 0..count-1."""
+    return ops.cast(ops.minimum(ops.floor(u * count), count - 1), "int32")
+
+
+def _color(x, u):
+    brightness = ops.reshape(u[:, 0], (-1, 1, 1, 1)) - 0.5
+    saturation = ops.reshape(u[:, 1], (-1, 1, 1, 1)) * 2.0
+    contrast = ops.reshape(u[:, 2], (-1, 1, 1, 1)) + 0.5
     x = x + brightness
-    saturation = rng.uniform([batch, 1, 1, 1], dtype=x.dtype) * 2.0
-    grey = tf.reduce_mean(x, axis=3, keepdims=True)
+    grey = ops.mean(x, axis=3, keepdims=True)
     x = grey + (x - grey) * saturation
-    contrast = rng.uniform([batch, 1, 1, 1], dtype=x.dtype) + 0.5
-    mean = tf.reduce_mean(x, axis=[1, 2, 3], keepdims=True)
+    mean = ops.mean(x, axis=(1, 2, 3), keepdims=True)
     return mean + (x - mean) * contrast
 
 
-def _translation(x: tf.Tensor, rng: tf.random.Generator) -> tf.Tensor:
-    batch, height, width = tf.shape(x)[0], tf.shape(x)[1], tf.shape(x)[2]
-    pad_h = tf.cast(tf.cast(height, tf.float32) * TRANSLATION_RATIO + 0.5, tf.int32)
-    pad_w = tf.cast(tf.cast(width, tf.float32) * TRANSLATION_RATIO + 0.5, tf.int32)
-    shift_y = rng.uniform([batch, 1], minval=-pad_h, maxval=pad_h + 1, dtype=tf.int32)
-    shift_x = rng.uniform([batch, 1], minval=-pad_w, maxval=pad_w + 1, dtype=tf.int32)
-    padded = tf.pad(x, [[0, 0], [pad_h, pad_h], [pad_w, pad_w], [0, 0]])
-    rows = tf.range(height)[None, :] + pad_h + shift_y  # (batch, height)
-    cols = tf.range(width)[None, :] + pad_w + shift_x  # (batch, width)
-    x = tf.gather(padded, rows, axis=1, batch_dims=1)
-    return tf.gather(x, cols, axis=2, batch_dims=1)
+def _translation(x, u):
+    height, width = x.shape[1], x.shape[2]
+    pad_h = int(height * TRANSLATION_RATIO + 0.5)
+    pad_w = int(width * TRANSLATION_RATIO + 0.5)
+    shift_y = _uniform_int(u[:, 0], 2 * pad_h + 1) - pad_h  # in [-pad_h, pad_h]
+    shift_x = _uniform_int(u[:, 1], 2 * pad_w + 1) - pad_w
+    padded = ops.pad(x, [[0, 0], [pad_h, pad_h], [pad_w, pad_w], [0, 0]])
+    rows = ops.arange(height, dtype="int32")[None, :] + pad_h + shift_y[:, None]  # (batch, H)
+    cols = ops.arange(width, dtype="int32")[None, :] + pad_w + shift_x[:, None]  # (batch, W)
+    x = ops.take_along_axis(padded, rows[:, :, None, None], axis=1)
+    return ops.take_along_axis(x, cols[:, None, :, None], axis=2)
 
 
-def _cutout(x: tf.Tensor, rng: tf.random.Generator) -> tf.Tensor:
-    batch, height, width = tf.shape(x)[0], tf.shape(x)[1], tf.shape(x)[2]
-    cut_h = tf.cast(tf.cast(height, tf.float32) * CUTOUT_RATIO + 0.5, tf.int32)
-    cut_w = tf.cast(tf.cast(width, tf.float32) * CUTOUT_RATIO + 0.5, tf.int32)
+def _cutout(x, u):
+    height, width = x.shape[1], x.shape[2]
+    cut_h = int(height * CUTOUT_RATIO + 0.5)
+    cut_w = int(width * CUTOUT_RATIO + 0.5)
     # Centres may sit near the border, so the erased square can be partly outside the image.
-    centre_y = rng.uniform([batch, 1, 1], maxval=height + (1 - cut_h % 2), dtype=tf.int32)
-    centre_x = rng.uniform([batch, 1, 1], maxval=width + (1 - cut_w % 2), dtype=tf.int32)
-    ys = tf.range(height)[None, :, None]
-    xs = tf.range(width)[None, None, :]
-    inside = (tf.abs(ys - centre_y) < (cut_h + 1) // 2) & (
-        tf.abs(xs - centre_x) < (cut_w + 1) // 2
+    centre_y = _uniform_int(u[:, 0], height + (1 - cut_h % 2))[:, None, None]
+    centre_x = _uniform_int(u[:, 1], width + (1 - cut_w % 2))[:, None, None]
+    ys = ops.arange(height, dtype="int32")[None, :, None]
+    xs = ops.arange(width, dtype="int32")[None, None, :]
+    inside = ops.logical_and(
+        ops.abs(ys - centre_y) < (cut_h + 1) // 2, ops.abs(xs - centre_x) < (cut_w + 1) // 2
     )
-    keep = tf.cast(tf.logical_not(inside), x.dtype)[..., None]
+    keep = ops.cast(ops.logical_not(inside), x.dtype)[..., None]
     return x * keep
 
 
-OPS = {"color": _color, "translation": _translation, "cutout": _cutout}
+# name -> (op, how many U[0, 1) numbers it uses per image)
+OPS = {"color": (_color, 3), "translation": (_translation, 2), "cutout": (_cutout, 2)}
 
 
-def diff_augment(x: tf.Tensor, ops: tuple[str, ...], rng: tf.random.Generator) -> tf.Tensor:
-    """Apply ``ops`` (names from ``OPS``, in order) to a batch of images; identity when empty."""
-    for name in ops:
-        x = OPS[name](x, rng)
+def uniforms_needed(ops_names: tuple[str, ...]) -> int:
+    """Columns of the ``uniforms`` array that ``diff_augment`` reads for these ops."""
+    return sum(OPS[name][1] for name in ops_names)
+
+
+def diff_augment(x, ops_names: tuple[str, ...], uniforms):
+    """Apply ``ops_names`` (keys of ``OPS``, in order) to a batch; identity when empty.
+
+    Args:
+        x: images (batch, H, W, C) in [-1, 1].
+        ops_names: e.g. ("color", "translation", "cutout").
+        uniforms: (batch, uniforms_needed(ops_names)) values in [0, 1): every random draw.
+    """
+    column = 0
+    for name in ops_names:
+        op, count = OPS[name]
+        x = op(x, uniforms[:, column : column + count])
+        column += count
     return x

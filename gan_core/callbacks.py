@@ -1,9 +1,13 @@
-"""Everything around the train step is a callback: metrics, progress, sample grids, checkpoints.
+"""Everything around the train step is a callback: metrics, progress, sample grids, checkpoints,
+the final generator and status.json.
 
-A callback sees the ``Run`` (config, run directory, models, fixed grid latents) and is called after
+A callback sees the ``Run`` (config, run directory, engine, fixed grid latents) and is called after
 every compiled execution with the step reached and that execution's mean losses. The training loop
 ends executions exactly on every ``log_every``/``sample_every``/``checkpoint_every`` boundary, so
-``step % every == 0`` tests are exact. Write your own by subclassing ``Callback``.
+``step % every == 0`` tests are exact. The end-of-run writes belong to the callbacks too, each
+to the one that owns the file (as keras-io's GAN monitor owns its images): the final checkpoint,
+the final grid, ``generator.keras``, the diverged line of ``metrics.jsonl``, the final status.
+Write your own by subclassing ``Callback`` (``gan_core.run``).
 """
 
 from __future__ import annotations
@@ -13,32 +17,12 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gan_core import checkpoint
-from gan_core.gan import LOSS_NAMES
+from gan_core.fileio import append_jsonl
 from gan_core.images import save_grid
-
-if TYPE_CHECKING:
-    from gan_core.training import Run
-
-
-class Callback:
-    """Hooks of the training loop; all optional."""
-
-    def on_train_begin(self, run: Run) -> None:
-        pass
-
-    def on_steps_end(self, run: Run, step: int, logs: dict[str, float]) -> None:
-        pass
-
-    def on_train_end(self, run: Run, state: str) -> None:
-        pass
-
-
-def due(step: int, every: int, run: Run) -> bool:
-    """Whether a callback with period ``every`` (0 = off) acts at ``step`` (and at the end)."""
-    return every > 0 and (step % every == 0 or step == run.cfg.steps)
+from gan_core.run import LOSS_NAMES, Callback, Run, due, exit_code
 
 
 class MetricsLog(Callback):
@@ -91,10 +75,13 @@ class MetricsLog(Callback):
         record["img_per_s"] = round(self.images / self.seconds, 2) if self.seconds else None
         record["wall_seconds"] = round(time.perf_counter() - self.started, 3)
         record.update(extra)
-        with self.path.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record) + "\n")
+        append_jsonl(self.path, record)
         run.last_metrics = record
         self._reset()
+
+    def on_train_end(self, run: Run, state: str) -> None:
+        if state == "diverged":
+            append_jsonl(self.path, {"step": run.step, "diverged": True})
 
 
 class Progress(Callback):
@@ -162,29 +149,84 @@ class Progress(Callback):
 
 
 class SampleGrids(Callback):
-    """``samples/step_NNNNNN.png`` every ``sample_every`` steps, always from the same latents."""
+    """``samples/step_NNNNNN.png`` every ``sample_every`` steps, always from the same latents,
+    and one of the final weights when the run completes."""
 
     def on_steps_end(self, run: Run, step: int, logs: dict[str, float]) -> None:
         if due(step, run.cfg.sample_every, run):
             self.save(run, step)
 
+    def on_train_end(self, run: Run, state: str) -> None:
+        if state == "completed" and not self._path(run, run.step).exists():
+            self.save(run, run.step)
+
     @staticmethod
-    def save(run: Run, step: int) -> Path:
-        path = run.run_dir / "samples" / f"step_{step:06d}.png"
-        save_grid(run.sample(run.grid_z), path, drange=(-1, 1), cols=run.cfg.grid_size)
+    def _path(run: Run, step: int) -> Path:
+        return run.run_dir / "samples" / f"step_{step:06d}.png"
+
+    @classmethod
+    def save(cls, run: Run, step: int) -> Path:
+        path = cls._path(run, step)
+        images = run.sample(run.grid_z)
+        save_grid(images, path, drange=(-1, 1), cols=run.cfg.grid_size, durable=False)
         return path
 
 
 class Checkpoints(Callback):
-    """An atomic checkpoint every ``checkpoint_every`` steps and at the end; keeps the newest."""
+    """An atomic checkpoint every ``checkpoint_every`` steps and at the end; keeps the newest.
+
+    A diverged run saves nothing at the end: its newest checkpoint stays the last good one.
+    """
 
     def on_steps_end(self, run: Run, step: int, logs: dict[str, float]) -> None:
         if due(step, run.cfg.checkpoint_every, run):
             self.save(run, step)
 
+    def on_train_end(self, run: Run, state: str) -> None:
+        if state != "diverged":
+            self.save(run, run.step)
+
     @staticmethod
     def save(run: Run, step: int) -> None:
         if run.last_checkpoint_step == step:
             return
-        checkpoint.save(run.gan, run.run_dir / "checkpoints", step, run.cfg.keep_checkpoints)
+        checkpoint.save(run.engine, run.run_dir / "checkpoints", step, run.cfg.keep_checkpoints)
         run.last_checkpoint_step = step
+
+
+class FinalGenerator(Callback):
+    """``generator.keras``: the sampling generator of a completed run, in plain Keras layers that
+    load on every backend (``albumgan sample`` on a laptop after a GPU run)."""
+
+    def on_train_end(self, run: Run, state: str) -> None:
+        if state == "completed":
+            run.engine.export_generator(run.run_dir / "generator.keras")
+
+
+class StatusFile(Callback):
+    """status.json: running with the step and timings after every execution; the final state,
+    its exit code and a message at the end. Called after the callbacks that write files, so a
+    reader that sees ``completed`` finds ``generator.keras`` there."""
+
+    def on_steps_end(self, run: Run, step: int, logs: dict[str, Any]) -> None:
+        run.status.update(
+            step=step,
+            train_seconds=round(run.train_seconds, 3),
+            wall_seconds=round(run.wall_seconds, 3),
+            img_per_s=run.last_metrics.get("img_per_s", run.status.data["img_per_s"]),
+        )
+
+    def on_train_end(self, run: Run, state: str) -> None:
+        messages = {
+            "diverged": f"non-finite loss at step {run.step}; last good checkpoint kept",
+            "interrupted": f"stopped by signal {run.stop_signal} at step {run.step}; "
+            "checkpoint saved",
+        }
+        run.status.update(
+            state=state,
+            step=run.step,
+            train_seconds=round(run.train_seconds, 3),
+            wall_seconds=round(run.wall_seconds, 3),
+            exit_code=exit_code(state, run.stop_signal),
+            **({"message": messages[state]} if state in messages else {}),
+        )

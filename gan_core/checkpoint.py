@@ -1,11 +1,17 @@
-"""Atomic, self-checking checkpoints of the whole training state.
+"""Atomic, self-checking checkpoints of the whole training state, on either backend.
 
 One ``checkpoints/ckpt-<step>.npz`` per save (and ``checkpoints/best.npz``: the lowest KID) holds
-G, D, the EMA generator, both optimizers (slots and iteration counters), the in-graph RNG state and
-the step. A save writes a temporary file,
-fsyncs it and renames it into place, so ``kill -9`` at any moment leaves only complete
-checkpoints; the oldest are pruned beyond ``keep``. Loading checks every variable's shape and falls
-back to the previous checkpoint when the newest cannot be read.
+G, D, the EMA generator, both optimizers (slots and iteration counters), the step, the backend
+that wrote it and, on TensorFlow, the in-graph RNG state (JAX's randomness is a function of the
+step). A save writes a temporary file, fsyncs it and renames it into place, so ``kill -9`` at any
+moment leaves only complete checkpoints; the oldest are pruned beyond ``keep``. Loading checks
+every variable's shape and falls back to the previous checkpoint when the newest cannot be read.
+
+Both engines hold the same variables in the same order, so a checkpoint written by one backend
+resumes on the other: weights and optimizer state carry over exactly; the random stream (noise,
+labels, augmentation, data order) restarts as a function of (seed, step), so such a run matches
+an uninterrupted one in distribution, not bit for bit. A run resumed on its own backend matches
+bit for bit.
 """
 
 from __future__ import annotations
@@ -27,19 +33,6 @@ class CheckpointError(RuntimeError):
     """A checkpoint does not match the model it is loaded into."""
 
 
-def _groups(gan) -> dict[str, list]:
-    """Every variable of the training state, by group, in a stable order."""
-    groups = {
-        "generator": list(gan.generator.variables),
-        "discriminator": list(gan.discriminator.variables),
-        "g_optimizer": list(gan.g_optimizer.variables),
-        "d_optimizer": list(gan.d_optimizer.variables),
-    }
-    if gan.ema_generator is not None:
-        groups["ema_generator"] = list(gan.ema_generator.variables)
-    return groups
-
-
 def checkpoint_path(directory: Path, step: int) -> Path:
     return directory / f"ckpt-{step:06d}.npz"
 
@@ -56,32 +49,48 @@ def list_checkpoints(directory: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
-def write_checkpoint(gan, path: Path, step: int) -> Path:
+def write_checkpoint(engine, path: Path, step: int) -> Path:
     """Write the whole training state at ``step`` to ``path`` atomically (temp file + rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    arrays: dict[str, np.ndarray] = {"step": np.array(step, np.int64)}
-    for group, variables in _groups(gan).items():
+    arrays: dict[str, np.ndarray] = {
+        "step": np.array(step, np.int64),
+        "backend": np.array(engine.backend),
+    }
+    for group, variables in engine.variable_groups().items():
         for i, var in enumerate(variables):
             arrays[f"{group}/{i:04d}"] = np.asarray(var.numpy())
-    arrays["rng/state"] = gan.rng.state.numpy()
+    rng_state = engine.rng_state()
+    if rng_state is not None:
+        arrays["rng/state"] = rng_state
     with atomic_write(path) as handle:
         np.savez(handle, **arrays)
     return path
 
 
-def save(gan, directory: Path, step: int, keep: int) -> Path:
+def save(engine, directory: Path, step: int, keep: int) -> Path:
     """Write the training state at ``step``; keep the ``keep`` newest numbered checkpoints."""
-    target = write_checkpoint(gan, checkpoint_path(directory, step), step)
+    target = write_checkpoint(engine, checkpoint_path(directory, step), step)
     for _, old in list_checkpoints(directory)[:-keep]:
         old.unlink(missing_ok=True)
     return target
 
 
-def restore_file(gan, path: Path) -> int:
-    """Load one checkpoint file into ``gan``; return its step."""
+def restore_file(engine, path: Path, groups: tuple[str, ...] | None = None) -> int:
+    """Load one checkpoint file into ``engine``; return its step.
+
+    Args:
+        groups: only these variable groups (e.g. ``("generator", "ema_generator")`` to sample);
+            default: the whole training state, RNG included.
+
+    Raises:
+        CheckpointError: the checkpoint holds another model (a different config).
+    """
     with np.load(path) as data:
         arrays = {key: data[key] for key in data.files}
-    for group, variables in _groups(gan).items():
+    step = int(arrays["step"])
+    for group, variables in engine.variable_groups().items():
+        if groups is not None and group not in groups:
+            continue
         stored = sorted(k for k in arrays if k.startswith(f"{group}/"))
         if len(stored) != len(variables):
             raise CheckpointError(
@@ -95,19 +104,34 @@ def restore_file(gan, path: Path) -> int:
                     f"the model expects {tuple(var.shape)}"
                 )
             var.assign(value)
-    gan.rng.reset(arrays["rng/state"])
-    return int(arrays["step"])
+    if groups is not None:
+        return step
+    # Checkpoints from before the JAX engine carry no backend: TensorFlow wrote them.
+    written_by = str(arrays["backend"]) if "backend" in arrays else "tensorflow"
+    if written_by == engine.backend:
+        engine.restore_rng(arrays.get("rng/state"), step)
+    else:
+        log.warning(
+            "%s was written by the %s backend; resuming on %s: weights and optimizer state carry "
+            "over, the random stream restarts from (seed, step %d)",
+            path,
+            written_by,
+            engine.backend,
+            step,
+        )
+        engine.restore_rng(None, step)
+    return step
 
 
-def restore_latest(gan, directory: Path) -> int:
-    """Load the newest readable checkpoint into ``gan``; return its step, or 0 when there is none.
+def restore_latest(engine, directory: Path, groups: tuple[str, ...] | None = None) -> int:
+    """Load the newest readable checkpoint into ``engine``; return its step, or 0 if there is none.
 
     Raises:
         CheckpointError: a readable checkpoint does not fit the model (a different config).
     """
     for _, path in reversed(list_checkpoints(directory)):
         try:
-            return restore_file(gan, path)
+            return restore_file(engine, path, groups)
         except CheckpointError:
             raise
         except Exception as exc:  # noqa: BLE001 - a damaged file: fall back to an older one

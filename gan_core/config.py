@@ -23,6 +23,8 @@ from typing import Any
 
 import yaml
 
+from gan_core.backend import BACKENDS
+
 ARCHS = ("seed", "dcgan")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 EXTRACTORS = ("album", "inception")
@@ -61,7 +63,8 @@ class TrainConfig:
     label_noise: float = 0.2  # real labels ~ U[1-x, 1], fake labels ~ U[0, x]
     diffaugment: str = ""  # "" (off) or a comma list of color,translation,cutout
     ema: float = 0.0  # EMA decay of the generator weights; 0 = no EMA generator
-    precision: str = "auto"
+    precision: str = "auto"  # auto: bf16 where the hardware runs it natively, else float32
+    backend: str = "auto"  # auto | tensorflow | jax (gan_core.backend says what auto picks)
     seed: int = 0
     steps_per_execution: int = 0  # train steps per compiled call; 0 = auto
     # --- bookkeeping ----------------------------------------------------------------------------
@@ -254,6 +257,8 @@ def parse_value(key: str, raw: Any) -> Any:
         return _parse_choice(key, raw, ARCHS)
     if key == "precision":
         return _parse_choice(key, raw, PRECISIONS)
+    if key == "backend":
+        return _parse_choice(key, raw, BACKENDS)
     if key == "eval_extractor":
         return _parse_choice(key, raw, EXTRACTORS)
     kind = _TYPES[key]

@@ -14,19 +14,15 @@ from __future__ import annotations
 
 import math
 import time
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from gan_core import checkpoint
-from gan_core.callbacks import Callback, due
+from gan_core.fileio import default_cache_dir, read_json, write_json
 from gan_core.images import save_grid, to_uint8
 from gan_core.metrics.extractors import get_extractor
 from gan_core.metrics.score import cached_features, score_features
-from gan_core.rundir import read_json, write_json
-
-if TYPE_CHECKING:
-    from gan_core.training import Run
+from gan_core.run import Callback, Run, due
 
 MAX_EVAL_SAMPLES = 1000
 LOGGED = ("kid", "kid_std", "fid", "precision", "recall")
@@ -41,14 +37,12 @@ class Evaluator(Callback):
         self.active = cfg.eval_every > 0
         if not self.active:
             return
-        from data_tools.registry import default_cache_dir
-
         self.extractor = get_extractor(cfg.eval_extractor, cfg.inception_weights or None)
         cache = cfg.cache_dir or default_cache_dir()
-        dataset = run.dataset
-        key = f"{dataset.name}-{dataset.fingerprint}"
-        self.real = cached_features(dataset.images, self.extractor, key, cache)
-        n_fake = cfg.eval_samples or min(len(dataset.images), MAX_EVAL_SAMPLES)
+        data = run.data
+        key = f"{data.name}-{data.fingerprint}"
+        self.real = cached_features(data.images, self.extractor, key, cache)
+        n_fake = cfg.eval_samples or min(len(data.images), MAX_EVAL_SAMPLES)
         self.eval_z = _eval_latents(run, n_fake)
         best = read_json(run.run_dir / "best.json") or {}
         self.best_kid = best.get("kid", math.inf)
@@ -68,7 +62,7 @@ class Evaluator(Callback):
         )
         if record["kid"] < self.best_kid:
             self.best_kid = record["kid"]
-            checkpoint.write_checkpoint(run.gan, run.run_dir / "checkpoints" / "best.npz", step)
+            checkpoint.write_checkpoint(run.engine, run.run_dir / "checkpoints" / "best.npz", step)
             save_grid(images[:BEST_SAMPLES], run.run_dir / "best_samples.png", drange=(0, 255))
             write_json(run.run_dir / "best.json", {"step": step, **record})
 

@@ -30,10 +30,10 @@ def tile(images: np.ndarray, cols: int | None = None) -> np.ndarray:
     return canvas
 
 
-def save_image(array: np.ndarray, path: Path, **save_args) -> None:
+def save_image(array: np.ndarray, path: Path, durable: bool = True, **save_args) -> None:
     """Write atomically (temp file + rename): a reader never sees half a PNG."""
     image_format = Image.registered_extensions()[Path(path).suffix.lower()]
-    with atomic_write(path) as handle:
+    with atomic_write(path, durable=durable) as handle:
         Image.fromarray(array).save(handle, format=image_format, **save_args)
 
 
@@ -42,6 +42,7 @@ def save_grid(
     path: Path,
     drange: tuple[float, float] = (-1.0, 1.0),
     cols: int | None = None,
+    durable: bool = True,
 ) -> None:
     """Save a batch of float images in ``drange`` as one tiled PNG."""
-    save_image(tile(to_uint8(images, drange), cols), path)
+    save_image(tile(to_uint8(images, drange), cols), path, durable)

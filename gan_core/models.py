@@ -15,17 +15,23 @@ first layer, doubled per block), widths double per block away from the image and
 
 Every layer takes the run's dtype policy explicitly (no global mixed-precision state), and the
 outputs (tanh, sigmoid) are float32 so losses stay in full precision.
+
+``fast=True`` swaps in the TensorFlow-only layers tuned for CPU training (``steps/tf_layers.py``:
+fused BatchNorm, matmul weight gradients at the bottleneck). They hold the same variables in the
+same order, so weights and checkpoints move freely between the two forms; everything saved for
+users (``generator.keras``) is the plain form, which loads on every backend.
 """
 
 from __future__ import annotations
 
 import math
+import zlib
+from types import SimpleNamespace
 
 import keras
 from keras import layers
 
 from gan_core.config import TrainConfig
-from gan_core.layers import BottleneckConv2D, BottleneckConv2DTranspose, FusedBatchNorm
 
 _WIDTH_CAP = 8  # widest block = 8 x base width (512 for the seed's 64)
 
@@ -40,56 +46,82 @@ def _widths(base: int, count: int) -> list[int]:
     return [base * min(2**i, _WIDTH_CAP) for i in range(count)]
 
 
-def build_generator(cfg: TrainConfig, dtype: str = "float32") -> keras.Model:
+def _kernel_init(cfg: TrainConfig, name: str) -> keras.initializers.Initializer:
+    """Glorot-uniform (Keras's default) seeded by (cfg.seed, layer name): the initial weights
+    follow the run's seed on every backend without touching any global random state."""
+    return keras.initializers.GlorotUniform(seed=zlib.crc32(f"{cfg.seed}/{name}".encode()))
+
+
+def _layer_kinds(fast: bool) -> SimpleNamespace:
+    """The convolution and normalisation classes: Keras's own, or the fused TensorFlow ones."""
+    if fast:
+        from gan_core.steps.tf_layers import (
+            BottleneckConv2D,
+            BottleneckConv2DTranspose,
+            FusedBatchNorm,
+        )
+
+        return SimpleNamespace(
+            conv=BottleneckConv2D, conv_t=BottleneckConv2DTranspose, norm=FusedBatchNorm
+        )
+    return SimpleNamespace(
+        conv=layers.Conv2D, conv_t=layers.Conv2DTranspose, norm=layers.BatchNormalization
+    )
+
+
+def build_generator(cfg: TrainConfig, dtype: str = "float32", fast: bool = False) -> keras.Model:
     """The generator: noise of ``cfg.noise_shape`` -> image in [-1, 1], (res, res, 3), float32."""
+    kinds = _layer_kinds(fast)
     seed_arch = cfg.arch == "seed"
     momentum = 0.5 if seed_arch else 0.9
     blocks = num_blocks(cfg.resolution)  # 4 at 64 px: three hidden ConvT s2 + the to-RGB ConvT
     widths = _widths(cfg.g_width, blocks)[::-1]  # e.g. [512, 256, 128, 64]
 
-    def activation(name: str) -> layers.Layer:
+    def conv(kind, name: str, width: int, kernel: int, stride: int, padding: str = "same"):
+        init = _kernel_init(cfg, name)
+        return kind(width, kernel, strides=stride, padding=padding, dtype=dtype, name=name,
+                    kernel_initializer=init)  # fmt: skip
+
+    def norm_act(x, name: str):
+        x = kinds.norm(momentum=momentum, dtype=dtype, name=f"{name}_bn")(x)
         if seed_arch:
-            return layers.LeakyReLU(negative_slope=0.2, dtype=dtype, name=name)
-        return layers.ReLU(dtype=dtype, name=name)
+            return layers.LeakyReLU(negative_slope=0.2, dtype=dtype, name=f"{name}_act")(x)
+        return layers.ReLU(dtype=dtype, name=f"{name}_act")(x)
 
     noise = keras.Input(shape=cfg.noise_shape, name="noise")
     x = noise
     if len(cfg.noise_shape) == 1:
         x = layers.Reshape((1, 1, cfg.noise_dim), dtype=dtype, name="to_1x1")(x)
-    x = BottleneckConv2DTranspose(
-        widths[0], 4, strides=1, padding="valid", dtype=dtype, name="project"
-    )(x)
-    x = FusedBatchNorm(momentum=momentum, dtype=dtype, name="project_bn")(x)
-    x = activation("project_act")(x)
+    x = norm_act(conv(kinds.conv_t, "project", widths[0], 4, 1, "valid")(x), "project")
     for i, width in enumerate(widths[1:], start=1):
-        x = BottleneckConv2DTranspose(
-            width, 4, strides=2, padding="same", dtype=dtype, name=f"up{i}"
-        )(x)
-        x = FusedBatchNorm(momentum=momentum, dtype=dtype, name=f"up{i}_bn")(x)
-        x = activation(f"up{i}_act")(x)
+        x = norm_act(conv(kinds.conv_t, f"up{i}", width, 4, 2)(x), f"up{i}")
     if seed_arch:  # the notebook's extra 3x3 conv before the output layer
-        x = BottleneckConv2D(widths[-1], 3, padding="same", dtype=dtype, name="refine")(x)
-        x = FusedBatchNorm(momentum=momentum, dtype=dtype, name="refine_bn")(x)
-        x = activation("refine_act")(x)
-    x = BottleneckConv2DTranspose(3, 4, strides=2, padding="same", dtype=dtype, name="to_rgb")(x)
+        x = norm_act(conv(kinds.conv, "refine", widths[-1], 3, 1)(x), "refine")
+    x = conv(kinds.conv_t, "to_rgb", 3, 4, 2)(x)
     image = layers.Activation("tanh", dtype="float32", name="tanh")(x)
     return keras.Model(noise, image, name="generator")
 
 
-def build_discriminator(cfg: TrainConfig, dtype: str = "float32") -> keras.Model:
+def build_discriminator(
+    cfg: TrainConfig, dtype: str = "float32", fast: bool = False
+) -> keras.Model:
     """The discriminator: image (res, res, 3) in [-1, 1] -> probability of "real", float32."""
-    seed_arch = cfg.arch == "seed"
-    momentum = 0.5 if seed_arch else 0.9
+    kinds = _layer_kinds(fast)
+    momentum = 0.5 if cfg.arch == "seed" else 0.9
     widths = _widths(cfg.d_width, num_blocks(cfg.resolution))  # e.g. [64, 128, 256, 512]
 
     image = keras.Input(shape=(cfg.resolution, cfg.resolution, 3), name="image")
     x = image
     for i, width in enumerate(widths):
-        x = BottleneckConv2D(width, 4, strides=2, padding="same", dtype=dtype, name=f"down{i}")(x)
+        name = f"down{i}"
+        x = kinds.conv(width, 4, strides=2, padding="same", dtype=dtype, name=name,
+                       kernel_initializer=_kernel_init(cfg, name))(x)  # fmt: skip
         if i > 0:  # no normalisation on the input block, as in DCGAN
-            x = FusedBatchNorm(momentum=momentum, dtype=dtype, name=f"down{i}_bn")(x)
-        x = layers.LeakyReLU(negative_slope=0.2, dtype=dtype, name=f"down{i}_act")(x)
+            x = kinds.norm(momentum=momentum, dtype=dtype, name=f"{name}_bn")(x)
+        x = layers.LeakyReLU(negative_slope=0.2, dtype=dtype, name=f"{name}_act")(x)
     x = layers.Flatten(dtype=dtype, name="flatten")(x)
-    x = layers.Dense(1, dtype=dtype, name="logit")(x)
+    x = layers.Dense(1, dtype=dtype, name="logit", kernel_initializer=_kernel_init(cfg, "logit"))(
+        x
+    )
     prob = layers.Activation("sigmoid", dtype="float32", name="sigmoid")(x)
     return keras.Model(image, prob, name="discriminator")

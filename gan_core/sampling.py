@@ -1,20 +1,37 @@
-"""Sample single images from a run directory: its final generator, or its newest checkpoint."""
+"""Sample single images from a run directory: its final generator, or a checkpoint.
+
+Works on whichever backend runs here, whichever wrote the run: ``generator.keras`` is saved in
+plain Keras layers (``Engine.export_generator``), and checkpoints hold the same variables on both
+backends. ``generator.keras`` files from before that (with albumgan's fused TensorFlow layers)
+load too, as the plain layers they are equivalent to at inference.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import keras
 import numpy as np
 
-from gan_core import checkpoint
+from gan_core import backend, checkpoint
 from gan_core.images import save_image, to_uint8
-from gan_core.layers import FusedBatchNorm  # noqa: F401 - registers the layer for load_model
 from gan_core.rundir import read_config
 
+SAMPLING_GROUPS = ("generator", "ema_generator")
 
-def load_sampler(run_dir: Path, which: str = "final") -> keras.Model:
-    """A run's sampling generator (EMA when enabled).
+
+def _legacy_layers() -> dict:
+    """Old generator.keras files name albumgan's fused layers; inference needs only Keras's."""
+    from keras import layers
+
+    return {
+        "albumgan>FusedBatchNorm": layers.BatchNormalization,
+        "albumgan>BottleneckConv2D": layers.Conv2D,
+        "albumgan>BottleneckConv2DTranspose": layers.Conv2DTranspose,
+    }
+
+
+def load_sampler(run_dir: Path, which: str = "final"):
+    """A run's sampling generator (EMA when enabled), a ``keras.Model``.
 
     Args:
         run_dir: the run directory.
@@ -26,27 +43,29 @@ def load_sampler(run_dir: Path, which: str = "final") -> keras.Model:
     """
     if which not in ("final", "best"):
         raise ValueError(f"which must be final or best, got {which!r}")
+    backend.activate("auto")
+    import keras
+
     final = run_dir / "generator.keras"
     if which == "final" and final.is_file():
-        return keras.saving.load_model(final, compile=False)
+        return keras.saving.load_model(final, compile=False, custom_objects=_legacy_layers())
     if not (run_dir / "config.yaml").is_file():
         raise FileNotFoundError(f"{run_dir} is not a run directory (no config.yaml)")
-    from gan_core.precision import resolve_precision
-    from gan_core.training import build_gan
+    from gan_core.steps import make_engine
 
-    cfg = read_config(run_dir)
-    gan = build_gan(cfg, resolve_precision(cfg.precision))
+    engine = make_engine(read_config(run_dir), "float32")  # sampling needs no training precision
     if which == "best":
         best = run_dir / "checkpoints" / "best.npz"
         if not best.is_file():
             raise FileNotFoundError(f"{run_dir} has no best checkpoint (train with eval_every)")
-        checkpoint.restore_file(gan, best)
-    elif checkpoint.restore_latest(gan, run_dir / "checkpoints") == 0:
-        raise FileNotFoundError(f"{run_dir} has no generator.keras and no checkpoint yet")
-    return gan.sampling_generator()
+        checkpoint.restore_file(engine, best, SAMPLING_GROUPS)
+    else:
+        if not checkpoint.restore_latest(engine, run_dir / "checkpoints", SAMPLING_GROUPS):
+            raise FileNotFoundError(f"{run_dir} has no generator.keras and no checkpoint yet")
+    return engine.sampling_generator()
 
 
-def generate(generator: keras.Model, n: int, seed: int = 0) -> np.ndarray:
+def generate(generator, n: int, seed: int = 0) -> np.ndarray:
     """``n`` uint8 images from fixed-seed latents."""
     noise_shape = tuple(generator.input_shape[1:])
     noise = np.random.default_rng(seed).standard_normal((n, *noise_shape)).astype(np.float32)

@@ -1,19 +1,20 @@
-"""``train(config) -> TrainResult``: the one training function for the CLI, sweeps and notebooks.
+"""``train(cfg, data) -> TrainResult``: the training loop, the same on every backend.
 
-    from gan_core import TrainConfig, train
-    result = train(TrainConfig(dataset="synthetic", resolution=32, steps=200))
+    from gan_core import TrainConfig, TrainingData, train
+    result = train(TrainConfig(resolution=32, steps=200), TrainingData("mine", images))
     print(result.run_dir, result.state, result.metrics)
 
-It resolves the run directory (new, or an existing one to resume), writes the config before step 1,
-builds the models and the in-memory input pipeline, restores the newest checkpoint if any, then
-runs compiled executions of ``steps_per_execution`` steps with callbacks between them. SIGTERM and
-SIGINT (how ``wandb agent`` stops a run) end the loop after the current execution with a
-checkpoint; a NaN/Inf loss marks the run ``diverged`` and saves nothing from the broken weights.
+(``albumgan.train(cfg)`` loads ``cfg.dataset`` first and calls this.) It activates the config's
+backend, resolves the run directory (new, or an existing one to resume), writes the config
+before step 1, builds the engine (``gan_core.steps``), restores the newest checkpoint if any,
+then runs compiled executions of ``steps_per_execution`` steps with callbacks between them.
+SIGTERM and SIGINT (how ``wandb agent`` stops a run) end the loop after the current execution
+with a checkpoint; a NaN/Inf loss marks the run ``diverged`` and saves nothing from the broken
+weights. What is written at the end is written by the callbacks (``gan_core.callbacks``).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -24,34 +25,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import keras
 import numpy as np
 
-from data_tools.datasets import Dataset, default_cache_dir, load_dataset
-from gan_core import checkpoint
-from gan_core.callbacks import Callback, Checkpoints, MetricsLog, Progress, SampleGrids
-from gan_core.config import TrainConfig
-from gan_core.data import make_batches
-from gan_core.evaluation import Evaluator
-from gan_core.gan import DCGAN, LOSS_NAMES
+from gan_core import backend, checkpoint
+from gan_core.config import ConfigError, TrainConfig
+from gan_core.fileio import read_jsonl
 from gan_core.images import save_grid
-from gan_core.models import build_discriminator, build_generator
-from gan_core.optimizers import FusedAdam
-from gan_core.precision import resolve_precision
+from gan_core.run import LOSS_NAMES, Callback, Run, TrainingData, exit_code
 from gan_core.rundir import (
     Status,
     check_resumable,
     create_run_dir,
     find_resumable,
     read_config,
-    read_jsonl,
     write_config,
 )
 
 log = logging.getLogger(__name__)
-
-EXIT_OK, EXIT_DIVERGED = 0, 3
-AUTO_STEPS_PER_EXECUTION = 10
 
 
 @dataclass
@@ -62,32 +52,8 @@ class TrainResult:
     state: str  # completed | diverged | interrupted
     step: int
     metrics: dict[str, Any] = field(default_factory=dict)
-    exit_code: int = EXIT_OK
-
-
-@dataclass
-class Run:
-    """The state callbacks see."""
-
-    cfg: TrainConfig
-    run_dir: Path
-    gan: DCGAN
-    dataset: Dataset
-    grid_z: np.ndarray
-    status: Status
-    precision: str
-    start_step: int = 0
-    last_checkpoint_step: int = -1
-    last_metrics: dict[str, Any] = field(default_factory=dict)
-
-    def sample(self, noise: np.ndarray, batch: int = 64) -> np.ndarray:
-        """Images in [-1, 1] from the sampling generator (EMA if enabled), inference mode."""
-        generator = self.gan.sampling_generator()
-        parts = [
-            np.asarray(generator(noise[i : i + batch], training=False), np.float32)
-            for i in range(0, len(noise), batch)
-        ]
-        return np.concatenate(parts)
+    exit_code: int = 0
+    backend: str = ""
 
 
 # ------------------------------------------------------------------------------------------------
@@ -109,36 +75,6 @@ def _existing_run_dir(
     return path
 
 
-def _optimizer(lr: float, cfg: TrainConfig, policy: str) -> keras.Optimizer:
-    opt = FusedAdam(learning_rate=lr, beta_1=cfg.beta1, beta_2=cfg.beta2)
-    if policy == "mixed_float16":  # fp16 gradients underflow without loss scaling
-        opt = keras.optimizers.LossScaleOptimizer(opt)
-    return opt
-
-
-def build_gan(cfg: TrainConfig, policy: str) -> DCGAN:
-    """Models, EMA copy, optimizers, compiled; weights initialised from ``cfg.seed``."""
-    keras.utils.set_random_seed(cfg.seed)
-    generator = build_generator(cfg, policy)
-    discriminator = build_discriminator(cfg, policy)
-    ema_generator = None
-    if cfg.ema > 0:
-        ema_generator = build_generator(cfg, policy)
-        ema_generator.set_weights(generator.get_weights())
-    gan = DCGAN(
-        generator,
-        discriminator,
-        cfg.noise_shape,
-        cfg.label_noise,
-        cfg.diffaugment_ops,
-        ema_generator,
-        cfg.ema,
-        cfg.seed,
-    )
-    gan.compile(_optimizer(cfg.lr_g, cfg, policy), _optimizer(cfg.lr_d, cfg, policy))
-    return gan
-
-
 def _grid_latents(cfg: TrainConfig, run_dir: Path) -> np.ndarray:
     """Latents of every sample grid, drawn ONCE and stored, so a resumed run keeps them."""
     path = run_dir / "grid_z.npy"
@@ -154,9 +90,24 @@ def _save_reals(run: Run) -> None:
     path = run.run_dir / "reals.png"
     if path.exists():
         return
-    images = run.dataset.images
+    images = run.data.images
     pick = np.random.default_rng(run.cfg.seed).permutation(len(images))[: run.cfg.grid_size**2]
     save_grid(images[pick], path, drange=(0, 255), cols=run.cfg.grid_size)
+
+
+def _check_data(cfg: TrainConfig, data: TrainingData) -> None:
+    images = np.asarray(data.images)
+    expected = (cfg.resolution, cfg.resolution, 3)
+    if (
+        images.ndim != 4
+        or images.shape[1:] != expected
+        or images.dtype != np.uint8
+        or not len(images)
+    ):
+        raise ConfigError(
+            f"data: expected uint8 images of shape (N, {cfg.resolution}, {cfg.resolution}, 3) "
+            f"with N >= 1 for resolution {cfg.resolution}, got {images.dtype} {images.shape}"
+        )
 
 
 class _StopSignals:
@@ -198,6 +149,7 @@ def _next_boundary(step: int, cfg: TrainConfig) -> int:
 
 def train(
     cfg: TrainConfig,
+    data: TrainingData | None = None,
     callbacks: Sequence[Callback] = (),
     run_dir: str | os.PathLike | None = None,
     resume: bool = False,
@@ -206,6 +158,8 @@ def train(
 
     Args:
         cfg: the run's configuration.
+        data: the training images (anything with ``name``, ``images`` and ``fingerprint``, such
+            as ``data_tools.load_dataset(...)``); ``albumgan.train`` loads ``cfg.dataset`` for you.
         callbacks: extra callbacks, called after the built-in ones.
         run_dir: where to write; an existing run directory is resumed. Default: a new
             ``<runs_dir>/<NNNNN>-<name>``.
@@ -215,125 +169,111 @@ def train(
         TrainResult with the run directory, final state, step and last logged metrics.
 
     Raises:
-        ConfigError: the run directory holds an incompatible config.
-        DatasetError: the dataset cannot be loaded.
+        ConfigError: the run directory holds an incompatible config, or the data do not fit it.
+        BackendError: the config's backend cannot run in this process.
     """
-    existing = _existing_run_dir(cfg, run_dir, resume)
-    # The dataset loads before any folder is made: a bad dataset leaves nothing behind.
-    dataset = load_dataset(
-        cfg.dataset, cfg.resolution, cfg.cache_dir or default_cache_dir(), cfg.data_dir or None
+    if data is None:
+        raise ConfigError(
+            "data: gan_core.train needs the training images; use albumgan.train(cfg), which "
+            "loads cfg.dataset, or pass data=data_tools.load_dataset(...)"
+        )
+    _check_data(cfg, data)
+    backend_name = backend.activate(cfg.backend)
+    from gan_core.callbacks import (
+        Checkpoints,
+        FinalGenerator,
+        MetricsLog,
+        Progress,
+        SampleGrids,
+        StatusFile,
     )
+    from gan_core.evaluation import Evaluator
+    from gan_core.precision import resolve_precision
+    from gan_core.steps import device_name, make_engine
+
+    existing = _existing_run_dir(cfg, run_dir, resume)
+    policy = resolve_precision(cfg.precision, backend_name)
     if existing is not None:
         existing.mkdir(parents=True, exist_ok=True)
     path = existing or create_run_dir(Path(cfg.runs_dir), cfg.name or "run")
     write_config(path, cfg)
     status = Status(path, cfg.steps)
-    policy = resolve_precision(cfg.precision)
-    gan = build_gan(cfg, policy)
-    start_step = checkpoint.restore_latest(gan, path / "checkpoints")
-    run = Run(cfg, path, gan, dataset, _grid_latents(cfg, path), status, policy, start_step)
+    engine = make_engine(cfg, policy, data.images)
+    start_step = checkpoint.restore_latest(engine, path / "checkpoints")
+    engine.start(start_step)
+    run = Run(
+        cfg, path, engine, data, _grid_latents(cfg, path), status, policy, backend_name,
+        start_step=start_step, step=start_step,
+    )  # fmt: skip
     run.last_checkpoint_step = start_step if start_step else -1
     if start_step >= cfg.steps and (path / "generator.keras").is_file():
         log.info("%s already completed %d steps", path, start_step)
         status.update(state="completed", step=start_step)
-        return TrainResult(path, "completed", start_step, _last_metrics(path))
+        return TrainResult(path, "completed", start_step, _last_metrics(path), 0, backend_name)
     status.update(
         state="running",
         step=start_step,
         steps=cfg.steps,
+        backend=backend_name,
+        device=device_name(),
         precision=policy,
         resumed_from=start_step or None,
-        dataset=dataset.name,
-        n_images=len(dataset.images),
+        dataset=data.name,
+        n_images=len(data.images),
         message=f"resumed from step {start_step} ({status.previous_state})" if start_step else "",
     )
+    log.info("training on %s (%s), precision %s", backend_name, device_name(), policy)
     _save_reals(run)
-    # The evaluator goes first: its scores reach the metrics log and every later callback.
+    # The evaluator goes first: its scores reach the metrics log and every later callback. The
+    # status file goes after every callback that writes a file.
     all_callbacks = [
         Evaluator(),
         MetricsLog(),
         Progress(),
         SampleGrids(),
         Checkpoints(),
+        FinalGenerator(),
+        StatusFile(),
         *callbacks,
     ]
     for cb in all_callbacks:
         cb.on_train_begin(run)
 
-    iterator = iter(make_batches(dataset.images, cfg.batch_size, cfg.seed, start_step))
-    per_execution = cfg.steps_per_execution or AUTO_STEPS_PER_EXECUTION
-    step, state, exit_code = start_step, "completed", EXIT_OK
-    train_seconds = status.data["train_seconds"]
+    per_execution = cfg.steps_per_execution or engine.auto_steps_per_execution
+    state = "completed"
+    run.train_seconds = status.data["train_seconds"]
     wall_start = time.perf_counter() - status.data["wall_seconds"]
     first = True
     with _StopSignals() as stop:
-        while step < cfg.steps:
+        while run.step < cfg.steps:
             if stop.received is not None:
-                state, exit_code = "interrupted", 128 + stop.received
+                state, run.stop_signal = "interrupted", stop.received
                 break
-            # The first execution is one step: it pays for tracing, and is kept out of img/s.
-            n = 1 if first else min(per_execution, _next_boundary(step, cfg) - step)
+            # The first execution is one step: it pays for compiling, and is kept out of img/s.
+            n = 1 if first else min(per_execution, _next_boundary(run.step, cfg) - run.step)
             t0 = time.perf_counter()
-            out = {k: v.numpy() for k, v in gan.step_n(iterator, n).items()}
+            out = engine.run(n)
             seconds = time.perf_counter() - t0
-            done = int(out["steps"])
-            step += done
-            train_seconds += seconds
+            done = out["steps"]
+            run.step += done
+            run.train_seconds += seconds
+            run.wall_seconds = time.perf_counter() - wall_start
             if not out["finite"]:
-                state, exit_code = "diverged", EXIT_DIVERGED
+                state = "diverged"
                 break
-            logs = {name: float(out[name]) / done for name in LOSS_NAMES}
+            logs: dict[str, Any] = {name: out[name] / done for name in LOSS_NAMES}
             logs.update(steps=done, seconds=0.0 if first else seconds)
             logs["img_per_s"] = None if first else done * cfg.batch_size / seconds
             first = False
             for cb in all_callbacks:
-                cb.on_steps_end(run, step, logs)
-            status.update(
-                step=step,
-                train_seconds=round(train_seconds, 3),
-                wall_seconds=round(time.perf_counter() - wall_start, 3),
-                img_per_s=run.last_metrics.get("img_per_s", status.data["img_per_s"]),
-            )
+                cb.on_steps_end(run, run.step, logs)
 
-    _finish(run, state, step, stop.received if state == "interrupted" else None)
-    status.update(
-        state=state,
-        step=step,
-        train_seconds=round(train_seconds, 3),
-        wall_seconds=round(time.perf_counter() - wall_start, 3),
-        exit_code=exit_code,
-    )
+    run.wall_seconds = time.perf_counter() - wall_start
     for cb in all_callbacks:
         cb.on_train_end(run, state)
-    return TrainResult(path, state, step, run.last_metrics or _last_metrics(path), exit_code)
-
-
-def _finish(run: Run, state: str, step: int, signum: int | None) -> None:
-    """End-of-run writes that depend on how the run ended."""
-    if state == "diverged":
-        # Nothing from the broken weights is saved: the newest checkpoint stays the last good one.
-        run.status.update(message=f"non-finite loss at step {step}; last good checkpoint kept")
-        _append_metrics(run, {"step": step, "diverged": True})
-        return
-    Checkpoints.save(run, step)
-    if state == "interrupted":
-        run.status.update(message=f"stopped by signal {signum} at step {step}; checkpoint saved")
-        return
-    if not (run.run_dir / "samples" / f"step_{step:06d}.png").exists():
-        SampleGrids.save(run, step)
-    _save_generator(run)
-
-
-def _save_generator(run: Run) -> None:
-    target = run.run_dir / "generator.keras"
-    tmp = run.run_dir / ".generator.tmp.keras"
-    run.gan.sampling_generator().save(tmp)
-    os.replace(tmp, target)
-
-
-def _append_metrics(run: Run, record: dict[str, Any]) -> None:
-    with (run.run_dir / "metrics.jsonl").open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps(record) + "\n")
+    code = exit_code(state, run.stop_signal)
+    metrics = run.last_metrics or _last_metrics(path)
+    return TrainResult(path, state, run.step, metrics, code, backend_name)
 
 
 def _last_metrics(run_dir: Path) -> dict[str, Any]:

@@ -20,9 +20,9 @@ import os
 import sys
 from typing import Any
 
-from gan_core.callbacks import Callback
+from gan_core.fileio import read_jsonl
 from gan_core.images import tile, to_uint8
-from gan_core.rundir import read_jsonl
+from gan_core.run import Callback
 
 METRIC_KEYS = ("kid", "kid_std", "fid", "precision", "recall")
 

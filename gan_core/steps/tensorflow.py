@@ -1,36 +1,28 @@
-"""The DC-GAN as one ``keras.Model`` whose ``train_step`` is the seed notebook's algorithm.
+"""The TensorFlow engine: the tuned CPU path.
 
-Per step, as the notebook did with ``predict`` and three ``train_on_batch`` calls, but in one
-compiled function:
+``DCGAN`` is one ``keras.Model`` whose ``train_step`` is the step described in
+``steps/engine.py``; ``step_n`` runs it n times inside one ``tf.function`` (our
+``steps_per_execution``), stopping early on a non-finite loss. It works with ``fit`` too:
+``gan.compile(g_opt, d_opt); gan.fit(dataset)``. Randomness (noise, labels, DiffAugment) comes
+from one ``tf.random.Generator`` whose state is checkpointed, so a resumed run replays it.
 
-1. draw noise and noisy labels: real ~ U[1 - label_noise, 1], fake ~ U[0, label_noise];
-2. D update on the real batch;  3. D update on the fake batch (two optimizer steps, as the seed);
-4. G update through D, targets = the noisy real labels, D's variables untouched.
+Batches come from an in-memory ``tf.data`` pipeline whose order is a pure function of
+(seed, step): every epoch is a stateless permutation seeded by (seed, epoch), so a run resumed at
+step S sees exactly the batches an uninterrupted run would, without replaying S steps of data.
 
-One deliberate difference: the seed generated the fake batch twice (``predict`` for D, and again
-inside the combined model for G). Here G runs forward once with a gradient tape on its weights; D
-trains on that batch with the gradient stopped, then the same batch goes through the updated D for
-G's loss. G's weights do not change between the two uses, so G's gradient is exact and a full
-generator forward pass per step is saved.
-
-``step_n`` runs ``train_step`` n times inside one ``tf.function`` (our ``steps_per_execution``),
-stopping early on a non-finite loss. Works with ``fit`` too: ``gan.compile(...); gan.fit(ds)``.
+The layers and optimizer here are the fused CPU kernels of ``tf_layers.py``/``tf_optimizer.py``
+(same variables and maths as Keras's own, tested against them).
 """
 
 from __future__ import annotations
 
 import keras
+import numpy as np
 import tensorflow as tf
 
-from gan_core.augment import diff_augment
-from gan_core.layers import FusedBatchNorm
-
-LOSS_NAMES = ("d_loss_real", "d_loss_fake", "g_loss")
-EMA_STAT_BATCHES, EMA_STAT_SEED = 8, 20_240
-
-
-def _bce(target: tf.Tensor, prob: tf.Tensor) -> tf.Tensor:
-    return tf.reduce_mean(keras.losses.binary_crossentropy(target, prob))
+from gan_core.augment import diff_augment, uniforms_needed
+from gan_core.steps.engine import LOSS_NAMES, Engine, bce
+from gan_core.steps.tf_optimizer import FusedAdam
 
 
 class DCGAN(keras.Model):
@@ -73,63 +65,58 @@ class DCGAN(keras.Model):
         super().compile()
         self.g_optimizer = g_optimizer
         self.d_optimizer = d_optimizer
-        # Build optimizer slots now, so a checkpoint can be restored before the first step.
         g_optimizer.build(self.generator.trainable_variables)
         d_optimizer.build(self.discriminator.trainable_variables)
-
-    def sampling_generator(self) -> keras.Model:
-        """The generator to sample from: the EMA copy when there is one, else G.
-
-        G's BatchNorm moving statistics belong to G's weights, not to their average, so the EMA
-        copy's statistics are re-estimated first: the exact mean of the batch statistics of
-        ``EMA_STAT_BATCHES`` training-mode passes on fixed stateless noise (repeatable, and the
-        training RNG is not touched). Call it eagerly, outside compiled code.
-        """
-        if self.ema_generator is None:
-            return self.generator
-        norms = [layer for layer in self.ema_generator.layers if isinstance(layer, FusedBatchNorm)]
-        momenta = [layer.momentum for layer in norms]
-        for i in range(EMA_STAT_BATCHES):
-            for layer in norms:  # momentum i/(i+1) makes the moving value a plain running mean
-                layer.momentum = i / (i + 1)
-            noise = tf.random.stateless_normal((64, *self.noise_shape), seed=(EMA_STAT_SEED, i))
-            self.ema_generator(noise, training=True)
-        for layer, momentum in zip(norms, momenta):
-            layer.momentum = momentum
-        return self.ema_generator
 
     def call(self, noise: tf.Tensor, training: bool = False) -> tf.Tensor:
         return self.generator(noise, training=training)
 
-    def _augment(self, images: tf.Tensor) -> tf.Tensor:
-        return diff_augment(images, self.augment_ops, self.rng)
+    def draw_inputs(self, batch) -> dict[str, tf.Tensor | tuple]:
+        """One step's random inputs from the checkpointed RNG (see ``Engine.step_on``)."""
+        inputs = {
+            "noise": self.rng.normal(tf.concat([[batch], self.noise_shape], axis=0)),
+            "real_labels": 1.0 - self.label_noise * self.rng.uniform([batch, 1]),
+            "fake_labels": self.label_noise * self.rng.uniform([batch, 1]),
+        }
+        if self.augment_ops:  # D's real pass, D's fake pass, G's pass
+            width = uniforms_needed(self.augment_ops)
+            inputs["augment"] = tuple(self.rng.uniform([batch, width]) for _ in range(3))
+        return inputs
 
-    def _d_update(self, images: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+    def _augment(self, images: tf.Tensor, uniforms) -> tf.Tensor:
+        if uniforms is None:
+            return images
+        return diff_augment(images, self.augment_ops, uniforms)
+
+    def _d_update(self, images: tf.Tensor, labels: tf.Tensor, uniforms) -> tf.Tensor:
         d_vars = self.discriminator.trainable_variables
         with tf.GradientTape() as tape:
-            loss = _bce(labels, self.discriminator(self._augment(images), training=True))
+            prob = self.discriminator(self._augment(images, uniforms), training=True)
+            loss = bce(labels, prob)
             scaled = self.d_optimizer.scale_loss(loss)
         self.d_optimizer.apply_gradients(zip(tape.gradient(scaled, d_vars), d_vars))
         return loss
 
     def train_step(self, data: tf.Tensor) -> dict[str, tf.Tensor]:
         real = tf.cast(data, tf.float32)
-        batch = tf.shape(real)[0]
-        noise = self.rng.normal(tf.concat([[batch], self.noise_shape], axis=0))
-        real_labels = 1.0 - self.label_noise * self.rng.uniform([batch, 1])
-        fake_labels = self.label_noise * self.rng.uniform([batch, 1])
+        return self.step_on(real, **self.draw_inputs(tf.shape(real)[0]))
 
+    def step_on(
+        self, real, noise, real_labels, fake_labels, augment=(None, None, None)
+    ) -> dict[str, tf.Tensor]:
+        """One step on given inputs: the real batch and every random draw."""
         g_vars = self.generator.trainable_variables
         # Only G's weights are watched, so the D updates below are not recorded on this tape.
         with tf.GradientTape(watch_accessed_variables=False) as g_tape:
             g_tape.watch([v.value for v in g_vars])
             fake = self.generator(noise, training=True)
-            d_loss_real = self._d_update(real, real_labels)
-            d_loss_fake = self._d_update(tf.stop_gradient(fake), fake_labels)
+            d_loss_real = self._d_update(real, real_labels, augment[0])
+            d_loss_fake = self._d_update(tf.stop_gradient(fake), fake_labels, augment[1])
             # G's loss through D in training mode (batch statistics, as the seed's Keras did),
             # with D's BatchNorm moving statistics put back: D stays untouched by the G update.
             d_state = [tf.identity(v) for v in self.discriminator.non_trainable_variables]
-            g_loss = _bce(real_labels, self.discriminator(self._augment(fake), training=True))
+            prob = self.discriminator(self._augment(fake, augment[2]), training=True)
+            g_loss = bce(real_labels, prob)
             scaled_g_loss = self.g_optimizer.scale_loss(g_loss)
         for var, value in zip(self.discriminator.non_trainable_variables, d_state):
             var.assign(value)
@@ -168,3 +155,94 @@ class DCGAN(keras.Model):
             if not finite:
                 break
         return {**sums, "steps": done, "finite": finite}
+
+
+def make_batches(
+    images: np.ndarray, batch_size: int, seed: int, start_step: int = 0
+) -> tf.data.Dataset:
+    """Endless batches of float32 images in [-1, 1], starting at batch number ``start_step``.
+
+    Args:
+        images: (N, R, R, 3) uint8, N >= 1.
+        batch_size: images per batch; batches may span an epoch boundary.
+        seed: shuffle seed.
+        start_step: how many batches an earlier run already consumed.
+    """
+    n = len(images)
+    first_epoch, offset = divmod(start_step * batch_size, n)
+    pixels = tf.constant(images)
+
+    def epoch_order(epoch: tf.Tensor) -> tf.data.Dataset:
+        perm = tf.random.experimental.stateless_shuffle(
+            tf.range(n, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), epoch])
+        )
+        return tf.data.Dataset.from_tensor_slices(perm)
+
+    indices = (
+        tf.data.Dataset.counter(start=first_epoch)
+        .flat_map(epoch_order)
+        .skip(offset)
+        .batch(batch_size, drop_remainder=True)
+    )
+    batches = indices.map(
+        lambda idx: tf.cast(tf.gather(pixels, idx), tf.float32) / 127.5 - 1.0,
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+    return batches.prefetch(tf.data.AUTOTUNE)
+
+
+class TensorFlowEngine(Engine):
+    """``DCGAN.step_n`` over the ``tf.data`` pipeline; fused layers and Adam (CPU speed)."""
+
+    backend = "tensorflow"
+    fast_layers = True
+
+    def __init__(self, cfg, policy, images=None) -> None:
+        super().__init__(cfg, policy, images)
+        self.gan = DCGAN(
+            self.generator,
+            self.discriminator,
+            cfg.noise_shape,
+            cfg.label_noise,
+            cfg.diffaugment_ops,
+            self.ema_generator,
+            cfg.ema,
+            cfg.seed,
+        )
+        self.gan.compile(self.g_optimizer, self.d_optimizer)
+        self._batches = None
+
+    def make_optimizer(self, learning_rate: float) -> keras.Optimizer:
+        opt = FusedAdam(learning_rate=learning_rate, beta_1=self.cfg.beta1, beta_2=self.cfg.beta2)
+        if self.policy == "mixed_float16":  # fp16 gradients underflow without loss scaling
+            opt = keras.optimizers.LossScaleOptimizer(opt)
+        return opt
+
+    def rng_state(self) -> np.ndarray:
+        return self.gan.rng.state.numpy()
+
+    def restore_rng(self, state: np.ndarray | None, step: int) -> None:
+        if state is not None:
+            self.gan.rng.reset(state)
+        else:  # another backend's checkpoint: a fresh stream, still a function of (seed, step)
+            self.gan.rng.reset_from_seed(self.cfg.seed * 1_000_003 + step)
+
+    def start(self, step: int) -> None:
+        super().start(step)
+        self._batches = iter(make_batches(self.images, self.cfg.batch_size, self.cfg.seed, step))
+
+    def step_on(self, inputs: dict) -> dict[str, float]:
+        inputs = {k: (tuple(v) if k == "augment" else v) for k, v in inputs.items()}
+        losses = self.gan.step_on(**inputs)
+        self.step += 1
+        return {name: float(losses[name]) for name in LOSS_NAMES}
+
+    def run(self, n: int) -> dict[str, float]:
+        out = {key: value.numpy() for key, value in self.gan.step_n(self._batches, n).items()}
+        self.step += int(out["steps"])
+        return {
+            **{name: float(out[name]) for name in LOSS_NAMES},
+            "steps": int(out["steps"]),
+            "finite": bool(out["finite"]),
+        }

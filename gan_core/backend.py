@@ -1,0 +1,134 @@
+"""Which framework Keras runs on: ``backend: auto | tensorflow | jax``, chosen once per process.
+
+    from gan_core import backend
+    name = backend.activate("auto")   # sets KERAS_BACKEND, then imports Keras
+
+``auto`` picks, in order:
+
+1. the backend Keras already runs on, when Keras is imported (a notebook that imported it first);
+2. ``$KERAS_BACKEND``, when it names one of ours (Keras's own switch, honoured as Keras does);
+3. JAX, when it is installed with a GPU plugin and sees a GPU (the fast path: one jitted step);
+4. TensorFlow, when installed (the tuned CPU path: fused kernels, oneDNN bf16);
+5. JAX on the CPU;
+6. otherwise a ``BackendError`` naming the extras to install.
+
+Nothing here imports a framework until it must: config parsing, ``--help``, ``sweep validate``
+and the reports never do. Looking for a GPU imports JAX only when a JAX GPU plugin is installed.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import os
+import re
+import sys
+
+BACKENDS = ("auto", "tensorflow", "jax")
+INSTALL_HINT = (
+    "install a backend: pip install 'albumgan[cpu]' (TensorFlow, the CPU path), "
+    "'albumgan[jax]' (JAX on the CPU) or 'albumgan[gpu]' (JAX with CUDA 13)"
+)
+# Distributions that give JAX an accelerator: jax-cuda12-plugin, jax-cuda13-pjrt, jax-rocm...
+_JAX_GPU_PLUGIN = re.compile(r"^jax[-_](cuda|rocm)\d*[-_](plugin|pjrt)$", re.IGNORECASE)
+
+
+class BackendError(RuntimeError):
+    """The requested backend cannot run here (not installed, or Keras already runs another)."""
+
+
+def installed(name: str) -> bool:
+    """Whether ``tensorflow`` or ``jax`` can be imported, without importing it."""
+    return importlib.util.find_spec(name) is not None
+
+
+def _jax_gpu_plugin_installed() -> bool:
+    for dist in importlib.metadata.distributions():
+        if _JAX_GPU_PLUGIN.match(dist.metadata.get("Name") or ""):
+            return True
+    return False
+
+
+def _jax_memory_as_needed() -> None:
+    """Before JAX starts: allocate GPU memory as needed rather than 75% up front, so that several
+    trainers (sweep workers) can share one GPU. A user's own ``XLA_PYTHON_CLIENT_*`` wins."""
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
+
+def jax_sees_gpu() -> bool:
+    """JAX is installed with a GPU plugin and finds a GPU (imports JAX only in that case)."""
+    if not installed("jax") or not _jax_gpu_plugin_installed():
+        return False
+    _jax_memory_as_needed()  # asking for devices starts JAX's client, which allocates
+    try:
+        import jax
+
+        return any(device.platform in ("gpu", "cuda", "rocm") for device in jax.devices())
+    except RuntimeError:  # plugin present but no driver/device: JAX falls back or raises
+        return False
+
+
+def loaded() -> str | None:
+    """The backend Keras runs on in this process, or None when Keras is not imported yet."""
+    if "keras" not in sys.modules:
+        return None
+    import keras
+
+    return keras.backend.backend()
+
+
+def resolve(requested: str = "auto") -> str:
+    """The backend ``requested`` means on this machine, in this process (see the module doc).
+
+    Raises:
+        BackendError: nothing usable is installed, the requested one is not installed, or Keras
+            already runs on another backend.
+    """
+    if requested not in BACKENDS:
+        raise BackendError(f"backend: expected one of {', '.join(BACKENDS)}, got {requested!r}")
+    current = loaded()
+    if current is not None:
+        if requested not in ("auto", current):
+            raise BackendError(
+                f"backend: Keras is already running on {current} in this process; "
+                f"backend={requested} needs a new process (or set KERAS_BACKEND={requested} "
+                "before importing keras)"
+            )
+        if current not in BACKENDS:
+            raise BackendError(
+                f"backend: Keras runs on {current}; albumgan supports jax, tensorflow"
+            )
+        return current
+    if requested != "auto":
+        if not installed(requested):
+            raise BackendError(
+                f"backend={requested} but {requested} is not installed; {INSTALL_HINT}"
+            )
+        return requested
+    from_env = os.environ.get("KERAS_BACKEND", "")
+    if from_env in BACKENDS[1:] and installed(from_env):
+        return from_env
+    if jax_sees_gpu():
+        return "jax"
+    if installed("tensorflow"):
+        return "tensorflow"
+    if installed("jax"):
+        return "jax"
+    raise BackendError(f"no Keras backend is installed; {INSTALL_HINT}")
+
+
+def activate(requested: str = "auto") -> str:
+    """Resolve ``requested``, point Keras at it (before Keras is imported) and import Keras.
+
+    On JAX, GPU memory is allocated as needed (``_jax_memory_as_needed``).
+
+    Returns:
+        The backend name Keras now runs on.
+    """
+    name = resolve(requested)
+    if loaded() is None:
+        os.environ["KERAS_BACKEND"] = name
+        if name == "jax":
+            _jax_memory_as_needed()
+        import keras  # noqa: F401 - the import is the point: Keras reads KERAS_BACKEND now
+    return name
