@@ -1,12 +1,24 @@
-"""Shared fixtures: an isolated cache (synthetic covers made once per session) and tiny configs."""
+"""Shared fixtures: an isolated cache (synthetic covers made once per session) and tiny configs.
+
+A test session runs on one Keras backend, the one ``KERAS_BACKEND`` names (TensorFlow when
+unset): ``make test`` runs the whole suite on TensorFlow, then the tests marked
+``backend_contract`` again with ``KERAS_BACKEND=jax``. Subprocesses started by tests inherit it.
+"""
 
 from __future__ import annotations
 
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+BACKEND = os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def backend_name() -> str:
+    """The backend this test session trains on."""
+    return BACKEND
 
 
 @pytest.fixture(scope="session")

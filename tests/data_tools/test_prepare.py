@@ -258,7 +258,7 @@ def test_prepared_folder_trains_through_the_registry(raw, tmp_path, monkeypatch)
     direct = load_dataset(str(tmp_path / "data" / "crawled"), 16, tmp_path / "cache")
     assert direct.images.shape == (9, 16, 16, 3)  # a prepared folder means its images/
 
-    from gan_core import TrainConfig, train
+    from albumgan import TrainConfig, train
 
     cfg = TrainConfig(
         dataset="crawled",

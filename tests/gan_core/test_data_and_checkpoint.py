@@ -7,8 +7,7 @@ import pytest
 
 from gan_core import checkpoint
 from gan_core.config import TrainConfig
-from gan_core.data import make_batches
-from gan_core.training import build_gan
+from gan_core.steps.tensorflow import TensorFlowEngine, make_batches
 
 
 def _images(n: int) -> np.ndarray:
@@ -40,45 +39,45 @@ def test_starting_at_step_k_continues_the_same_stream():
 
 
 @pytest.fixture
-def gan():
+def engine():
     cfg = TrainConfig(resolution=16, g_width=4, d_width=4, noise_shape=(8,), ema=0.9)
-    return build_gan(cfg, "float32")
+    return TensorFlowEngine(cfg, "float32")
 
 
-def test_save_restore_roundtrip_and_pruning(gan, tmp_path):
+def test_save_restore_roundtrip_and_pruning(engine, tmp_path):
     directory = tmp_path / "ckpt"
     for step in (1, 2, 3):
-        checkpoint.save(gan, directory, step, keep=2)
+        checkpoint.save(engine, directory, step, keep=2)
     assert [s for s, _ in checkpoint.list_checkpoints(directory)] == [2, 3]
     assert not [p for p in directory.iterdir() if p.name.endswith(".tmp")]
-    saved = [v.numpy().copy() for v in gan.generator.variables]
-    state = gan.rng.state.numpy().copy()
-    for v in gan.generator.variables:
+    saved = [v.numpy().copy() for v in engine.generator.variables]
+    state = engine.gan.rng.state.numpy().copy()
+    for v in engine.generator.variables:
         v.assign(np.zeros(v.shape, v.dtype))
-    gan.rng.normal([3])
-    assert checkpoint.restore_latest(gan, directory) == 3
-    for before, v in zip(saved, gan.generator.variables):
+    engine.gan.rng.normal([3])
+    assert checkpoint.restore_latest(engine, directory) == 3
+    for before, v in zip(saved, engine.generator.variables):
         np.testing.assert_array_equal(before, v.numpy())
-    np.testing.assert_array_equal(state, gan.rng.state.numpy())
+    np.testing.assert_array_equal(state, engine.gan.rng.state.numpy())
 
 
-def test_a_damaged_newest_checkpoint_falls_back_to_the_previous(gan, tmp_path):
+def test_a_damaged_newest_checkpoint_falls_back_to_the_previous(engine, tmp_path):
     directory = tmp_path / "ckpt"
-    checkpoint.save(gan, directory, 5, keep=3)
-    newest = checkpoint.save(gan, directory, 10, keep=3)
+    checkpoint.save(engine, directory, 5, keep=3)
+    newest = checkpoint.save(engine, directory, 10, keep=3)
     newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])  # torn write
     (directory / ".ckpt-000015.npz.abc.tmp").write_bytes(b"partial")  # a killed save
-    assert checkpoint.restore_latest(gan, directory) == 5
+    assert checkpoint.restore_latest(engine, directory) == 5
 
 
-def test_a_checkpoint_of_another_model_is_refused(gan, tmp_path):
-    checkpoint.save(gan, tmp_path, 1, keep=1)
-    other = build_gan(
+def test_a_checkpoint_of_another_model_is_refused(engine, tmp_path):
+    checkpoint.save(engine, tmp_path, 1, keep=1)
+    other = TensorFlowEngine(
         TrainConfig(resolution=16, g_width=8, d_width=4, noise_shape=(8,), ema=0.9), "float32"
     )
     with pytest.raises(checkpoint.CheckpointError, match="shape"):
         checkpoint.restore_latest(other, tmp_path)
 
 
-def test_no_checkpoint_means_step_zero(gan, tmp_path):
-    assert checkpoint.restore_latest(gan, tmp_path / "none") == 0
+def test_no_checkpoint_means_step_zero(engine, tmp_path):
+    assert checkpoint.restore_latest(engine, tmp_path / "none") == 0

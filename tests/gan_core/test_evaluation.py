@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from albumgan import train
 from data_tools.synthetic import generate_cover
-from gan_core import train
-from gan_core.callbacks import Callback
-from gan_core.metrics.evaluate import cut_grid, evaluate, parse_grid
+from experiments.evaluate import cut_grid, evaluate, parse_grid
 from gan_core.metrics.extractors import MetricsError, get_extractor
 from gan_core.metrics.score import cached_features
+from gan_core.run import Callback
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,4 +1,5 @@
-"""Network shapes and the seed architecture's exact parameter counts."""
+"""Network shapes, the seed architecture's exact parameter counts, and the two forms of each
+network (plain Keras layers for JAX and exports, fused TensorFlow layers for CPU speed)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import pytest
 import tensorflow as tf
 
 from gan_core.config import TrainConfig
-from gan_core.layers import BottleneckConv2D, BottleneckConv2DTranspose, FusedBatchNorm
 from gan_core.models import build_discriminator, build_generator
+from gan_core.steps.tf_layers import BottleneckConv2D, BottleneckConv2DTranspose, FusedBatchNorm
 
 
 def test_seed_arch_parameter_counts_at_64px():
@@ -18,8 +19,9 @@ def test_seed_arch_parameter_counts_at_64px():
     assert build_discriminator(cfg).count_params() == 2_768_321
 
 
-def test_seed_generator_layers_in_order():
-    g = build_generator(TrainConfig())
+@pytest.mark.parametrize("fast", [False, True])
+def test_seed_generator_layers_in_order(fast):
+    g = build_generator(TrainConfig(), fast=fast)
     convs = [
         (
             "Conv2DTranspose" if isinstance(layer, keras.layers.Conv2DTranspose) else "Conv2D",
@@ -38,7 +40,25 @@ def test_seed_generator_layers_in_order():
         ("Conv2D", 64, (3, 3), (1, 1)),
         ("Conv2DTranspose", 3, (4, 4), (2, 2)),
     ]
-    assert [layer.momentum for layer in g.layers if isinstance(layer, FusedBatchNorm)] == [0.5] * 5
+    norm = FusedBatchNorm if fast else keras.layers.BatchNormalization
+    assert [layer.momentum for layer in g.layers if isinstance(layer, norm)] == [0.5] * 5
+
+
+def test_plain_and_fused_forms_hold_the_same_variables_and_compute_the_same():
+    cfg = TrainConfig(resolution=32, g_width=8, d_width=8, noise_shape=(1, 1, 16))
+    for build in (build_generator, build_discriminator):
+        plain, fast = build(cfg), build(cfg, fast=True)
+        assert [(v.path, v.shape) for v in plain.variables] == [
+            (v.path, v.shape) for v in fast.variables
+        ]
+        for a, b in zip(plain.get_weights(), fast.get_weights()):
+            np.testing.assert_array_equal(a, b)  # same seeded initial weights too
+    g_plain, g_fast = build_generator(cfg), build_generator(cfg, fast=True)
+    noise = np.random.default_rng(0).standard_normal((4, 1, 1, 16)).astype(np.float32)
+    for training in (False, True):
+        np.testing.assert_allclose(
+            g_plain(noise, training=training), g_fast(noise, training=training), atol=1e-5
+        )
 
 
 @pytest.mark.parametrize("resolution", [16, 32, 64, 128, 256, 512])
@@ -77,11 +97,19 @@ def test_fused_batchnorm_matches_keras_batchnorm():
     ours, ref = FusedBatchNorm(momentum=0.5), keras.layers.BatchNormalization(momentum=0.5)
     np.testing.assert_allclose(ours(x, training=True), ref(x, training=True), atol=1e-5)
     np.testing.assert_allclose(ours.moving_mean.numpy(), ref.moving_mean.numpy(), rtol=1e-5)
-    # The fused kernel (like Keras 2, which the seed ran) keeps the unbiased batch variance.
-    n = 8 * 4 * 4
-    expected_var = 0.5 * 1.0 + 0.5 * x.reshape(-1, 5).var(axis=0, ddof=1)
-    np.testing.assert_allclose(ours.moving_variance.numpy(), expected_var, rtol=1e-4)
-    assert n > 1 and ours.count_params() == ref.count_params() == 20
+    # Keras 3's statistics (plain batch variance), not the kernel's Bessel-corrected ones: the
+    # JAX engine's plain BatchNormalization keeps the same.
+    expected_var = 0.5 * 1.0 + 0.5 * x.reshape(-1, 5).var(axis=0)
+    np.testing.assert_allclose(ours.moving_variance.numpy(), expected_var, rtol=1e-5)
+    np.testing.assert_allclose(
+        ours.moving_variance.numpy(), ref.moving_variance.numpy(), rtol=1e-5
+    )
+    ours(x, training=True)  # a second update starts from a non-trivial moving variance
+    ref(x, training=True)
+    np.testing.assert_allclose(
+        ours.moving_variance.numpy(), ref.moving_variance.numpy(), rtol=1e-5
+    )
+    assert ours.count_params() == ref.count_params() == 20
     before = ours.moving_mean.numpy().copy()
     ours(x, training=False)  # inference never touches the statistics
     np.testing.assert_array_equal(ours.moving_mean.numpy(), before)
@@ -122,6 +150,6 @@ def test_bottleneck_convs_match_keras_values_and_gradients(ours, reference, in_s
 
 def test_only_the_bottleneck_layers_take_the_matmul_gradient():
     cfg = TrainConfig()
-    layers_ = build_generator(cfg).layers + build_discriminator(cfg).layers
+    layers_ = build_generator(cfg, fast=True).layers + build_discriminator(cfg, fast=True).layers
     patched = sorted(layer.name for layer in layers_ if getattr(layer, "patch_grad", False))
     assert patched == ["down3", "up1"]

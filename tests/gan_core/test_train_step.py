@@ -1,4 +1,5 @@
-"""The compiled step: what changes when, the optimizer, and DiffAugment (eager and in tf.data)."""
+"""The TensorFlow engine's compiled step: what changes when, the fused optimizer, DiffAugment
+(eager and in tf.data), precision. The JAX engine is held to the same step by test_backends.py."""
 
 from __future__ import annotations
 
@@ -7,11 +8,19 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gan_core.augment import OPS, diff_augment
+from gan_core.augment import OPS, diff_augment, uniforms_needed
 from gan_core.config import TrainConfig
-from gan_core.gan import DCGAN
-from gan_core.optimizers import FusedAdam
-from gan_core.training import build_gan
+from gan_core.steps.tensorflow import DCGAN, TensorFlowEngine
+from gan_core.steps.tf_optimizer import FusedAdam
+
+
+def build_gan(cfg: TrainConfig, policy: str) -> DCGAN:
+    return TensorFlowEngine(cfg, policy).gan
+
+
+def _augment(images, ops, rng: tf.random.Generator):
+    """DiffAugment with its draws from a TensorFlow generator, as the engine draws them."""
+    return diff_augment(images, ops, rng.uniform([images.shape[0], uniforms_needed(ops)]))
 
 
 def _snapshot(model: keras.Model) -> list[np.ndarray]:
@@ -20,6 +29,13 @@ def _snapshot(model: keras.Model) -> list[np.ndarray]:
 
 def _changed(before, after) -> bool:
     return any(not np.array_equal(a, b) for a, b in zip(before, after))
+
+
+_ENGINES: dict[int, TensorFlowEngine] = {}
+
+
+def _engine_of(gan: DCGAN) -> TensorFlowEngine:
+    return _ENGINES[id(gan)]
 
 
 @pytest.fixture
@@ -34,7 +50,9 @@ def gan() -> DCGAN:
         ema=0.9,
         diffaugment="True",
     )
-    return build_gan(cfg, "float32")
+    engine = TensorFlowEngine(cfg, "float32")
+    _ENGINES[id(engine.gan)] = engine
+    return engine.gan
 
 
 def test_one_step_changes_g_and_d_and_g_update_leaves_d_untouched(gan, monkeypatch):
@@ -43,8 +61,8 @@ def test_one_step_changes_g_and_d_and_g_update_leaves_d_untouched(gan, monkeypat
     original = DCGAN._d_update
     calls = []
 
-    def spy(self, images, labels):
-        loss = original(self, images, labels)
+    def spy(self, images, labels, uniforms):
+        loss = original(self, images, labels, uniforms)
         calls.append(1)
         if len(calls) == 2:  # real, then fake: D's state as the G update starts
             after_d_updates["d"] = _snapshot(self.discriminator)
@@ -106,9 +124,9 @@ def test_fused_adam_matches_keras_adam():
 @pytest.mark.parametrize("op", sorted(OPS))
 def test_diffaugment_op_eager_and_in_tf_data(op):
     images = tf.random.stateless_uniform((4, 16, 16, 3), seed=(1, 2), minval=-1, maxval=1)
-    eager = diff_augment(images, (op,), tf.random.Generator.from_seed(7)).numpy()
+    eager = _augment(images, (op,), tf.random.Generator.from_seed(7)).numpy()
     rng = tf.random.Generator.from_seed(7)
-    ds = tf.data.Dataset.from_tensors(images).map(lambda x: diff_augment(x, (op,), rng))
+    ds = tf.data.Dataset.from_tensors(images).map(lambda x: _augment(x, (op,), rng))
     in_data = next(iter(ds)).numpy()
     assert eager.shape == images.shape
     assert not np.allclose(eager, images.numpy())  # it changed the images
@@ -119,7 +137,7 @@ def test_cutout_and_translation_keep_pixels_or_zero():
     images = tf.ones((8, 16, 16, 3))
     rng = tf.random.Generator.from_seed(3)
     for op in ("cutout", "translation"):
-        out = diff_augment(images, (op,), rng).numpy()
+        out = _augment(images, (op,), rng).numpy()
         assert set(np.unique(out)) <= {0.0, 1.0}
         assert 0 < (out == 0).mean() < 0.75
 
@@ -128,7 +146,7 @@ def test_diffaugment_is_differentiable():
     x = tf.Variable(tf.random.uniform((2, 16, 16, 3), -1, 1))
     with tf.GradientTape() as tape:
         y = tf.reduce_sum(
-            diff_augment(x, ("color", "translation", "cutout"), tf.random.Generator.from_seed(0))
+            _augment(x, ("color", "translation", "cutout"), tf.random.Generator.from_seed(0))
         )
     grad = tape.gradient(y, x)
     assert grad is not None and float(tf.reduce_sum(tf.abs(grad))) > 0
@@ -138,14 +156,15 @@ def test_ema_sampler_statistics_are_re_estimated_repeatably(gan):
     ds = tf.data.Dataset.from_tensors(tf.zeros((4, 16, 16, 3))).repeat()
     gan.step_n(iter(ds), 2)
     rng_state = gan.rng.state.numpy().copy()
-    generator = gan.sampling_generator()
+    engine = _engine_of(gan)
+    generator = engine.sampling_generator()
     assert generator is gan.ema_generator
     ema_stats = [v.numpy().copy() for v in generator.non_trainable_variables]
     g_stats = [v.numpy() for v in gan.generator.non_trainable_variables]
     assert any(not np.allclose(a, b) for a, b in zip(ema_stats, g_stats))  # its own statistics
     noise = np.random.default_rng(0).standard_normal((3, 1, 1, 16)).astype(np.float32)
     first = np.asarray(generator(noise, training=False))
-    second = np.asarray(gan.sampling_generator()(noise, training=False))
+    second = np.asarray(engine.sampling_generator()(noise, training=False))
     np.testing.assert_array_equal(first, second)  # re-estimation is deterministic
     np.testing.assert_array_equal(rng_state, gan.rng.state.numpy())  # training RNG untouched
 
@@ -166,14 +185,22 @@ def test_mixed_precision_policies_train(policy):
 def test_auto_precision_follows_the_hardware(monkeypatch):
     from gan_core import precision
 
-    monkeypatch.setattr(precision.tf.config, "list_physical_devices", lambda kind: [])
+    monkeypatch.setattr(precision, "gpu_capability", lambda backend: None)
     monkeypatch.setattr(precision, "cpu_flags", lambda: {"avx2", "avx512_bf16"})
-    assert precision.resolve_precision("auto") == "mixed_bfloat16"
+    assert precision.resolve_precision("auto", "tensorflow") == "mixed_bfloat16"
+    assert precision.resolve_precision("auto", "jax") == "float32"  # XLA's CPU convs: no gain
     monkeypatch.setattr(precision, "cpu_flags", lambda: {"avx2"})
-    assert precision.resolve_precision("auto") == "float32"
-    assert precision.resolve_precision("mixed_float16") == "mixed_float16"  # explicit wins
-    monkeypatch.setattr(precision.tf.config, "list_physical_devices", lambda kind: ["GPU:0"])
-    assert precision.resolve_precision("auto") == "mixed_float16"
+    assert precision.resolve_precision("auto", "tensorflow") == "float32"
+    explicit = precision.resolve_precision("mixed_float16", "tensorflow")
+    assert explicit == "mixed_float16"  # explicit wins
+    with pytest.raises(precision.PrecisionError, match="mixed_float16 needs loss scaling"):
+        precision.resolve_precision("mixed_float16", "jax")
+    monkeypatch.setattr(precision, "gpu_capability", lambda backend: (9, 0))  # H100/H200
+    assert precision.resolve_precision("auto", "jax") == "mixed_bfloat16"
+    assert precision.resolve_precision("auto", "tensorflow") == "mixed_bfloat16"
+    monkeypatch.setattr(precision, "gpu_capability", lambda backend: (7, 0))  # V100: no bf16
+    assert precision.resolve_precision("auto", "jax") == "float32"
+    assert precision.resolve_precision("auto", "tensorflow") == "mixed_float16"
 
 
 def test_keras_fit_runs_the_same_train_step(gan):

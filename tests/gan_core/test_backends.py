@@ -1,0 +1,272 @@
+"""TensorFlow and JAX held to the same step: parity of one step, DiffAugment, generator.keras
+across backends, what ``backend: auto`` picks, and the commands that must load no framework.
+
+This session runs on one backend; the other runs in a subprocess (``tests/backend_worker.py``),
+once per session, with every job the tests below compare against.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gan_core import backend, checkpoint
+from gan_core.augment import OPS, diff_augment, uniforms_needed
+from gan_core.config import TrainConfig
+from gan_core.steps import make_engine
+
+ROOT = Path(__file__).resolve().parents[2]
+OTHER = {"tensorflow": "jax", "jax": "tensorflow"}
+STEP_CONFIG = {
+    "resolution": 16,
+    "g_width": 8,
+    "d_width": 8,
+    "noise_shape": [1, 1, 16],
+    "batch_size": 4,
+    "ema": 0.9,
+    "diffaugment": "color,translation,cutout",
+    "precision": "float32",
+}
+BATCH = 4
+# Float32 tolerances of the parity test: losses agree to ~1e-7 relative here, weights to ~1e-6.
+LOSS_RTOL, WEIGHT_ATOL, WEIGHT_RTOL = 1e-5, 5e-6, 1e-5
+
+
+def _perturbed_engine(cfg: TrainConfig):
+    """An engine whose every weight is nudged off its initial value: no bias starts at exactly
+    zero, so no activation sits exactly on LeakyReLU's kink, where TensorFlow and JAX break the
+    tie of the derivative differently (0.2 against 1)."""
+    engine = make_engine(cfg, "float32", np.zeros((BATCH, 16, 16, 3), np.uint8))
+    rng = np.random.default_rng(5)
+    for model in (engine.generator, engine.discriminator):
+        for var in model.trainable_variables:
+            var.assign(var.numpy() + rng.normal(0, 0.02, var.shape).astype(np.float32))
+    engine.ema_generator.set_weights(engine.generator.get_weights())
+    return engine
+
+
+def _pinned_inputs(cfg: TrainConfig) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    width = uniforms_needed(cfg.diffaugment_ops)
+    inputs = {
+        "real": rng.uniform(-1, 1, (BATCH, 16, 16, 3)),
+        "noise": rng.standard_normal((BATCH, 1, 1, 16)),
+        "real_labels": 1 - 0.2 * rng.uniform(size=(BATCH, 1)),
+        "fake_labels": 0.2 * rng.uniform(size=(BATCH, 1)),
+        **{f"augment{i}": rng.uniform(size=(BATCH, width)) for i in range(3)},
+    }
+    return {k: v.astype(np.float32) for k, v in inputs.items()}
+
+
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory, cache_dir, backend_name):
+    """This backend's results, and the same jobs done by the other backend in one subprocess."""
+    d = tmp_path_factory.mktemp("backends")
+    cfg = TrainConfig(**STEP_CONFIG)
+    engine = _perturbed_engine(cfg)
+    checkpoint.write_checkpoint(engine, d / "init.npz", 0)
+    inputs = _pinned_inputs(cfg)
+    np.savez(d / "inputs.npz", **inputs)
+    images = np.random.default_rng(1).uniform(-1, 1, (6, 16, 16, 3)).astype(np.float32)
+    uniforms = {
+        f"uniforms_{name}": np.random.default_rng(2).uniform(size=(6, count)).astype(np.float32)
+        for name, (_, count) in OPS.items()
+    }
+    np.savez(d / "augment_in.npz", images=images, **uniforms)
+    noise = np.random.default_rng(3).standard_normal((5, 1, 1, 16)).astype(np.float32)
+    np.save(d / "noise.npy", noise)
+
+    # Here: one pinned step, and a generator.keras exported from this backend.
+    here = {"images": images, "uniforms": uniforms, "noise": noise}
+    engine.start(0)
+    aug = tuple(inputs[f"augment{i}"] for i in range(3))
+    here["losses"] = engine.step_on({**{k: v for k, v in inputs.items() if "augment" not in k},
+                                     "augment": aug})  # fmt: skip
+    checkpoint.write_checkpoint(engine, d / "here_after.npz", 1)
+    here["variables"] = [(f"{group}/{i:04d}", f"{group}:{var.path}")
+                         for group, variables in engine.variable_groups().items()
+                         for i, var in enumerate(variables)]  # fmt: skip
+    (d / "here_run").mkdir()
+    engine.export_generator(d / "here_run" / "generator.keras")
+    here["samples"] = engine.sample(noise)
+
+    (d / "there_run").mkdir()
+    jobs = [
+        {"kind": "augment", "images": str(d / "augment_in.npz"), "out": str(d / "aug_out.npz")},
+        {
+            "kind": "step",
+            "config": STEP_CONFIG,
+            "checkpoint": str(d / "init.npz"),
+            "inputs": str(d / "inputs.npz"),
+            "out_checkpoint": str(d / "there_after.npz"),
+            "out_losses": str(d / "there_losses.json"),
+        },
+        {
+            "kind": "sample",
+            "generator": str(d / "here_run" / "generator.keras"),
+            "noise": str(d / "noise.npy"),
+            "out": str(d / "there_samples_of_here.npy"),
+        },
+        {
+            "kind": "export",
+            "config": STEP_CONFIG,
+            "checkpoint": str(d / "here_after.npz"),
+            "generator": str(d / "there_run" / "generator.keras"),
+            "noise": str(d / "noise.npy"),
+            "out": str(d / "there_samples.npy"),
+        },
+    ]
+    (d / "jobs.json").write_text(json.dumps(jobs))
+    other = OTHER[backend_name]
+    env = {**os.environ, "KERAS_BACKEND": other, "ALBUMGAN_CACHE": cache_dir}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "backend_worker.py"), str(d / "jobs.json")],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout.splitlines()[-1]) == {"backend": other}
+    return here, d
+
+
+def test_one_step_gives_the_same_losses_and_weights_on_both_backends(compared):
+    here, d = compared
+    there_losses = json.loads((d / "there_losses.json").read_text())
+    for name, value in here["losses"].items():
+        assert there_losses[name] == pytest.approx(value, rel=LOSS_RTOL), name
+    # Biases that feed a BatchNorm have an exact gradient of zero (BatchNorm removes any constant
+    # shift); Adam's first step turns their float noise into a move of up to lr either way.
+    # (The same holds for their EMA and Adam slots.)
+    cfg = TrainConfig(**STEP_CONFIG)
+    before_norm = ("project", "up1", "refine", "down1")  # 16 px: the convolutions before a BN
+
+    def feeds_a_norm(path: str) -> bool:
+        return any(
+            path.endswith(f"{layer}/bias") or f"/{layer}_bias" in path for layer in before_norm
+        )
+
+    with np.load(d / "init.npz") as start, np.load(d / "here_after.npz") as a:
+        with np.load(d / "there_after.npz") as b:
+            compared_count = 0
+            for key, path in here["variables"]:
+                if path.endswith("kernel") and not path.startswith("ema"):
+                    assert not np.array_equal(start[key], a[key]), f"{path} did not move"
+                if feeds_a_norm(path):
+                    assert np.abs(a[key] - b[key]).max() <= 2 * max(cfg.lr_g, cfg.lr_d), path
+                    continue
+                np.testing.assert_allclose(
+                    b[key], a[key], rtol=WEIGHT_RTOL, atol=WEIGHT_ATOL, err_msg=path
+                )
+                compared_count += 1
+    # All but the 4 biases, their 2 Adam slots each and the EMA copies of G's 3.
+    assert compared_count == len(here["variables"]) - (4 + 2 * 4 + 3)
+
+
+def test_diffaugment_ops_are_the_same_on_both_backends_with_pinned_draws(compared):
+    here, d = compared
+    with np.load(d / "aug_out.npz") as there:
+        for name in OPS:
+            mine = np.asarray(
+                diff_augment(here["images"], (name,), here["uniforms"][f"uniforms_{name}"])
+            )
+            assert not np.allclose(mine, here["images"])  # the op did something
+            np.testing.assert_allclose(there[name], mine, atol=1e-6, err_msg=name)
+        every = tuple(OPS)
+        draws = np.concatenate([here["uniforms"][f"uniforms_{n}"] for n in every], axis=1)
+        mine = np.asarray(diff_augment(here["images"], every, draws))
+        np.testing.assert_allclose(there["all"], mine, atol=1e-6)
+
+
+def test_generator_keras_saved_on_one_backend_samples_the_same_on_the_other(compared):
+    here, d = compared
+    # Saved here, loaded there.
+    there_of_here = np.load(d / "there_samples_of_here.npy")
+    np.testing.assert_allclose(there_of_here, here["samples"], atol=2e-5)
+    # Saved there (from the weights after the pinned step), loaded here.
+    from gan_core.sampling import load_sampler
+
+    generator = load_sampler(d / "there_run")
+    mine = np.asarray(generator(here["noise"], training=False))
+    np.testing.assert_allclose(mine, np.load(d / "there_samples.npy"), atol=2e-5)
+    assert {type(layer).__module__.split(".")[0] for layer in generator.layers} == {"keras"}
+
+
+# --- what `auto` picks --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def fresh_process(monkeypatch):
+    """backend.resolve as in a process that has not imported Keras, with KERAS_BACKEND unset."""
+    monkeypatch.setattr(backend, "loaded", lambda: None)
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    return monkeypatch
+
+
+def _installed(*names):
+    return lambda name: name in names
+
+
+def test_auto_picks_jax_on_a_gpu_then_tensorflow_then_jax_on_the_cpu(fresh_process):
+    fresh_process.setattr(backend, "installed", _installed("jax", "tensorflow"))
+    fresh_process.setattr(backend, "jax_sees_gpu", lambda: True)
+    assert backend.resolve("auto") == "jax"
+    fresh_process.setattr(backend, "jax_sees_gpu", lambda: False)
+    assert backend.resolve("auto") == "tensorflow"
+    fresh_process.setattr(backend, "installed", _installed("jax"))
+    assert backend.resolve("auto") == "jax"
+    fresh_process.setenv("KERAS_BACKEND", "jax")
+    fresh_process.setattr(backend, "installed", _installed("jax", "tensorflow"))
+    assert backend.resolve("auto") == "jax"  # Keras's own switch is honoured
+    assert backend.resolve("tensorflow") == "tensorflow"  # an explicit choice wins
+
+
+def test_nothing_installed_is_one_line_naming_the_extras_and_exit_2(fresh_process, capsys):
+    fresh_process.setattr(backend, "installed", _installed())
+    with pytest.raises(backend.BackendError, match=r"albumgan\[cpu\].*albumgan\[jax\].*\[gpu\]"):
+        backend.resolve("auto")
+    with pytest.raises(backend.BackendError, match="backend=jax but jax is not installed"):
+        backend.resolve("jax")
+    from experiments.train import main
+
+    assert main(["--config", "smoke", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "pip install 'albumgan[cpu]'" in err
+
+
+def test_another_backend_than_the_loaded_one_is_refused(backend_name):
+    with pytest.raises(backend.BackendError, match=f"already running on {backend_name}"):
+        backend.resolve(OTHER[backend_name])
+    assert backend.resolve("auto") == backend_name
+
+
+def test_a_gpu_plugin_is_looked_for_without_importing_jax(monkeypatch):
+    monkeypatch.setattr(backend, "_jax_gpu_plugin_installed", lambda: False)
+    assert backend.jax_sees_gpu() is False  # no plugin: CPU JAX is never imported to ask
+    assert backend._JAX_GPU_PLUGIN.match("jax-cuda13-plugin")
+    assert backend._JAX_GPU_PLUGIN.match("jax_cuda12_pjrt")
+    assert not backend._JAX_GPU_PLUGIN.match("jaxlib")
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "from experiments.train import parse_args; parse_args(['--config', 'smoke'])",
+        "from experiments.train import main; main(['--help'])",
+        "from sweeps.cli import main; main(['validate', 'sweeps/smoke.yaml'])",
+        "import reports.cli, reports.run_report, reports.sweep_report, reports.compare_report",
+        "import albumgan, gan_core, gan_core.training",
+    ],
+)
+def test_config_help_validate_and_reports_load_no_framework(code, cache_dir):
+    check = f"{code}\nimport sys\nloaded = {{'keras', 'tensorflow', 'jax'}} & set(sys.modules)\n"
+    check += "assert not loaded, loaded"
+    proc = subprocess.run(
+        [sys.executable, "-c", check], cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "ALBUMGAN_CACHE": cache_dir},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
