@@ -2,6 +2,7 @@
 
     python benchmarks/train_throughput.py --quick     # < 2 minutes on 2 CPU cores
     python benchmarks/train_throughput.py             # longer, steadier numbers
+    python benchmarks/train_throughput.py --quick --backend jax   # both sides on JAX
 
 Both sides train the seed architecture at 64 px, batch 16, noise (1, 1, 100) on the same folder of
 512x512 PNG covers (the seed squashed its covers to 512x512), generated from the synthetic set.
@@ -10,11 +11,12 @@ Both sides train the seed architecture at 64 px, batch 16, noise (1, 1, 100) on 
     16 files from disk and resizes them, calls ``generator.predict``, then three ``train_on_batch``
     (D on real, D on fake, the combined model for G) with ``trainable`` toggled, in float32 with
     stock Keras layers, as the notebook did;
-(b) our trainer, ``gan_core.train`` with default precision (``auto``), measured the way it reports
-    img/s (compiled executions only, the first traced step excluded).
+(b) our trainer, ``albumgan.train`` with default precision (``auto``), measured the way it
+    reports img/s (compiled executions only, the first traced step excluded).
 
-Prints img/s of each, the achieved GFLOP/s against this machine's measured fp32/bf16 convolution
-peak, and last ``speedup_vs_seed_loop=X.XX``.
+``--backend`` (default tensorflow, the CPU path) runs both sides on that Keras backend. Prints
+img/s of each, the achieved GFLOP/s against this machine's measured fp32/bf16 convolution peak,
+and last ``speedup_vs_seed_loop=X.XX``. For the GPU, see ``benchmarks/gpu_check.py``.
 """
 
 from __future__ import annotations
@@ -29,13 +31,28 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+
+def _backend_from_argv() -> str:
+    """--backend, read before Keras is imported (Keras picks its backend at import)."""
+    for i, arg in enumerate(sys.argv):
+        if arg.startswith("--backend="):
+            return arg.split("=", 1)[1]
+        if arg == "--backend" and i + 1 < len(sys.argv):
+            return sys.argv[i + 1]
+    return "tensorflow"
+
+
+from gan_core import backend  # noqa: E402
+
+BACKEND = backend.activate(_backend_from_argv())
+
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+from keras import ops  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from albumgan import TrainConfig, train  # noqa: E402
 from data_tools.synthetic import generate_cover  # noqa: E402
-from gan_core import TrainConfig, train  # noqa: E402
 from gan_core.precision import resolve_precision  # noqa: E402
 
 BATCH, RESOLUTION, NOISE = 16, 64, (1, 1, 100)
@@ -152,10 +169,11 @@ def measure_ours(folder: Path, steps: int, workdir: Path, precision: str) -> tup
         runs_dir=str(workdir / "runs"),
         cache_dir=str(workdir / "cache"),
         name="bench",
+        backend=BACKEND,
     )
     result = train(cfg)
     record = json.loads((result.run_dir / "metrics.jsonl").read_text().splitlines()[-1])
-    return float(record["img_per_s"]), resolve_precision(cfg.precision)
+    return float(record["img_per_s"]), resolve_precision(cfg.precision, BACKEND)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -179,18 +197,27 @@ def forward_macs(model: keras.Model) -> int:
     return total
 
 
-def conv_peak_gflops(dtype: tf.DType, seconds: float = 3.0) -> float:
-    """GFLOP/s of a typical DC-GAN convolution (16x32x32x128 -> 16x16x16x256, k4 s2)."""
-    x = tf.cast(tf.random.normal([16, 32, 32, 128]), dtype)
-    w = tf.cast(tf.random.normal([4, 4, 128, 256]), dtype)
-    conv = tf.function(lambda x, w: tf.nn.conv2d(x, w, 2, padding="SAME"))
-    conv(x, w).numpy()
+def conv_peak_gflops(dtype: str, seconds: float = 3.0) -> float:
+    """GFLOP/s of a typical DC-GAN convolution (16x32x32x128 -> 16x16x16x256, k4 s2), compiled
+    on the running backend."""
+    rng = np.random.default_rng(0)
+    x = ops.cast(rng.normal(size=(16, 32, 32, 128)).astype(np.float32), dtype)
+    w = ops.cast(rng.normal(size=(4, 4, 128, 256)).astype(np.float32), dtype)
+    if BACKEND == "jax":
+        import jax
+
+        conv = jax.jit(lambda x, w: ops.conv(x, w, strides=2, padding="same"))
+    else:
+        import tensorflow as tf
+
+        conv = tf.function(lambda x, w: ops.conv(x, w, strides=2, padding="same"))
+    np.asarray(conv(x, w))
     flops = 2 * 16 * 16 * 16 * 16 * 128 * 256
     count, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
         out = conv(x, w)
         count += 1
-    out.numpy()
+    np.asarray(out)
     return count * flops / (time.perf_counter() - start) / 1e9
 
 
@@ -199,6 +226,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="short run, < 2 minutes")
     parser.add_argument("--images", type=int, default=None, help="number of 512px covers")
     parser.add_argument("--precision", default="auto", help="our trainer's precision (auto)")
+    parser.add_argument("--backend", default="tensorflow", help="tensorflow (default) or jax")
     args = parser.parse_args()
     ref_steps, our_steps, count = (20, 150, 64) if args.quick else (80, 600, 256)
     count = args.images or count
@@ -220,7 +248,8 @@ def main() -> None:
     # forward + input gradients (~2x); G backward ~2x its forward.
     seed_flops = 2 * (4 * g_macs + 8 * d_macs)
     our_flops = 2 * (3 * g_macs + 8 * d_macs)
-    fp32_peak, bf16_peak = conv_peak_gflops(tf.float32), conv_peak_gflops(tf.bfloat16)
+    fp32_peak, bf16_peak = conv_peak_gflops("float32"), conv_peak_gflops("bfloat16")
+    print(f"backend: {BACKEND}")
     print(f"seed_loop: {seed_ips:8.1f} img/s  (float32, {ref_steps} steps)")
     print(f"ours:      {ours_ips:8.1f} img/s  ({precision}, {our_steps} steps)")
     print(

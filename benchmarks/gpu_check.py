@@ -1,0 +1,283 @@
+"""The GPU check: the trainer's own speed on this machine, as one JSON object.
+
+    python benchmarks/gpu_check.py                 # ~5 minutes on one H100/H200
+    python benchmarks/gpu_check.py --quick         # a rehearsal of every part, on any machine
+
+It prints the JSON object and writes it to ``--out`` (default ``$OUT/gpu_check.json`` when
+``$OUT`` is set), after every part, so a run cut short still leaves what it measured:
+
+1. ``device``: what JAX computes on, and the versions.
+2. ``trainer``: img/s of the trainer itself (``gan_core.train``: batches drawn on the device,
+   metrics logged, status written and grids saved every 100 steps; evaluation and periodic
+   checkpoints off, the seed_popular16 part has them) for the seed networks at 64 px, batch
+   16/64/256, float32 and mixed_bfloat16. Timed from the end of the first (compiling) execution
+   to the end of the last, callbacks included; beside it the share of the step-alone figure
+   measured on an H200 (issue #10's table).
+3. ``seed_popular16``: the seed's first run (its preset) on the synthetic covers, 10,000 steps,
+   wall time from process start until ``generator.keras`` exists; ``backend: auto``, so it also
+   shows what auto picks here.
+4. ``sweep``: the 4-trial smoke sweep with ``--workers 1`` and ``--workers 4`` sharing the GPU:
+   wall time, trials per hour, and the speedup.
+
+``targets`` says which of the issue's targets each number meets. Needs JAX (with CUDA for the real
+check) and the project's other dependencies; on a bare GPU machine carry keras, optree, namex and
+optuna (with alembic, sqlalchemy, colorlog, mako) as wheels (README, "Performance").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+# Step alone, Keras 3 on JAX, one H200 (issue #10): img/s by (batch, precision).
+STEP_ALONE = {
+    (16, "float32"): 3908,
+    (64, "float32"): 14834,
+    (256, "float32"): 21491,
+    (64, "mixed_bfloat16"): 19682,
+    (256, "mixed_bfloat16"): 39265,
+}
+TARGET_SHARE = 0.80
+TARGETS = {
+    "trainer_b16_float32_img_per_s": 3100,
+    "trainer_b256_bf16_img_per_s": 31000,
+    "seed_popular16_wall_s": 90,
+    "sweep_speedup_4_vs_1_workers": 2.5,
+}
+
+
+class Report:
+    """The JSON object, rewritten after every part."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.data: dict = {"started": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+    def put(self, key: str, value) -> None:
+        self.data[key] = value
+        if self.path:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text(json.dumps(self.data, indent=2) + "\n")
+
+
+def part(report: Report, name: str, fn, *args) -> None:
+    started = time.perf_counter()
+    try:
+        report.put(name, fn(*args))
+    except Exception:  # noqa: BLE001 - a broken part is reported, the others still run
+        report.put(name, {"error": traceback.format_exc(limit=6)[-3000:]})
+    print(f"[gpu_check] {name}: {time.perf_counter() - started:.1f} s", file=sys.stderr)
+
+
+# ------------------------------------------------------------------------------------------------
+# 1. Device
+# ------------------------------------------------------------------------------------------------
+
+
+def device() -> dict:
+    import jax
+    import keras
+
+    from gan_core.steps import device_name
+
+    dev = jax.devices()[0]
+    return {
+        "name": device_name(),
+        "platform": dev.platform,
+        "compute_capability": getattr(dev, "compute_capability", None),
+        "jax": jax.__version__,
+        "keras": keras.__version__,
+        "python": sys.version.split()[0],
+    }
+
+
+# ------------------------------------------------------------------------------------------------
+# 2. The trainer's own throughput
+# ------------------------------------------------------------------------------------------------
+
+
+def trainer(workdir: Path, quick: bool) -> dict:
+    from albumgan import TrainConfig, load_data
+    from gan_core.run import Callback
+    from gan_core.training import train
+
+    class Clock(Callback):
+        """(time, step) at the end of every execution, after the callbacks before it."""
+
+        def __init__(self) -> None:
+            self.marks: list[tuple[float, int]] = []
+
+        def on_steps_end(self, run, step, logs) -> None:
+            self.marks.append((time.perf_counter(), step))
+
+    steps_for = {16: 1500, 64: 800, 256: 400} if not quick else {16: 30, 64: 20, 256: 10}
+    batches = (16, 64, 256) if not quick else (16, 64)
+    base = dict(
+        dataset="synthetic", arch="seed", resolution=64, noise_shape=(1, 1, 100),
+        backend="jax", log_every=100, sample_every=100, checkpoint_every=0, eval_every=0,
+        runs_dir=str(workdir / "runs"), cache_dir=str(workdir / "cache"),
+    )  # fmt: skip
+    if quick:
+        base.update(g_width=16, d_width=16, log_every=10, sample_every=10)
+    data = load_data(TrainConfig(**base))
+    results = {}
+    for precision in ("float32", "mixed_bfloat16"):
+        for batch in batches:
+            cfg = TrainConfig(**base, batch_size=batch, steps=steps_for[batch],
+                              precision=precision, name=f"b{batch}-{precision}")  # fmt: skip
+            clock = Clock()
+            started = time.perf_counter()
+            result = train(cfg, data, [clock])
+            (t0, s0), (t1, s1) = clock.marks[0], clock.marks[-1]
+            img_per_s = (s1 - s0) * batch / (t1 - t0)
+            status = json.loads((result.run_dir / "status.json").read_text())
+            key = f"b{batch}_{'bf16' if precision != 'float32' else 'float32'}"
+            results[key] = {
+                "img_per_s": round(img_per_s, 1),
+                "steps_timed": s1 - s0,
+                "step_only_img_per_s": status.get("img_per_s"),  # compiled executions alone
+                "share_of_step_alone": round(img_per_s / STEP_ALONE[(batch, precision)], 3)
+                if (batch, precision) in STEP_ALONE
+                else None,
+                "first_execution_s": round(clock.marks[0][0] - started, 2),
+                "state": result.state,
+                "precision": status.get("precision"),
+            }
+            print(f"[gpu_check] trainer {key}: {results[key]}", file=sys.stderr)
+    return results
+
+
+# ------------------------------------------------------------------------------------------------
+# 3. seed_popular16, process start to generator.keras
+# ------------------------------------------------------------------------------------------------
+
+
+def seed_popular16(workdir: Path, quick: bool) -> dict:
+    runs = workdir / "popular16"
+    cache = workdir / "cache"
+    argv = [sys.executable, "-m", "experiments.train", "--config", "seed_popular16",
+            "--dataset=synthetic", f"--runs_dir={runs}", f"--cache_dir={cache}"]  # fmt: skip
+    if quick:
+        argv += ["--steps=40", "--g_width=16", "--d_width=16"]
+    started = time.perf_counter()
+    proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    generator_at = None
+    while proc.poll() is None or generator_at is None:
+        found = list(runs.glob("*/generator.keras"))
+        if found and generator_at is None:
+            generator_at = time.perf_counter() - started
+        if proc.poll() is not None and generator_at is None:
+            break
+        time.sleep(0.05)
+    output = proc.communicate()[0].decode(errors="replace")
+    exit_s = time.perf_counter() - started
+    run_dirs = sorted(runs.glob("*"))
+    status = json.loads((run_dirs[-1] / "status.json").read_text()) if run_dirs else {}
+    return {
+        "wall_s_to_generator": round(generator_at, 2) if generator_at else None,
+        "wall_s_to_exit": round(exit_s, 2),
+        "exit_code": proc.returncode,
+        "steps": status.get("step"),
+        "backend": status.get("backend"),
+        "device": status.get("device"),
+        "precision": status.get("precision"),
+        "train_seconds": status.get("train_seconds"),
+        "step_only_img_per_s": status.get("img_per_s"),
+        "output_tail": output[-600:],
+    }
+
+
+# ------------------------------------------------------------------------------------------------
+# 4. The smoke sweep on 1 and 4 workers
+# ------------------------------------------------------------------------------------------------
+
+
+def sweep(workdir: Path, quick: bool) -> dict:
+    out = {}
+    for workers in (1, 4):
+        runs = workdir / f"sweep-w{workers}"
+        argv = [sys.executable, "-m", "experiments.cli", "sweep", "run", "sweeps/smoke.yaml",
+                "--runs-dir", str(runs), "--workers", str(workers)]  # fmt: skip
+        env = {**os.environ, "ALBUMGAN_CACHE": str(workdir / "cache")}
+        started = time.perf_counter()
+        proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True)
+        wall = time.perf_counter() - started
+        states = [
+            json.loads(p.read_text()).get("state") for p in runs.glob("smoke/trial-*/status.json")
+        ]
+        out[f"workers_{workers}"] = {
+            "wall_s": round(wall, 2),
+            "exit_code": proc.returncode,
+            "trials_completed": states.count("completed"),
+            "trials_per_hour": round(len(states) / wall * 3600, 1),
+            "output_tail": (proc.stdout + proc.stderr)[-400:],
+        }
+    out["speedup_4_vs_1"] = round(out["workers_1"]["wall_s"] / out["workers_4"]["wall_s"], 2)
+    return out
+
+
+def targets(report: dict) -> dict:
+    def get(*keys):
+        value = report
+        for key in keys:
+            value = value.get(key) if isinstance(value, dict) else None
+        return value
+
+    measured = {
+        "trainer_b16_float32_img_per_s": get("trainer", "b16_float32", "img_per_s"),
+        "trainer_b256_bf16_img_per_s": get("trainer", "b256_bf16", "img_per_s"),
+        "seed_popular16_wall_s": get("seed_popular16", "wall_s_to_generator"),
+        "sweep_speedup_4_vs_1_workers": get("sweep", "speedup_4_vs_1"),
+    }
+    verdicts = {}
+    for key, target in TARGETS.items():
+        value = measured[key]
+        if value is None:
+            verdicts[key] = {"target": target, "measured": None, "met": False}
+            continue
+        met = value <= target if key.endswith("wall_s") else value >= target
+        verdicts[key] = {"target": target, "measured": value, "met": met}
+    return verdicts
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny settings: a rehearsal")
+    parser.add_argument("--out", type=Path, default=None, help="JSON file ($OUT/gpu_check.json)")
+    parser.add_argument("--skip", default="", help="comma list of parts to skip")
+    args = parser.parse_args()
+    out = args.out
+    if out is None and os.environ.get("OUT"):
+        out = Path(os.environ["OUT"]) / "gpu_check.json"
+    report = Report(out)
+    skip = set(filter(None, args.skip.split(",")))
+
+    from gan_core import backend
+
+    report.put("backend_auto_picks", backend.resolve("auto"))
+    backend.activate("jax")
+    with tempfile.TemporaryDirectory(prefix="albumgan-gpu-check-") as tmp:
+        workdir = Path(tmp)
+        part(report, "device", device)
+        for name, fn in (("trainer", trainer), ("seed_popular16", seed_popular16),
+                         ("sweep", sweep)):  # fmt: skip
+            if name not in skip:
+                part(report, name, fn, workdir, args.quick)
+    report.put("targets", targets(report.data))
+    report.put("finished", time.strftime("%Y-%m-%d %H:%M:%S"))
+    print(json.dumps(report.data, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
