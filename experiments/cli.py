@@ -40,12 +40,14 @@ def _sample(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.n < 1:
         parser.error(f"--n must be >= 1, got {args.n}")
+    from gan_core.backend import BackendError
+    from gan_core.checkpoint import CheckpointError
     from gan_core.sampling import sample_images
 
     out = args.out or args.run_dir / "generated"
     try:
         paths = sample_images(args.run_dir, args.n, out, args.format, args.seed, args.checkpoint)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, BackendError, CheckpointError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     print(f"wrote {len(paths)} images to {out}")
@@ -67,6 +69,8 @@ def _evaluate(argv: list[str]) -> int:
 
     from data_tools.registry import DatasetError
     from experiments.evaluate import evaluate
+    from gan_core.backend import BackendError
+    from gan_core.checkpoint import CheckpointError
     from gan_core.metrics.extractors import MetricsError
 
     try:
@@ -79,7 +83,8 @@ def _evaluate(argv: list[str]) -> int:
             args.checkpoint,
             args.inception_weights,
         )
-    except (DatasetError, MetricsError, ValueError, FileNotFoundError) as exc:
+    except (DatasetError, MetricsError, BackendError, CheckpointError, ValueError,
+            FileNotFoundError) as exc:  # fmt: skip
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     if args.json:

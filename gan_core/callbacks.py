@@ -94,6 +94,12 @@ class Progress(Callback):
     def on_train_begin(self, run: Run) -> None:
         self.first_step = run.start_step
         self.t0 = time.perf_counter()
+        device = run.status.data.get("device", "")
+        print(
+            f"{run.run_dir}: {run.backend} on {device}, precision {run.precision}",
+            file=self.stream,
+            flush=True,
+        )
         if self.stream.isatty():
             from rich.progress import (
                 BarColumn,

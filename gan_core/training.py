@@ -222,7 +222,6 @@ def train(
         n_images=len(data.images),
         message=f"resumed from step {start_step} ({status.previous_state})" if start_step else "",
     )
-    log.info("training on %s (%s), precision %s", backend_name, device_name(), policy)
     _save_reals(run)
     # The evaluator goes first: its scores reach the metrics log and every later callback. The
     # status file goes after every callback that writes a file.

@@ -33,7 +33,6 @@ from keras import ops
 
 from gan_core.config import TrainConfig
 from gan_core.models import build_discriminator, build_generator
-from gan_core.run import LOSS_NAMES  # noqa: F401 - re-exported for the engines
 
 EMA_STAT_BATCHES, EMA_STAT_SEED = 8, 20_240
 

@@ -28,7 +28,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from gan_core.augment import diff_augment, uniforms_needed
-from gan_core.steps.engine import EMA_STAT_BATCHES, EMA_STAT_SEED, LOSS_NAMES, Engine, bce
+from gan_core.run import LOSS_NAMES
+from gan_core.steps.engine import EMA_STAT_BATCHES, EMA_STAT_SEED, Engine, bce
 
 _DATA_STREAM, _STEP_STREAM = 0, 1  # keys folded from the seed: data order, per-step draws
 

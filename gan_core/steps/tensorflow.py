@@ -21,7 +21,8 @@ import numpy as np
 import tensorflow as tf
 
 from gan_core.augment import diff_augment, uniforms_needed
-from gan_core.steps.engine import LOSS_NAMES, Engine, bce
+from gan_core.run import LOSS_NAMES
+from gan_core.steps.engine import Engine, bce
 from gan_core.steps.tf_optimizer import FusedAdam
 
 

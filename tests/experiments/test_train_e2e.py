@@ -59,8 +59,9 @@ def _cli(cache_dir: str, *args: str) -> subprocess.CompletedProcess:
 
 def test_run_directory_contents(tiny_cfg, capsys, backend_name):
     result = train(tiny_cfg)
-    printed = capsys.readouterr().out  # not a terminal: plain progress lines every log_every
-    assert [line.split()[1] for line in printed.splitlines()] == ["3/12", "6/12", "9/12", "12/12"]
+    printed = capsys.readouterr().out.splitlines()  # not a terminal: plain lines every log_every
+    assert printed[0].endswith(f": {backend_name} on cpu, precision float32")  # what runs
+    assert [line.split()[1] for line in printed[1:]] == ["3/12", "6/12", "9/12", "12/12"]
     run = result.run_dir
     assert result.state == "completed" and result.step == 12 and result.exit_code == 0
     assert result.backend == backend_name

@@ -270,3 +270,25 @@ def test_config_help_validate_and_reports_load_no_framework(code, cache_dir):
         env={**os.environ, "ALBUMGAN_CACHE": cache_dir},
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_a_checkpoint_from_the_other_backend_resumes_here(compared, caplog, backend_name):
+    """The other backend's checkpoint (after the pinned step) loads into this backend's engine,
+    weights and optimizer exactly, and training goes on; the random stream is reseeded."""
+    _, d = compared
+    cfg = TrainConfig(**STEP_CONFIG)
+    engine = make_engine(cfg, "float32", np.zeros((8, 16, 16, 3), np.uint8))
+    with caplog.at_level("WARNING", logger="gan_core.checkpoint"):
+        step = checkpoint.restore_file(engine, d / "there_after.npz")
+    assert step == 1
+    assert (
+        f"written by the {OTHER[backend_name]} backend; resuming on {backend_name}" in caplog.text
+    )
+    with np.load(d / "there_after.npz") as stored:
+        assert str(stored["backend"]) == OTHER[backend_name]
+        for group, variables in engine.variable_groups().items():
+            for i, var in enumerate(variables):
+                np.testing.assert_array_equal(var.numpy(), stored[f"{group}/{i:04d}"])
+    engine.start(step)
+    out = engine.run(2)
+    assert out["steps"] == 2 and out["finite"] and engine.step == 3
