@@ -29,7 +29,6 @@ import zlib
 from types import SimpleNamespace
 
 import keras
-import numpy as np
 from keras import layers
 
 from gan_core.config import TrainConfig
@@ -47,23 +46,10 @@ def _widths(base: int, count: int) -> list[int]:
     return [base * min(2**i, _WIDTH_CAP) for i in range(count)]
 
 
-def init_kernels(model: keras.Model, seed: int) -> keras.Model:
-    """Draw every kernel Glorot-uniform (Keras's default), with NumPy, seeded by (seed, layer).
-
-    Why not Keras's seeded initializers: on JAX each of their draws compiles an XLA program per
-    kernel shape (seconds per model on a CPU). NumPy draws cost nothing, and give the same
-    initial weights on every backend. Layers are built with zero kernels, then filled here.
-    """
-    for layer in model.layers:
-        kernel = getattr(layer, "kernel", None)
-        if kernel is None:
-            continue
-        shape = tuple(kernel.shape)
-        receptive_field = math.prod(shape[:-2])  # 1 for Dense
-        limit = math.sqrt(6.0 / ((shape[-2] + shape[-1]) * receptive_field))
-        rng = np.random.default_rng([seed, zlib.crc32(layer.name.encode())])
-        kernel.assign(rng.uniform(-limit, limit, shape).astype(np.float32))
-    return model
+def _kernel_init(cfg: TrainConfig, name: str) -> keras.initializers.Initializer:
+    """Glorot-uniform (Keras's default) seeded by (cfg.seed, layer name): the initial weights
+    follow the run's seed on every backend without touching any global random state."""
+    return keras.initializers.GlorotUniform(seed=zlib.crc32(f"{cfg.seed}/{name}".encode()))
 
 
 def _layer_kinds(fast: bool) -> SimpleNamespace:
@@ -92,8 +78,9 @@ def build_generator(cfg: TrainConfig, dtype: str = "float32", fast: bool = False
     widths = _widths(cfg.g_width, blocks)[::-1]  # e.g. [512, 256, 128, 64]
 
     def conv(kind, name: str, width: int, kernel: int, stride: int, padding: str = "same"):
+        init = _kernel_init(cfg, name)
         return kind(width, kernel, strides=stride, padding=padding, dtype=dtype, name=name,
-                    kernel_initializer="zeros")  # fmt: skip
+                    kernel_initializer=init)  # fmt: skip
 
     def norm_act(x, name: str):
         x = kinds.norm(momentum=momentum, dtype=dtype, name=f"{name}_bn")(x)
@@ -112,7 +99,7 @@ def build_generator(cfg: TrainConfig, dtype: str = "float32", fast: bool = False
         x = norm_act(conv(kinds.conv, "refine", widths[-1], 3, 1)(x), "refine")
     x = conv(kinds.conv_t, "to_rgb", 3, 4, 2)(x)
     image = layers.Activation("tanh", dtype="float32", name="tanh")(x)
-    return init_kernels(keras.Model(noise, image, name="generator"), cfg.seed)
+    return keras.Model(noise, image, name="generator")
 
 
 def build_discriminator(
@@ -128,11 +115,13 @@ def build_discriminator(
     for i, width in enumerate(widths):
         name = f"down{i}"
         x = kinds.conv(width, 4, strides=2, padding="same", dtype=dtype, name=name,
-                       kernel_initializer="zeros")(x)  # fmt: skip
+                       kernel_initializer=_kernel_init(cfg, name))(x)  # fmt: skip
         if i > 0:  # no normalisation on the input block, as in DCGAN
             x = kinds.norm(momentum=momentum, dtype=dtype, name=f"{name}_bn")(x)
         x = layers.LeakyReLU(negative_slope=0.2, dtype=dtype, name=f"{name}_act")(x)
     x = layers.Flatten(dtype=dtype, name="flatten")(x)
-    x = layers.Dense(1, dtype=dtype, name="logit", kernel_initializer="zeros")(x)
+    x = layers.Dense(1, dtype=dtype, name="logit", kernel_initializer=_kernel_init(cfg, "logit"))(
+        x
+    )
     prob = layers.Activation("sigmoid", dtype="float32", name="sigmoid")(x)
-    return init_kernels(keras.Model(image, prob, name="discriminator"), cfg.seed)
+    return keras.Model(image, prob, name="discriminator")
