@@ -30,6 +30,7 @@ INSTALL_HINT = (
     "'albumgan[jax]' (JAX on the CPU) or 'albumgan[gpu]' (JAX with CUDA 13)"
 )
 # Distributions that give JAX an accelerator: jax-cuda12-plugin, jax-cuda13-pjrt, jax-rocm...
+GPU_PLATFORMS = ("gpu", "cuda", "rocm")  # what jax.Device.platform says for a GPU
 _JAX_GPU_PLUGIN = re.compile(r"^jax[-_](cuda|rocm)\d*[-_](plugin|pjrt)$", re.IGNORECASE)
 
 
@@ -63,7 +64,7 @@ def jax_sees_gpu() -> bool:
     try:
         import jax
 
-        return any(device.platform in ("gpu", "cuda", "rocm") for device in jax.devices())
+        return any(device.platform in GPU_PLATFORMS for device in jax.devices())
     except RuntimeError:  # plugin present but no driver/device: JAX falls back or raises
         return False
 

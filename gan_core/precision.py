@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from gan_core.backend import GPU_PLATFORMS
 from gan_core.config import ConfigError
 
 BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
@@ -53,7 +54,7 @@ def gpu_capability(backend: str) -> tuple[int, ...] | None:
     if backend == "jax":
         import jax
 
-        gpus = [d for d in jax.devices() if d.platform in ("gpu", "cuda", "rocm")]
+        gpus = [d for d in jax.devices() if d.platform in GPU_PLATFORMS]
         if not gpus:
             return None
         return _capability(getattr(gpus[0], "compute_capability", "0"))

@@ -25,6 +25,8 @@ G's weights do not change in between, so one forward pass gives the same gradien
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import keras
@@ -35,6 +37,29 @@ from gan_core.config import TrainConfig
 from gan_core.models import build_discriminator, build_generator
 
 EMA_STAT_BATCHES, EMA_STAT_SEED = 8, 20_240
+
+
+def ema_statistics_noise(noise_shape: tuple[int, ...]) -> list[np.ndarray]:
+    """The fixed latents of the EMA generator's BatchNorm re-estimation: one batch per pass."""
+    return [
+        np.random.default_rng([EMA_STAT_SEED, i])
+        .standard_normal((64, *noise_shape))
+        .astype(np.float32)
+        for i in range(EMA_STAT_BATCHES)
+    ]
+
+
+@contextmanager
+def batch_norms(model: keras.Model) -> Iterator[list]:
+    """The model's BatchNorm layers (fused or plain); the caller may change their momentum,
+    which is put back on exit."""
+    norms = [layer for layer in model.layers if hasattr(layer, "moving_variance")]
+    momenta = [layer.momentum for layer in norms]
+    try:
+        yield norms
+    finally:
+        for layer, momentum in zip(norms, momenta):
+            layer.momentum = momentum
 
 
 def bce(target, prob):
@@ -144,17 +169,11 @@ class Engine:
         self.sync()
         if self.ema_generator is None:
             return self.generator
-        norms = [layer for layer in self.ema_generator.layers if hasattr(layer, "moving_variance")]
-        momenta = [layer.momentum for layer in norms]
-        for i in range(EMA_STAT_BATCHES):
-            for layer in norms:  # momentum i/(i+1) makes the moving value a plain running mean
-                layer.momentum = i / (i + 1)
-            noise = np.random.default_rng([EMA_STAT_SEED, i]).standard_normal(
-                (64, *self.cfg.noise_shape)
-            )
-            self.ema_generator(noise.astype(np.float32), training=True)
-        for layer, momentum in zip(norms, momenta):
-            layer.momentum = momentum
+        with batch_norms(self.ema_generator) as norms:
+            for i, noise in enumerate(ema_statistics_noise(self.cfg.noise_shape)):
+                for layer in norms:  # momentum i/(i+1) makes the moving value a plain running mean
+                    layer.momentum = i / (i + 1)
+                self.ema_generator(noise, training=True)
         return self.ema_generator
 
     def sample(self, noise: np.ndarray, batch: int = 64) -> np.ndarray:

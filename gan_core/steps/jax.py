@@ -29,7 +29,7 @@ import numpy as np
 
 from gan_core.augment import diff_augment, uniforms_needed
 from gan_core.run import LOSS_NAMES
-from gan_core.steps.engine import EMA_STAT_BATCHES, EMA_STAT_SEED, Engine, bce
+from gan_core.steps.engine import Engine, batch_norms, bce, ema_statistics_noise
 
 _DATA_STREAM, _STEP_STREAM = 0, 1  # keys folded from the seed: data order, per-step draws
 
@@ -48,6 +48,8 @@ class JaxEngine(Engine):
         self._functions: dict | None = None
         self._samplers: dict | None = None
         self._device_images = None
+        # On a CPU, n steps are n jitted calls (see _run_stepwise); elsewhere one while_loop.
+        self._stepwise = jax.devices()[0].platform == "cpu"
 
     def _variables(self) -> dict[str, list]:
         """The Keras variables behind each part of the state, in the state's order."""
@@ -92,7 +94,7 @@ class JaxEngine(Engine):
         return self._functions
 
     def run(self, n: int) -> dict[str, float]:
-        if jax.devices()[0].platform == "cpu":
+        if self._stepwise:
             return self._run_stepwise(n)
         self._state, sums, done, finite = self._compiled()["train_n"](
             self._state, self._device_images, jnp.int32(self.step), jnp.int32(n)
@@ -157,36 +159,25 @@ class JaxEngine(Engine):
             def batch_statistics(weights, statistics, noise):
                 return model.stateless_call(weights, statistics, noise, training=True)[1]
 
-            noise = [
-                np.random.default_rng([EMA_STAT_SEED, i])
-                .standard_normal((64, *self.cfg.noise_shape))
-                .astype(np.float32)
-                for i in range(EMA_STAT_BATCHES)
-            ]
             self._samplers = {
                 "forward": jax.jit(forward),
                 "statistics": jax.jit(batch_statistics),
-                "noise": [jax.device_put(x) for x in noise],
+                "noise": [jax.device_put(x) for x in ema_statistics_noise(self.cfg.noise_shape)],
             }
         return self._samplers
 
     def _ema_statistics(self) -> list:
         """``Engine.sampling_generator``'s re-estimation, jitted: the mean of the batch statistics
-        of ``EMA_STAT_BATCHES`` training-mode passes on the same fixed noise."""
+        of the training-mode passes on the same fixed noise."""
         functions = self._sampling_functions()
-        norms = [layer for layer in self.ema_generator.layers if hasattr(layer, "moving_variance")]
-        momenta = [layer.momentum for layer in norms]
         start = [var.value for var in self.ema_generator.non_trainable_variables]
-        try:
+        with batch_norms(self.ema_generator) as norms:
             for layer in norms:  # read when the function is traced: it returns batch statistics
                 layer.momentum = 0.0
             passes = [
                 functions["statistics"](self._state["ema_tv"], start, noise)
                 for noise in functions["noise"]
             ]
-        finally:
-            for layer, momentum in zip(norms, momenta):
-                layer.momentum = momentum
         return [sum(values) / len(values) for values in zip(*passes)]
 
     def _make_functions(self):
