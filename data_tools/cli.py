@@ -36,6 +36,8 @@ def _prepare(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     print(summary.table())
+    if summary.note():
+        print(summary.note(), file=sys.stderr)
     print(f"dataset:  {summary.out / 'images'}")
     print(f"manifest: {summary.manifest}")
     print(f"review:   {summary.review}  (flagged images wait for your confirmation there)")

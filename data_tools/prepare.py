@@ -14,14 +14,21 @@ decoded pixels) and near duplicates (perceptual hash within ``--dedupe-distance`
 to the largest source. The hash is computed on greyscale, so a recoloured edition of a cover can
 merge with the original: lower the distance (0 = exact duplicates only) to keep editions apart.
 Output names are the source's content hash, so re-running is idempotent.
+
+``DIR`` is shared with its owner: prepare replaces or removes only files that its own previous
+``DIR/manifest.jsonl`` lists, and leaves anything else in ``images/`` and ``flagged/`` alone (the
+CLI notes them on stderr; training reads the manifest's kept images, so they are not trained on).
+A ``DIR`` that is ``SRC``, lies inside it or contains it is refused before anything is written.
 """
 
 from __future__ import annotations
 
+import filecmp
 import hashlib
 import html
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -36,6 +43,7 @@ import numpy as np
 from PIL import Image
 
 from data_tools.imageops import FITS, UnreadableImage, open_rgb, square_resize
+from data_tools.registry import is_prepare_manifest
 from gan_core.fileio import atomic_write, read_jsonl
 
 STATUSES = ("kept", "duplicate", "flagged", "rejected")
@@ -46,6 +54,10 @@ PNG_COMPRESS_LEVEL = 3  # fast to write, ~10% larger than level 9
 PROVENANCE = "manifest.jsonl"  # written by the crawler and the Gaon fetcher beside raw files
 # Copied into each prepared record as "origin", so a dataset's source mix survives preparing.
 ORIGIN_FIELDS = ("engine", "keyword", "source", "year", "rank", "artist", "album", "url")
+OUTPUT_FOLDERS = ("images", "flagged")
+# The only names prepare ever writes there: the first 20 hex digits of the source's sha256.
+OUTPUT_NAME = re.compile(r"(images|flagged)/[0-9a-f]{20}\.png")
+REVIEW_TITLE = "<title>Dataset review</title>"  # how prepare recognises its own review.html
 
 
 @dataclass
@@ -73,6 +85,21 @@ class Summary:
     seconds: float
     manifest: Path
     review: Path
+    foreign: list[str] = field(default_factory=list)  # left alone in images/, flagged/ (rel. out)
+
+    def note(self) -> str:
+        """One line about files in images/ and flagged/ that prepare did not write; "" if none."""
+        if not self.foreign:
+            return ""
+        n = len(self.foreign)
+        folders = sorted({f"{self.out / name.split('/')[0]}" for name in self.foreign})
+        shown = ", ".join(self.foreign[:5]) + (", ..." if n > 5 else "")
+        return (
+            f"note: {n} {'file or folder' if n == 1 else 'files or folders'} in "
+            f"{' and '.join(folders)} ({shown}) {'was' if n == 1 else 'were'} not written by "
+            "prepare and left alone; they are not part of the dataset's manifest, so training "
+            "does not read them"
+        )
 
     def table(self) -> str:
         rows = [f"{status:<10} {self.counts.get(status, 0):>6}" for status in STATUSES]
@@ -232,17 +259,112 @@ def _decide(
     return records
 
 
-def _place_outputs(records: list[dict], inspected: list[Inspected], out: Path) -> None:
-    """Move staged PNGs into images/ and flagged/; drop outputs no longer in the manifest."""
-    wanted = {r["out"] for r in records if r["out"]}
-    for folder in ("images", "flagged"):
+def _check_out(src_dir: Path, out_dir: Path) -> set[str]:
+    """Refuse an ``out_dir`` prepare must not write into; return the outputs it owns there.
+
+    Owned outputs are those the previous manifest (an earlier run into the same folder) lists:
+    the only files in images/ and flagged/ that this run may replace or remove.
+
+    Raises:
+        ValueError: ``out_dir`` overlaps ``src_dir``, is not a folder, or holds a manifest.jsonl,
+            review.html, images or flagged that prepare did not write.
+    """
+    src_real, out_real = src_dir.resolve(), out_dir.resolve()
+    if out_real == src_real:
+        why = "is the same folder as"
+    elif src_real in out_real.parents:
+        why = "is inside"
+    elif out_real in src_real.parents:
+        why = "contains"
+    else:
+        why = ""
+    if why:
+        raise ValueError(
+            f"--out {_shown(out_dir)} {why} SRC {_shown(src_dir)}: prepare writes images/, "
+            "flagged/, manifest.jsonl and review.html into --out and must not mix them with the "
+            "raw files it reads; choose an --out outside SRC that does not contain it"
+        )
+    if os.path.lexists(out_dir) and not out_dir.is_dir():
+        raise ValueError(f"--out must be a folder, got the file {str(out_dir)!r}")
+    for folder in OUTPUT_FOLDERS:
+        if os.path.lexists(out_dir / folder) and not (out_dir / folder).is_dir():
+            raise ValueError(
+                f"{out_dir / folder} is not a folder; move it away or pick another --out"
+            )
+    review = out_dir / "review.html"
+    if os.path.lexists(review) and not (review.is_file() and _is_review_page(review)):
+        raise ValueError(
+            f"{review} was not written by prepare; move it away or pick another --out"
+        )
+    manifest = out_dir / "manifest.jsonl"
+    if not os.path.lexists(manifest):
+        return set()
+    try:
+        records = read_jsonl(manifest)
+    except (OSError, UnicodeDecodeError):
+        records = [None]  # a folder, or not text: not a manifest prepare wrote
+    if not is_prepare_manifest(records):
+        raise ValueError(
+            f"{manifest} was not written by prepare (a crawl or gaon manifest?); prepare would "
+            "replace it: choose another --out"
+        )
+    return {
+        r["out"]
+        for r in records
+        if isinstance(r.get("out"), str) and OUTPUT_NAME.fullmatch(r["out"])
+    }
+
+
+def _shown(path: Path) -> str:
+    """A path as the user gave it, plus where it really is when that differs (symlinks, ..)."""
+    real = path.resolve()
+    return repr(str(path)) if path.absolute() == real else f"{str(path)!r} (= {str(real)!r})"
+
+
+def _is_review_page(path: Path) -> bool:
+    with path.open("rb") as handle:
+        return REVIEW_TITLE.encode() in handle.read(4096)
+
+
+def _place_outputs(
+    records: list[dict], inspected: list[Inspected], out: Path, owned: set[str]
+) -> list[str]:
+    """Move staged PNGs into images/ and flagged/ and remove the previous run's outputs that are
+    no longer produced. Only ``owned`` files are replaced or removed; anything else in those
+    folders is left as it is and returned (paths relative to ``out``).
+
+    Raises:
+        ValueError: an output's name is taken by a different file that prepare did not write
+            (checked for every output before anything in ``out`` changes).
+    """
+    wanted = {record["out"]: item for record, item in zip(records, inspected) if record["out"]}
+    adopted = set()
+    for rel, item in wanted.items():
+        target = out / rel
+        if not os.path.lexists(target) or (rel in owned and not target.is_dir()):
+            continue
+        # The same bytes: this run's own output, placed by a run killed before its manifest.
+        if target.is_file() and filecmp.cmp(target, item.staged, shallow=False):
+            adopted.add(rel)
+            continue
+        raise ValueError(
+            f"{target} exists and was not written by prepare (it is not in "
+            f"{out / 'manifest.jsonl'}); move it away or choose another --out"
+        )
+    for folder in OUTPUT_FOLDERS:
         (out / folder).mkdir(parents=True, exist_ok=True)
-        for existing in (out / folder).iterdir():
-            if f"{folder}/{existing.name}" not in wanted:
-                existing.unlink()
-    for record, item in zip(records, inspected):
-        if record["out"]:
-            os.replace(item.staged, out / record["out"])
+    for rel in sorted(owned - wanted.keys()):
+        if not (out / rel).is_dir():
+            (out / rel).unlink(missing_ok=True)
+    for rel, item in wanted.items():
+        if rel not in adopted:
+            os.replace(item.staged, out / rel)
+    return sorted(
+        f"{folder}/{path.name}"
+        for folder in OUTPUT_FOLDERS
+        for path in (out / folder).iterdir()
+        if f"{folder}/{path.name}" not in wanted
+    )
 
 
 def _write_manifest(records: list[dict], path: Path) -> None:
@@ -291,7 +413,8 @@ def prepare(
     """Clean ``src`` into ``out``; see the module docstring.
 
     Raises:
-        ValueError: bad arguments or ``src`` not a folder.
+        ValueError: bad arguments, ``src`` not a folder, or an ``out`` that overlaps ``src`` or
+            holds files prepare would have to replace without having written them.
     """
     src_dir, out_dir = Path(src), Path(out)
     if not src_dir.is_dir():
@@ -303,6 +426,7 @@ def prepare(
             f"expected --size >= 16, --dedupe-distance >= 0, --min-source >= 0; got "
             f"{size=}, {dedupe_distance=}, {min_source=}"
         )
+    owned = _check_out(src_dir, out_dir)  # before anything is written
     start = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     files = list_inputs(src_dir, out_dir)
@@ -323,7 +447,7 @@ def prepare(
         for record in records:
             if record["src"] in origins:
                 record["origin"] = origins[record["src"]]
-        _place_outputs(records, inspected, out_dir)
+        foreign = _place_outputs(records, inspected, out_dir, owned)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     manifest = out_dir / "manifest.jsonl"
@@ -331,7 +455,8 @@ def prepare(
     review = out_dir / "review.html"
     review.write_text(render_review(records), encoding="utf-8")
     counts = Counter(r["status"] for r in records)
-    return Summary(out_dir, dict(counts), time.perf_counter() - start, manifest, review)
+    seconds = time.perf_counter() - start
+    return Summary(out_dir, dict(counts), seconds, manifest, review, foreign)
 
 
 # ------------------------------------------------------------------------------------------------

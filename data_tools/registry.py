@@ -5,6 +5,9 @@
     crawled     <data root>/crawled/images   likewise
     PATH        a prepared folder (its images/) or any folder of images
 
+A prepared folder's images are the ``kept`` ones its ``manifest.jsonl`` lists: other files that
+someone put in its images/ are not part of the dataset. Any other folder means every image in it.
+
 The data root is ``--data_dir`` (config key ``data_dir``), else ``$ALBUMGAN_DATA``, else ``data/``.
 """
 
@@ -15,7 +18,7 @@ import time
 from pathlib import Path
 
 from data_tools import synthetic
-from gan_core.fileio import default_cache_dir
+from gan_core.fileio import default_cache_dir, read_jsonl
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 # How each named dataset is built.
@@ -40,7 +43,25 @@ def image_folder(folder: Path) -> Path:
     return folder / "images" if (folder / "images").is_dir() else folder
 
 
+def is_prepare_manifest(records: list) -> bool:
+    """Whether manifest.jsonl records are the ones ``albumgan data prepare`` writes (one per raw
+    input, with ``src`` and ``status``), not the crawler's or the Gaon fetcher's (``file``)."""
+    return all(isinstance(r, dict) and "src" in r and "status" in r for r in records)
+
+
 def list_images(folder: Path) -> list[Path]:
+    """The images in ``folder``, sorted: for a prepared dataset's images/, the kept files its
+    manifest lists; for any other folder, every image file under it."""
+    manifest = folder.parent / "manifest.jsonl"
+    if folder.name == "images" and manifest.is_file():
+        records = read_jsonl(manifest)
+        if is_prepare_manifest(records):
+            kept = (
+                folder.parent / r["out"]
+                for r in records
+                if r["status"] == "kept" and isinstance(r.get("out"), str)
+            )
+            return sorted(p for p in kept if p.parent == folder and p.is_file())
     return sorted(
         p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
     )

@@ -303,3 +303,150 @@ def test_crawl_provenance_is_carried_into_the_prepared_manifest(tmp_path):
         "url": "u",
     }
     assert "origin" not in records["bing/b.png"]
+
+
+# ------------------------------------------------------------------------------------------------
+# --out is shared with its owner: prepare touches only what its own manifest says it wrote.
+# ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def few(tmp_path) -> Path:
+    """Three covers that are kept and one small source that is flagged."""
+    src = tmp_path / "few"
+    src.mkdir()
+    for i in range(3):
+        _cover(30 + i, 300).save(src / f"cover{i}.png")
+    _cover(40, 120).save(src / "small.png")
+    return src
+
+
+def _run_prepare(src: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "experiments.cli", "data", "prepare", str(src)]
+    command += ["--out", str(out), "--size", "32", "--workers", "1", *extra]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def _tree(folder: Path) -> dict[str, bytes | None]:
+    """Every path under ``folder`` with its bytes (None for folders)."""
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes() if p.is_file() else None
+        for p in sorted(folder.rglob("*"))
+    }
+
+
+def _outputs(records: dict, status: str) -> set[str]:
+    return {r["out"] for r in records.values() if r["status"] == status}
+
+
+def _listing(out: Path, folder: str) -> set[str]:
+    return {f"{folder}/{p.name}" for p in (out / folder).iterdir()}
+
+
+def test_out_equal_to_src_is_refused_and_nothing_is_touched(few, tmp_path):
+    (few / "images").mkdir()
+    _cover(50, 300).save(few / "images" / "my_photo.jpg", quality=90)
+    before = _tree(few)
+    link = tmp_path / "link"
+    link.symlink_to(few)
+    for out in (few, link):  # the same folder by name, and through a symlink
+        proc = _run_prepare(few, out)
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert proc.stdout == ""
+        (line,) = proc.stderr.splitlines()
+        assert line.startswith("error: --out ") and "is the same folder as SRC" in line
+        assert str(out) in line and str(few) in line
+        assert _tree(few) == before  # my_photo.jpg byte-identical, no manifest/images written
+
+
+def test_out_inside_src_and_src_inside_out_are_refused(few, tmp_path):
+    before = _tree(tmp_path)
+    inside = _run_prepare(few, few / "prepared")
+    assert inside.returncode == 2
+    (line,) = inside.stderr.splitlines()
+    assert "is inside SRC" in line and str(few / "prepared") in line and str(few) in line
+    outside = _run_prepare(few, tmp_path)
+    assert outside.returncode == 2
+    (line,) = outside.stderr.splitlines()
+    assert "contains SRC" in line and str(tmp_path) in line and str(few) in line
+    assert _tree(tmp_path) == before  # nothing was written, not even the --out folder
+
+
+def test_files_prepare_did_not_write_survive_runs_and_are_not_trained_on(few, tmp_path):
+    from data_tools.datasets import load_dataset
+
+    out = tmp_path / "out"
+    (out / "images" / "sub").mkdir(parents=True)
+    (out / "flagged").mkdir()
+    _cover(51, 300).save(out / "images" / "holiday.jpg", quality=90)
+    _cover(52, 64).save(out / "images" / "sub" / "keep.png")
+    (out / "flagged" / "notes.txt").write_text("mine")
+    theirs = _tree(out)
+    for _ in range(2):  # the first run and an idempotent re-run
+        proc = _run_prepare(few, out)
+        assert proc.returncode == 0, proc.stderr
+        assert re.search(r"kept\s+3\n", proc.stdout) and re.search(r"flagged\s+1\n", proc.stdout)
+        (note,) = proc.stderr.splitlines()
+        assert note.startswith("note: 3 files or folders in ") and "left alone" in note
+        for name in ("images/holiday.jpg", "images/sub", "flagged/notes.txt"):
+            assert name in note
+        tree = _tree(out)
+        assert {k: tree[k] for k in theirs} == theirs  # untouched, byte for byte
+        records = _manifest(out)
+        assert set(records) == {"cover0.png", "cover1.png", "cover2.png", "small.png"}
+        kept, flagged = _outputs(records, "kept"), _outputs(records, "flagged")
+        assert len(kept) == 3 and len(flagged) == 1
+        assert _listing(out, "images") == kept | {"images/holiday.jpg", "images/sub"}
+        assert _listing(out, "flagged") == flagged | {"flagged/notes.txt"}
+    data = load_dataset(str(out), 16, tmp_path / "cache")
+    assert data.images.shape == (3, 16, 16, 3)  # the manifest's kept images, not holiday.jpg
+
+
+def test_outputs_prepare_no_longer_produces_are_still_removed(few, tmp_path):
+    out = tmp_path / "out"
+    assert _run_prepare(few, out).returncode == 0
+    first = _manifest(out)
+    first_manifest = (out / "manifest.jsonl").read_bytes()
+    exclude, confirm = tmp_path / "exclude.txt", tmp_path / "confirm.txt"
+    exclude.write_text("cover1.png\n")
+    confirm.write_text("small.png\n")
+    proc = _run_prepare(few, out, "--exclude", str(exclude), "--confirm", str(confirm))
+    assert proc.returncode == 0 and proc.stderr == ""
+    second = _manifest(out)
+    assert second["cover1.png"]["status"] == "rejected" and second["small.png"]["status"] == "kept"
+    # cover1's image is gone, small.png moved from flagged/ to images/, nothing is left over
+    assert not (out / first["cover1.png"]["out"]).exists()
+    assert not (out / first["small.png"]["out"]).exists()
+    assert _listing(out, "images") == _outputs(second, "kept")
+    assert _listing(out, "flagged") == set()
+    proc = _run_prepare(few, out)  # back to the first run's result
+    assert proc.returncode == 0 and proc.stderr == ""
+    assert (out / "manifest.jsonl").read_bytes() == first_manifest
+    assert _listing(out, "images") == _outputs(first, "kept")
+    assert _listing(out, "flagged") == _outputs(first, "flagged")
+
+
+def test_files_in_out_that_prepare_would_have_to_replace_are_refused(few, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    crawl = json.dumps({"file": "a.png", "engine": "bing"}) + "\n"
+    (out / "manifest.jsonl").write_text(crawl)  # a crawl folder is no place for a dataset
+    proc = _run_prepare(few, out)
+    assert proc.returncode == 2 and "was not written by prepare" in proc.stderr
+    assert (out / "manifest.jsonl").read_text() == crawl and not (out / "images").exists()
+
+    (out / "manifest.jsonl").unlink()
+    reference = tmp_path / "reference"
+    assert _run_prepare(few, reference).returncode == 0
+    records = _manifest(reference)
+    taken = out / records["cover0.png"]["out"]  # someone's file under an output's name
+    taken.parent.mkdir()
+    taken.write_bytes(b"not prepare's")
+    proc = _run_prepare(few, out)
+    assert proc.returncode == 2 and str(taken) in proc.stderr
+    assert taken.read_bytes() == b"not prepare's" and not (out / "manifest.jsonl").exists()
+    # the same bytes prepare makes (a run killed before its manifest): taken over, no clash
+    taken.write_bytes((reference / records["cover0.png"]["out"]).read_bytes())
+    proc = _run_prepare(few, out)
+    assert proc.returncode == 0 and proc.stderr == ""
+    assert (out / "manifest.jsonl").read_bytes() == (reference / "manifest.jsonl").read_bytes()
