@@ -28,7 +28,13 @@ def _sample(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="albumgan sample", description="Write generated images.")
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--n", type=int, default=64, help="how many images (default 64)")
-    parser.add_argument("--out", type=Path, default=None, help="default: RUN_DIR/generated")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="folder (default: RUN_DIR/generated); sample_00000.FORMAT, ... there are replaced, "
+        "other files are left alone",
+    )
     parser.add_argument("--format", choices=("jpg", "png"), default="png")
     parser.add_argument("--seed", type=int, default=0, help="latent seed")
     parser.add_argument(
@@ -45,12 +51,16 @@ def _sample(argv: list[str]) -> int:
     from gan_core.sampling import sample_images
 
     out = args.out or args.run_dir / "generated"
+    if out.exists() and not out.is_dir():  # before loading anything: fail in a second
+        label = f"--out {out}" if args.out else str(out)
+        print(f"error: {label}: is a file, not a folder", file=sys.stderr)
+        return EXIT_USAGE
     try:
-        paths = sample_images(args.run_dir, args.n, out, args.format, args.seed, args.checkpoint)
-    except (FileNotFoundError, BackendError, CheckpointError) as exc:
+        count = sample_images(args.run_dir, args.n, out, args.format, args.seed, args.checkpoint)
+    except (OSError, BackendError, CheckpointError) as exc:  # OSError: FileNotFoundError, ...
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    print(f"wrote {len(paths)} images to {out}")
+    print(f"wrote {count} images to {out}")
     return 0
 
 

@@ -41,6 +41,26 @@ def parse_grid(text: str) -> tuple[int, int]:
     return rows, cols
 
 
+# The smallest grid tile taken for an image. albumgan trains at 16 px and up; a tile under 8 px
+# means ROWSxCOLS does not match the grid (say 100x100 on a 64 px grid), not a tiny sample.
+MIN_TILE = 8
+
+
+def check_tiles(size: tuple[int, int], rows: int, cols: int, name: str) -> None:
+    """Refuse a grid whose tiles would be under ``MIN_TILE`` px on a side.
+
+    Raises:
+        ValueError: naming the tile size, the grid and the image size.
+    """
+    width, height = size
+    tile_w, tile_h = width / cols, height / rows
+    if min(tile_w, tile_h) < MIN_TILE:
+        raise ValueError(
+            f"--grid {rows}x{cols} cuts {name} ({width}x{height} px) into "
+            f"{tile_w:g}x{tile_h:g} px tiles; tiles must be at least {MIN_TILE} px"
+        )
+
+
 def cut_grid(image: Image.Image, rows: int, cols: int) -> list[Image.Image]:
     """Split a sample grid into its tiles, row by row (a thin border is allowed for)."""
     width, height = image.size
@@ -62,6 +82,8 @@ def folder_images(folder: Path, resolution: int, grid: tuple[int, int] | None) -
     arrays = []
     for path in list_images(folder):
         image, _ = open_rgb(path)
+        if grid:
+            check_tiles(image.size, *grid, path.name)
         tiles = cut_grid(image, *grid) if grid else [image]
         for tile in tiles:
             if grid:  # tiles are already square crops of square samples
@@ -104,13 +126,19 @@ def evaluate(
 ) -> dict[str, Any]:
     """All scores for ``fake`` against ``real`` (a dataset name or folder); see the module doc."""
     grid_shape = parse_grid(grid) if grid else None
+    fake = Path(fake)
+    from_run = (fake / "config.yaml").is_file() and not grid_shape
+    # A folder of fakes is read first: a bad one (or a bad --grid) fails before the real side's
+    # features, which can take minutes; a run directory needs the real count first.
+    fakes = None if from_run else folder_images(fake, resolution, grid_shape)
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     dataset = load_dataset(str(real), resolution, cache)
     feature_fn = get_extractor(extractor, inception_weights)
     real_feats = cached_features(
         dataset.images, feature_fn, f"{dataset.name}-{dataset.fingerprint}", cache
     )
-    fakes = fake_images(Path(fake), resolution, len(dataset.images), grid_shape, which, seed)
+    if fakes is None:
+        fakes = fake_images(fake, resolution, len(dataset.images), grid_shape, which, seed)
     if len(fakes) < 2:
         raise ValueError(f"need at least 2 fake images, got {len(fakes)}")
     return score_features(

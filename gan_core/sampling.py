@@ -8,6 +8,7 @@ load too, as the plain layers they are equivalent to at inference.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -65,14 +66,28 @@ def load_sampler(run_dir: Path, which: str = "final"):
     return engine.sampling_generator()
 
 
-def generate(generator, n: int, seed: int = 0) -> np.ndarray:
-    """``n`` uint8 images from fixed-seed latents."""
+# Latents per generator call, and images held at once while sampling. 64 is the batch this
+# module always used, so a seed still gives bit-identical images; it keeps per-call overhead small,
+# and one chunk's float32 output stays under ~200 MB even at 512 px (64 x 512 x 512 x 3 x 4 B).
+CHUNK = 64
+
+
+def generate_chunks(generator, n: int, seed: int = 0) -> Iterator[np.ndarray]:
+    """``n`` uint8 images from fixed-seed latents, at most ``CHUNK`` at a time.
+
+    The latents come chunk by chunk from one RNG stream, the same values as drawing all ``n`` at
+    once: the ``n`` images of a seed are the first ``n`` of any larger sample with that seed.
+    """
     noise_shape = tuple(generator.input_shape[1:])
-    noise = np.random.default_rng(seed).standard_normal((n, *noise_shape)).astype(np.float32)
-    images = np.concatenate(
-        [np.asarray(generator(noise[i : i + 64], training=False)) for i in range(0, n, 64)]
-    )
-    return to_uint8(images, drange=(-1, 1))
+    rng = np.random.default_rng(seed)
+    for start in range(0, n, CHUNK):
+        noise = rng.standard_normal((min(CHUNK, n - start), *noise_shape)).astype(np.float32)
+        yield to_uint8(np.asarray(generator(noise, training=False)), drange=(-1, 1))
+
+
+def generate(generator, n: int, seed: int = 0) -> np.ndarray:
+    """``n`` uint8 images from fixed-seed latents, all in memory (see ``generate_chunks``)."""
+    return np.concatenate(list(generate_chunks(generator, n, seed)))
 
 
 def sample_images(
@@ -82,13 +97,42 @@ def sample_images(
     image_format: str = "png",
     seed: int = 0,
     which: str = "final",
-) -> list[Path]:
-    """Write ``n`` generated images as ``sample_00000.<format>`` into ``out_dir``."""
+) -> int:
+    """Write ``n`` generated images as ``sample_00000.<format>``, ... into ``out_dir``.
+
+    Images are generated and written ``CHUNK`` at a time, so memory does not grow with ``n``.
+    Only the names ``sample_<index>.<format>`` are written (5 digits, more past 100,000
+    images, so the names sort): an earlier sample's files of those names are replaced, every
+    other file in ``out_dir`` is left alone.
+
+    Args:
+        run_dir: the run directory.
+        n: how many images.
+        out_dir: the folder to write into, created if needed (after the generator loads, so a
+            bad ``run_dir`` leaves nothing behind).
+        image_format: ``png`` or ``jpg`` (quality 95).
+        seed: the latent seed.
+        which: ``final`` or ``best``, as in ``load_sampler``.
+
+    Returns:
+        The number of images written, ``n``.
+
+    Raises:
+        FileNotFoundError: as ``load_sampler``.
+        OSError: ``out_dir`` cannot be made or written (it is a file, say).
+    """
     if image_format not in ("png", "jpg"):
         raise ValueError(f"format must be png or jpg, got {image_format!r}")
-    paths = []
-    for i, image in enumerate(generate(load_sampler(run_dir, which), n, seed)):
-        path = out_dir / f"sample_{i:05d}.{image_format}"
-        save_image(image, path, **({"quality": 95} if image_format == "jpg" else {}))
-        paths.append(path)
-    return paths
+    generator = load_sampler(run_dir, which)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    digits = max(5, len(str(n - 1)))
+    save_args = {"quality": 95} if image_format == "jpg" else {}
+    index = 0
+    for chunk in generate_chunks(generator, n, seed):
+        for image in chunk:
+            path = out_dir / f"sample_{index:0{digits}d}.{image_format}"
+            # No fsync per image (it took ~1.9 of ~2 ms per 16 px PNG here): a kill still leaves
+            # whole files, and what an OS crash loses is drawn again from the seed.
+            save_image(image, path, durable=False, **save_args)
+            index += 1
+    return index

@@ -29,25 +29,34 @@ def cache_dir(tmp_path_factory) -> str:
     return str(path)
 
 
-@pytest.fixture
-def tiny_cfg(cache_dir, tmp_path):
-    """The smoke preset shrunk further; runs_dir inside this test's tmp_path."""
+@pytest.fixture(scope="session")
+def make_tiny_cfg(cache_dir):
+    """``make_tiny_cfg(runs_dir)``: the smoke preset shrunk further, writing under ``runs_dir``."""
     from gan_core.config import build_config, load_yaml
 
-    overrides = load_yaml("smoke")
-    overrides.update(
-        resolution=16,
-        g_width=8,
-        d_width=8,
-        noise_shape=(1, 1, 16),
-        batch_size=4,
-        steps=12,
-        log_every=3,
-        sample_every=6,
-        checkpoint_every=6,
-        grid_size=2,
-        precision="float32",
-        runs_dir=str(tmp_path / "runs"),
-        cache_dir=cache_dir,
-    )
-    return build_config(overrides)
+    def make(runs_dir) -> object:
+        overrides = load_yaml("smoke")
+        overrides.update(
+            resolution=16,
+            g_width=8,
+            d_width=8,
+            noise_shape=(1, 1, 16),
+            batch_size=4,
+            steps=12,
+            log_every=3,
+            sample_every=6,
+            checkpoint_every=6,
+            grid_size=2,
+            precision="float32",
+            runs_dir=str(runs_dir),
+            cache_dir=cache_dir,
+        )
+        return build_config(overrides)
+
+    return make
+
+
+@pytest.fixture
+def tiny_cfg(make_tiny_cfg, tmp_path):
+    """The tiny config, its runs_dir inside this test's tmp_path."""
+    return make_tiny_cfg(tmp_path / "runs")
