@@ -14,8 +14,10 @@ Backend: ``--backend=auto|tensorflow|jax`` (a config key). ``auto`` takes JAX wh
 GPU, else TensorFlow, else JAX on the CPU; it is resolved here, before Keras is imported, and the
 run's status.json records what ran (``gan_core.backend``).
 
-Exit codes: 0 completed, 2 bad arguments, config or backend, 3 diverged (NaN/Inf loss),
-128+signal when stopped by SIGTERM (143) or SIGINT (130) after writing a checkpoint.
+Exit codes: 0 completed, 2 bad arguments, config, backend, run directory (locked by another
+trainer, not writable, unreadable config or checkpoints) or an I/O error while training, 3
+diverged (NaN/Inf loss), 128+signal when stopped by SIGTERM (143) or SIGINT (130) after writing a
+checkpoint.
 """
 
 from __future__ import annotations
@@ -116,6 +118,9 @@ def _usage() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from sweeps.children import die_with_parent
+
+    die_with_parent()  # started by a sweep worker: stop (checkpoint, exit 143) when it dies
     argv = sys.argv[1:] if argv is None else argv
     try:
         cfg, options = parse_args(argv)

@@ -30,7 +30,7 @@ _NAME = re.compile(r"^ckpt-(\d{6,})\.npz$")
 
 
 class CheckpointError(RuntimeError):
-    """A checkpoint does not match the model it is loaded into."""
+    """A checkpoint does not match the model it is loaded into, or none can be read."""
 
 
 def checkpoint_path(directory: Path, step: int) -> Path:
@@ -126,14 +126,32 @@ def restore_file(engine, path: Path, groups: tuple[str, ...] | None = None) -> i
 def restore_latest(engine, directory: Path, groups: tuple[str, ...] | None = None) -> int:
     """Load the newest readable checkpoint into ``engine``; return its step, or 0 if there is none.
 
+    A damaged newest checkpoint (a disk error, a copy cut short) falls back to an older one with
+    a warning. When every checkpoint is damaged the run is NOT restarted from step 0: that would
+    silently throw away its training and its metrics history.
+
     Raises:
-        CheckpointError: a readable checkpoint does not fit the model (a different config).
+        CheckpointError: a readable checkpoint does not fit the model (a different config), or
+            no checkpoint is readable.
     """
-    for _, path in reversed(list_checkpoints(directory)):
+    found = list_checkpoints(directory)
+    damaged = []
+    for _, path in reversed(found):
         try:
             return restore_file(engine, path, groups)
         except CheckpointError:
             raise
         except Exception as exc:  # noqa: BLE001 - a damaged file: fall back to an older one
             log.warning("checkpoint %s is unreadable (%s); trying an older one", path, exc)
+            damaged.append(f"{path.name}: {_first_line(exc)}")
+    if damaged:
+        raise CheckpointError(
+            f"{directory}: every checkpoint is unreadable ({'; '.join(damaged)}); move them "
+            "out of the folder to start this run over from step 0, or use another --run-dir"
+        )
     return 0
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

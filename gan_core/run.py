@@ -87,7 +87,8 @@ def due(step: int, every: int, run: Run) -> bool:
     return every > 0 and (step % every == 0 or step == run.cfg.steps)
 
 
-EXIT_OK, EXIT_DIVERGED = 0, 3
+# 2: bad arguments, config, backend, run directory or checkpoint (one line on stderr).
+EXIT_OK, EXIT_USAGE, EXIT_DIVERGED = 0, 2, 3
 
 
 def exit_code(state: str, stop_signal: int | None = None) -> int:

@@ -13,10 +13,18 @@ Layout::
         generator.keras    the sampling generator (EMA when enabled), at the end
         best.json          the evaluation with the lowest KID (eval_every > 0), with
         best_samples.png   the first 64 images it scored, and checkpoints/best.npz
+        writer.lock        held (flock) by the one process writing the run; names its pid and host
+
+One writer per run directory: ``RunLock`` takes an exclusive ``flock`` on ``writer.lock`` before
+anything is written. The OS releases it when the process ends, however it ends (``kill -9``
+included), so a lock can never be left stuck; a second trainer gets ``RunDirLocked`` naming the
+holder. A sweep runner asks ``lock_holder`` to tell "still running elsewhere" from "dead".
 """
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import re
 import socket
@@ -29,7 +37,10 @@ import yaml
 from gan_core.config import ConfigError, TrainConfig, build_config, overrides_from_mapping
 from gan_core.fileio import read_json, write_json, write_text
 
-STATES = ("running", "completed", "diverged", "interrupted")
+# "failed": the run stopped on an error it cannot recover from (a disk full, a folder made
+# read-only); status.json's message says which.
+STATES = ("running", "completed", "diverged", "interrupted", "failed")
+LOCK_NAME = "writer.lock"
 # Keys a resumed run may change: they do not alter what is being trained.
 RESUMABLE_CHANGES = frozenset(
     {
@@ -55,6 +66,107 @@ RESUMABLE_CHANGES = frozenset(
 _RUN_NAME = re.compile(r"^(\d{5,})-(.+)$")
 
 
+class RunDirError(ConfigError):
+    """The run directory cannot be used: not writable, locked by another writer, or holding a
+    config or checkpoints that cannot be read."""
+
+
+class RunDirLocked(RunDirError):
+    """Another live process writes this run directory."""
+
+    def __init__(self, run_dir: Path, holder: dict[str, Any]) -> None:
+        self.holder = holder
+        super().__init__(
+            f"run_dir: {run_dir} is being written by pid {holder.get('pid', '?')} on "
+            f"{holder.get('host', '?')} (since {_clock(holder.get('since'))}); wait for it to "
+            "end or use another --run-dir"
+        )
+
+
+def _clock(seconds: Any) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(seconds)) if seconds else "?"
+
+
+class RunLock:
+    """The exclusive writer lock of one run directory, held until ``release`` or process end.
+
+    ``flock`` rather than a pid file: the kernel drops the lock with the last descriptor, so a
+    crashed or killed writer never leaves the directory locked, and two processes cannot both
+    win a race. The file is never deleted (deleting a lock file lets a third process lock a new
+    inode while the second still holds the old one).
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = Path(run_dir) / LOCK_NAME
+        self._fd: int | None = None
+
+    def acquire(self) -> RunLock:
+        """Raises:
+        RunDirLocked: another process holds it.
+        RunDirError: the directory cannot be written.
+        """
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise RunDirError(f"run_dir: cannot write {self.path.parent}: {_reason(exc)}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_holder(fd)
+            os.close(fd)
+            raise RunDirLocked(self.path.parent, holder) from None
+        holder = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(holder).encode(), 0)
+        except OSError as exc:
+            os.close(fd)
+            raise RunDirError(f"run_dir: cannot write {self.path}: {_reason(exc)}") from exc
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the last descriptor drops the flock
+            self._fd = None
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+
+def lock_holder(run_dir: Path) -> dict[str, Any] | None:
+    """Who holds ``run_dir``'s writer lock right now ({"pid", "host", "since"}), or None."""
+    path = Path(run_dir) / LOCK_NAME
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None  # no lock file: nobody ever wrote here
+    try:
+        try:
+            # A shared lock succeeds only while no writer holds the exclusive one.
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _read_holder(fd)
+        return None
+    finally:
+        os.close(fd)
+
+
+def _read_holder(fd: int) -> dict[str, Any]:
+    try:
+        holder = json.loads(os.pread(fd, 4096, 0) or b"{}")
+    except (OSError, ValueError):
+        holder = {}
+    return holder if isinstance(holder, dict) else {}
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
+
+
 def process_alive(pid: int) -> bool:
     """Whether process ``pid`` exists on this host (a run's status.json names its pid and host)."""
     if pid <= 0:
@@ -76,7 +188,7 @@ def safe_name(name: str) -> str:
 
 def create_run_dir(runs_dir: Path, name: str) -> Path:
     """Make ``runs_dir/<next id>-<name>``; safe when several processes start runs at once."""
-    runs_dir.mkdir(parents=True, exist_ok=True)
+    make_dirs(runs_dir, "runs_dir")
     while True:
         ids = [int(m.group(1)) for p in runs_dir.iterdir() if (m := _RUN_NAME.match(p.name))]
         path = runs_dir / f"{max(ids, default=-1) + 1:05d}-{safe_name(name)}"
@@ -85,6 +197,19 @@ def create_run_dir(runs_dir: Path, name: str) -> Path:
             return path
         except FileExistsError:
             continue  # another process took this id: look again
+        except OSError as exc:
+            raise RunDirError(f"runs_dir: cannot create {path}: {_reason(exc)}") from exc
+
+
+def make_dirs(path: Path, key: str = "run_dir") -> Path:
+    """``mkdir -p`` that fails with one line naming the folder (under a file, read-only, ...)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunDirError(f"{key}: cannot create {path}: {_reason(exc)}") from exc
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise RunDirError(f"{key}: cannot write {path}: permission denied")
+    return path
 
 
 def find_resumable(runs_dir: Path, name: str) -> Path | None:
@@ -106,8 +231,24 @@ def write_config(run_dir: Path, cfg: TrainConfig) -> None:
 
 
 def read_config(run_dir: Path) -> TrainConfig:
-    data = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8"))
-    return build_config(overrides_from_mapping(data, str(run_dir / "config.yaml")))
+    """The config a run directory was trained with.
+
+    Raises:
+        RunDirError: config.yaml cannot be read, is not YAML or holds invalid keys or values.
+    """
+    path = run_dir / "config.yaml"
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return build_config(overrides_from_mapping(data, str(path)))
+    except OSError as exc:
+        raise RunDirError(f"run_dir: cannot read {path}: {_reason(exc)}") from exc
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RunDirError(
+            f"run_dir: {path} is not valid YAML ({first}); fix it or use another --run-dir"
+        ) from exc
+    except ConfigError as exc:
+        raise RunDirError(f"run_dir: {path}: {exc}") from exc
 
 
 def check_resumable(stored: TrainConfig, requested: TrainConfig, run_dir: Path) -> None:

@@ -29,14 +29,17 @@ import numpy as np
 
 from gan_core import backend, checkpoint
 from gan_core.config import ConfigError, TrainConfig
-from gan_core.fileio import read_jsonl
+from gan_core.fileio import read_json, read_jsonl, write_json
 from gan_core.images import save_grid
-from gan_core.run import LOSS_NAMES, Callback, Run, TrainingData, exit_code
+from gan_core.run import EXIT_USAGE, LOSS_NAMES, Callback, Run, TrainingData, exit_code
 from gan_core.rundir import (
+    RunDirError,
+    RunLock,
     Status,
     check_resumable,
     create_run_dir,
     find_resumable,
+    make_dirs,
     read_config,
     write_config,
 )
@@ -107,6 +110,12 @@ def _check_data(cfg: TrainConfig, data: TrainingData) -> None:
         raise ConfigError(
             f"data: expected uint8 images of shape (N, {cfg.resolution}, {cfg.resolution}, 3) "
             f"with N >= 1 for resolution {cfg.resolution}, got {images.dtype} {images.shape}"
+        )
+    if cfg.batch_size > len(images):
+        # Every batch would hold some images twice: D would see duplicates as "the data".
+        raise ConfigError(
+            f"batch_size: {cfg.batch_size} is larger than the dataset {data.name!r} "
+            f"({len(images)} images); use batch_size <= {len(images)} or a larger dataset"
         )
 
 
@@ -179,6 +188,45 @@ def train(
         )
     _check_data(cfg, data)
     backend_name = backend.activate(cfg.backend)
+    from gan_core.precision import resolve_precision
+
+    existing = _existing_run_dir(cfg, run_dir, resume)
+    policy = resolve_precision(cfg.precision, backend_name)
+    path = (
+        make_dirs(existing)
+        if existing is not None
+        else create_run_dir(Path(cfg.runs_dir), cfg.name or "run")
+    )
+    with RunLock(path):  # one writer per run directory, released however this process ends
+        try:
+            return _train_in(path, cfg, data, callbacks, policy, backend_name)
+        except OSError as exc:
+            raise _failed(path, exc) from exc
+
+
+def _failed(path: Path, exc: OSError) -> RunDirError:
+    """An I/O error ended the run: say so in status.json, if that can still be written."""
+    where = f" ({exc.filename})" if exc.filename else ""
+    reason = f"I/O error: {exc.strerror or exc}{where}"
+    record = read_json(path / "status.json")
+    if record is not None:
+        record.update(state="failed", message=reason, exit_code=EXIT_USAGE, updated_at=time.time())
+        try:
+            write_json(path / "status.json", record, durable=False)
+        except OSError:
+            pass  # the disk that failed is the one status.json lives on
+    return RunDirError(f"run_dir: {path}: {reason}")
+
+
+def _train_in(
+    path: Path,
+    cfg: TrainConfig,
+    data: TrainingData,
+    callbacks: Sequence[Callback],
+    policy: str,
+    backend_name: str,
+) -> TrainResult:
+    """The training loop proper, in a locked run directory."""
     from gan_core.callbacks import (
         Checkpoints,
         FinalGenerator,
@@ -188,19 +236,14 @@ def train(
         StatusFile,
     )
     from gan_core.evaluation import Evaluator
-    from gan_core.precision import resolve_precision
     from gan_core.steps import device_name, make_engine
 
-    existing = _existing_run_dir(cfg, run_dir, resume)
-    policy = resolve_precision(cfg.precision, backend_name)
-    if existing is not None:
-        existing.mkdir(parents=True, exist_ok=True)
-    path = existing or create_run_dir(Path(cfg.runs_dir), cfg.name or "run")
-    write_config(path, cfg)
-    status = Status(path, cfg.steps)
     engine = make_engine(cfg, policy, data.images)
+    # Checkpoints first: a folder whose checkpoints do not load keeps its config.yaml as it was.
     start_step = checkpoint.restore_latest(engine, path / "checkpoints")
     engine.start(start_step)
+    write_config(path, cfg)
+    status = Status(path, cfg.steps)
     run = Run(
         cfg, path, engine, data, _grid_latents(cfg, path), status, policy, backend_name,
         start_step=start_step, step=start_step,
