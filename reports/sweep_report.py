@@ -21,7 +21,7 @@ from reports import charts, gallery
 from reports.render import relative, write_report
 from reports.run_report import run_report
 from reports.rundata import ReportError, RunData, headline, load_run
-from sweeps.runner import rdb_url
+from sweeps.runner import rdb_url, visible_trials
 from sweeps.spec import decode
 
 DEFAULT_METRIC = "kid"
@@ -51,13 +51,13 @@ def open_study(storage: str, study_name: str) -> optuna.Study:
 
 
 def trial_rows(study: optuna.Study, metric: str) -> list[dict]:
-    """One row per trial (skipped duplicate grid points left out), best first."""
+    """One row per trial (grid trials that ran nothing left out), best first."""
     sign = -1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
     rows = []
-    for trial in study.get_trials(deepcopy=False):
+    for trial in visible_trials(study):
         attrs = trial.user_attrs
         if str(attrs.get("state", "")).startswith("duplicate grid point"):
-            continue
+            continue  # studies from before grids were queued
         run = None
         if attrs.get("run_dir") and (Path(attrs["run_dir"]) / "config.yaml").is_file():
             run = load_run(attrs["run_dir"])

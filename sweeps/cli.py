@@ -8,6 +8,7 @@ import sys
 from sweeps.spec import SweepError, load_spec
 
 EXIT_USAGE = 2
+EXIT_NOTHING_COMPLETED = 1  # the sweep ran, and not one trial completed
 
 
 def main(argv: list[str]) -> int:
@@ -44,7 +45,10 @@ def main(argv: list[str]) -> int:
 
         if args.command == "run":
             if args.worker_index:
-                study = runner.run_worker(
+                from sweeps.children import die_with_parent
+
+                die_with_parent()  # a worker started by `sweep run` ends with it
+                runner.run_worker(
                     args.file,
                     args.study,
                     args.storage,
@@ -63,6 +67,8 @@ def main(argv: list[str]) -> int:
                 args.runs_dir,
                 args.wandb,
             )
+            print(runner.leaderboard(study))
+            return _summary(runner.outcome(study))
         else:
             import optuna
 
@@ -75,3 +81,14 @@ def main(argv: list[str]) -> int:
     except SweepError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def _summary(counts: dict[str, int]) -> int:
+    """One line of counts; exit 1 when not one trial completed (every trial failed or pruned)."""
+    line = ", ".join(f"{n} {state}" for state, n in counts.items() if n)
+    if counts.get("complete"):
+        print(f"trials: {line}")
+        return 0
+    reason = line or "no trials"
+    print(f"error: no trial completed ({reason}); see each trial's trial.log", file=sys.stderr)
+    return EXIT_NOTHING_COMPLETED

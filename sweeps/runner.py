@@ -4,28 +4,45 @@
                        [--workers K]
     albumgan sweep status --storage PATH_OR_URL --study NAME
 
-``grid`` -> GridSampler (same seed on every worker), ``random`` -> RandomSampler, ``bayes`` ->
-TPESampler; ``early_terminate: hyperband`` -> HyperbandPruner fed by the KID the trainer writes to
-``metrics.jsonl`` every ``eval_every`` steps; ``run_cap`` -> a global trial cap.
+``grid`` -> every point of the grid queued once (``enqueue_trial``) and taken by the workers in
+order, ``random`` -> RandomSampler, ``bayes`` -> TPESampler; ``early_terminate: hyperband`` ->
+successive halving fed by the KID the trainer writes to ``metrics.jsonl`` every ``eval_every``
+steps; ``run_cap`` -> a global trial cap.
 
-Each trial runs ``experiments/train.py`` in its own process (memory freed, crashes isolated) with
-the argv ``wandb agent`` would build, in ``<runs>/<study>/trial-NNNN``; the run directory and final
-metrics become trial attributes. Storage: a journal file by default (safe for several local worker
-processes), ``sqlite:///...`` for one worker, a ``postgresql://`` URL for many machines (heartbeat
-and retry of stale trials). Re-running resumes the study: finished configs are not repeated in
-grid mode, a trial whose worker died is failed and re-queued (its run directory resumes from its
-checkpoint), and a crashed or diverged trial is marked and the study goes on.
+Each trial runs the sweep's ``program`` (``experiments/train.py``) in its own process (memory
+freed, crashes isolated), in the user's working directory, with the argv ``wandb agent`` would
+build and an absolute ``--run-dir <runs>/<study>/trial-NNNN``; the run directory and final
+metrics become trial attributes. Storage: a journal file by default (safe for several local
+worker processes), ``sqlite:///...`` for one worker, a ``postgresql://`` URL for many machines
+(heartbeat and retry of stale trials).
+
+Nothing lost, nothing done twice:
+
+- Workers and trainers die with the process that started them (``sweeps.children``): ``kill -9``
+  of ``sweep run`` stops its workers, and their trainers checkpoint and exit.
+- A re-run settles what a dead worker left RUNNING: a run that completed is recorded as such; any
+  other is failed ("worker died") and queued again to resume its run directory.
+- A trainer holds its run directory's lock (``gan_core.rundir``); a trial whose run directory is
+  locked waits for the holder instead of starting a second writer.
+- Grid points are queued under a lock on the journal (or SQLite) file, so two ``sweep run``
+  commands started together queue each point once.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import inspect
+import itertools
+import json
 import math
 import os
 import socket
 import subprocess
 import sys
 import time
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +50,26 @@ import optuna
 from optuna.trial import TrialState
 
 from gan_core.fileio import read_json, read_jsonl
-from gan_core.rundir import process_alive
-from sweeps.spec import SweepError, SweepSpec, grid_space, load_spec, suggest, to_argv
+from gan_core.run import EXIT_DIVERGED, EXIT_USAGE
+from gan_core.rundir import lock_holder, process_alive
+from sweeps.children import child_env
+from sweeps.spec import (
+    SweepError,
+    SweepSpec,
+    grid_space,
+    load_spec,
+    resolve_program,
+    resolve_sweep_file,
+    suggest,
+    to_argv,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
 POLL_SECONDS = 0.5
 SUMMARY_KEYS = ("kid", "kid_std", "fid", "precision", "recall")
+# A trial that a worker opened when the grid's queue had just been emptied by another worker:
+# it runs nothing, and leaderboards and reports leave it out.
+UNUSED = "unused (grid already taken)"
+LOST = "worker died; queued again"
 
 
 def rdb_url(url: str) -> str:
@@ -79,11 +110,11 @@ def _stale_trial_retry(max_retry: int) -> dict[str, Any]:
 
 
 def make_sampler(spec: SweepSpec, worker: int, seed: int = 0) -> optuna.samplers.BaseSampler:
-    if spec.method == "grid":
-        return optuna.samplers.GridSampler(grid_space(spec), seed=seed)  # same on every worker
-    if spec.method == "random":
-        return optuna.samplers.RandomSampler(seed=seed + worker)
-    return optuna.samplers.TPESampler(seed=seed + worker)
+    """Random and bayes sample; a grid's points are all queued (``queue_grid``), so its sampler
+    is never asked for a value."""
+    if spec.method == "bayes":
+        return optuna.samplers.TPESampler(seed=seed + worker)
+    return optuna.samplers.RandomSampler(seed=seed + worker)
 
 
 def make_pruner(spec: SweepSpec) -> optuna.pruners.BasePruner:
@@ -111,6 +142,12 @@ def make_pruner(spec: SweepSpec) -> optuna.pruners.BasePruner:
     )
 
 
+def _trial_id(storage, study: optuna.Study, number: int) -> int:
+    """Storage id of trial ``number`` (public storage API: Optuna's own ``_trial_id`` is not)."""
+    study_id = storage.get_study_id_from_name(study.study_name)
+    return storage.get_trial_id_from_study_id_trial_number(study_id, number)
+
+
 def stale_trials(study: optuna.Study) -> list:
     """RUNNING trials whose worker process on this host is gone."""
     stale = []
@@ -123,52 +160,112 @@ def stale_trials(study: optuna.Study) -> list:
     return stale
 
 
-def fail_trial(study: optuna.Study, trial, reason: str) -> None:
-    study._storage.set_trial_user_attr(trial._trial_id, "state", reason)
-    study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+def settle_stale_trials(study: optuna.Study, storage, spec: SweepSpec) -> None:
+    """Trials left RUNNING by a dead worker on this host, settled before any worker starts.
 
-
-def requeue_stale_trials(study: optuna.Study, grid: bool) -> None:
-    """Trials left RUNNING by a dead worker.
-
-    Random/bayes: failed and queued again with the same parameters (the new trial resumes the
-    old run directory from its checkpoint). Grid: left alone until the end of the study, because
-    Optuna's GridSampler re-runs the points of unfinished trials once every other point has
-    started; they are failed once every local worker has ended (``fail_leftover_trials``).
+    A run that got to the end (its trainer finished before the worker could record it) is
+    recorded with its result, never as a failure. Any other is failed as "worker died" and its
+    parameters queued again; the new trial resumes the same run directory from its checkpoint,
+    waiting first for a trainer that may still hold it.
     """
-    if grid:
+    for trial in stale_trials(study):
+        run_dir = Path(trial.user_attrs.get("run_dir", ""))
+        status = (read_json(run_dir / "status.json") or {}) if run_dir.name else {}
+        final = _last_metric(run_dir, spec.metric) if run_dir.name else {}
+        trial_id = _trial_id(storage, study, trial.number)
+        if lock_holder(run_dir) is None and status.get("state") in ("completed", "diverged"):
+            storage.set_trial_user_attr(trial_id, "state", status["state"])
+            storage.set_trial_user_attr(trial_id, "exit_code", status.get("exit_code"))
+            for key in SUMMARY_KEYS:
+                if key in final:
+                    storage.set_trial_user_attr(trial_id, key, final[key])
+            if status["state"] == "completed" and spec.metric in final:
+                study.tell(trial.number, float(final[spec.metric]))
+                continue
+            study.tell(trial.number, state=TrialState.FAIL)
+            continue
+        storage.set_trial_user_attr(trial_id, "state", LOST)
+        study.tell(trial.number, state=TrialState.FAIL)
+        attrs = {"resume_run_dir": str(run_dir)} if run_dir.name else {}
+        if "grid_point" in trial.user_attrs:
+            attrs["grid_point"] = trial.user_attrs["grid_point"]
+        study.enqueue_trial(trial.params, user_attrs=attrs)
+
+
+def grid_points(spec: SweepSpec) -> list[dict[str, Any]]:
+    """Every point of a grid sweep, in the order W&B's grid search visits them."""
+    space = grid_space(spec)
+    return [dict(zip(space, values)) for values in itertools.product(*space.values())]
+
+
+def _point_key(params: dict[str, Any]) -> str:
+    return json.dumps(params, sort_keys=True, default=str)
+
+
+def queue_grid(study: optuna.Study, spec: SweepSpec) -> int:
+    """Queue every grid point no trial has taken yet; returns how many were queued.
+
+    Taken: queued, running, or finished (completed, pruned, crashed, diverged). A point whose
+    only trials were lost with their worker was already queued again by ``settle_stale_trials``.
+    """
+    taken = set()
+    for trial in study.get_trials(deepcopy=False):
+        if trial.state == TrialState.FAIL and trial.user_attrs.get("state") == LOST:
+            continue
+        if "grid_point" in trial.user_attrs:
+            taken.add(trial.user_attrs["grid_point"])
+        elif trial.params:  # a trial from before grids were queued
+            taken.add(_point_key(trial.params))
+    queued = 0
+    for params in grid_points(spec):
+        key = _point_key(params)
+        if key not in taken:
+            study.enqueue_trial(params, user_attrs={"grid_point": key})
+            queued += 1
+    return queued
+
+
+@contextlib.contextmanager
+def storage_lock(storage: str) -> Iterator[None]:
+    """Exclusive between ``sweep run`` commands on this machine sharing a journal or SQLite file
+    (a lock file beside it). A server database (PostgreSQL) gets none: two machines that start
+    the same grid in the same second may queue a point twice."""
+    if "://" in storage and not storage.startswith("sqlite:///"):
+        yield
         return
-    for trial in stale_trials(study):
-        fail_trial(study, trial, "worker died")
-        study.enqueue_trial(
-            trial.params, user_attrs={"resume_run_dir": trial.user_attrs.get("run_dir")}
-        )
-
-
-def fail_leftover_trials(study: optuna.Study) -> None:
-    for trial in stale_trials(study):
-        fail_trial(study, trial, "worker died")
+    # Not "<journal>.lock": Optuna's journal backend uses that name for its own lock.
+    path = Path(storage.removeprefix("sqlite:///") + ".queue.lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
+        yield
 
 
 class Objective:
     """Runs one trial as a training subprocess and reports its metric to Optuna."""
 
     def __init__(
-        self, spec: SweepSpec, study_name: str, runs_dir: Path, wandb: bool = False
+        self,
+        spec: SweepSpec,
+        study_name: str,
+        runs_dir: Path,
+        program: Path,
+        wandb: bool = False,
     ) -> None:
         self.spec = spec
         self.study_name = study_name
-        self.runs_dir = runs_dir
+        self.runs_dir = runs_dir  # absolute: trials run in the user's folder, not ours
+        self.program = program
         self.wandb = wandb
 
     def __call__(self, trial: optuna.Trial) -> float:
-        values = suggest(trial, self.spec)
-        if self.spec.method == "grid" and self._taken(trial):
-            # Optuna's GridSampler re-runs unfinished points once all have started; with several
-            # workers that can double a point another live worker is still running.
-            trial.set_user_attr("state", "duplicate grid point (skipped)")
+        if self.spec.method == "grid" and not _from_queue(trial):
+            # Optuna opened a fresh trial because another worker took the last queued point in
+            # the same instant: there is nothing left to run.
+            trial.set_user_attr("state", UNUSED)
             trial.study.stop()
-            raise optuna.TrialPruned("grid point already done or running")
+            raise optuna.TrialPruned("every grid point is taken")
+        values = suggest(trial, self.spec)
         # A re-queued trial (worker died) or a heartbeat retry (its user attrs copied) resumes
         # the run directory of the trial it replaces, from its newest checkpoint.
         run_dir = Path(
@@ -178,12 +275,12 @@ class Objective:
         )
         argv = [
             sys.executable,
-            str(ROOT / self.spec.program),
+            str(self.program),
             *to_argv(values),
             f"--run-dir={run_dir}",
             f"--name={self.study_name}",
         ]
-        env = dict(os.environ)
+        env = child_env()  # the trainer dies with this worker
         if self.wandb:
             # An offline W&B run per trial, grouped by study: `wandb sync` shows the whole sweep.
             argv.append("--wandb")
@@ -197,9 +294,15 @@ class Objective:
         ):
             trial.set_user_attr(key, value)
         run_dir.mkdir(parents=True, exist_ok=True)
-        with (run_dir / "trial.log").open("ab") as log:
-            proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-            pruned = self._watch(trial, proc, run_dir)
+        while True:
+            self._wait_for_writer(trial, run_dir)
+            with (run_dir / "trial.log").open("ab") as log:
+                proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+                pruned = self._watch(trial, proc, run_dir)
+            # Another process took the run directory between our look and the trainer's start:
+            # still running elsewhere, not a failure.
+            if proc.returncode != EXIT_USAGE or lock_holder(run_dir) is None:
+                break
         status = read_json(run_dir / "status.json") or {}
         final = _last_metric(run_dir, self.spec.metric)
         trial.set_user_attr("state", "pruned" if pruned else status.get("state", "crashed"))
@@ -209,7 +312,7 @@ class Objective:
                 trial.set_user_attr(key, final[key])
         if pruned:
             raise optuna.TrialPruned(f"pruned at step {status.get('step')}")
-        if proc.returncode == 3:  # diverged: marked, the study goes on
+        if proc.returncode == EXIT_DIVERGED:  # marked, the study goes on
             return math.nan
         if proc.returncode != 0 or self.spec.metric not in final:
             raise RuntimeError(
@@ -219,19 +322,16 @@ class Objective:
         return float(final[self.spec.metric])
 
     @staticmethod
-    def _taken(trial: optuna.Trial) -> bool:
-        """Another trial has these parameters and finished them or is running them alive."""
-        for other in trial.study.get_trials(deepcopy=False):
-            if other.number == trial.number or other.params != trial.params:
-                continue
-            if other.state == TrialState.COMPLETE:
-                return True
-            alive = process_alive(int(other.user_attrs.get("pid", 0))) or (
-                other.user_attrs.get("host") != socket.gethostname()
-            )
-            if other.state == TrialState.RUNNING and alive and other.number < trial.number:
-                return True
-        return False
+    def _wait_for_writer(trial: optuna.Trial, run_dir: Path) -> None:
+        """Wait while another process (a trainer left from an earlier attempt) writes
+        ``run_dir``: one writer per run directory, and its result is this trial's to take."""
+        waited = False
+        while (holder := lock_holder(run_dir)) is not None:
+            if not waited:
+                where = f"pid {holder.get('pid', '?')} on {holder.get('host', '?')}"
+                trial.set_user_attr("state", f"waiting for {where}")
+                waited = True
+            time.sleep(POLL_SECONDS)
 
     def _watch(self, trial: optuna.Trial, proc: subprocess.Popen, run_dir: Path) -> bool:
         """Report each new metric value; stop the run (SIGTERM) when the pruner says so."""
@@ -253,6 +353,12 @@ class Objective:
         return False
 
 
+def _from_queue(trial: optuna.Trial) -> bool:
+    """A grid trial that carries a point: queued by ``queue_grid`` or ``settle_stale_trials``,
+    or a heartbeat retry (which copies the lost trial's attributes, its run directory too)."""
+    return any(k in trial.user_attrs for k in ("grid_point", "resume_run_dir", "run_dir"))
+
+
 def _metric_records(run_dir: Path, metric: str) -> list[dict[str, Any]]:
     records = read_jsonl(run_dir / "metrics.jsonl")
     return [r for r in records if r.get(metric) is not None]
@@ -272,14 +378,15 @@ def run_worker(
     worker: int = 0,
     wandb: bool = False,
 ) -> optuna.Study:
-    """One worker: join (or create) the study and run trials until the cap or the grid ends.
+    """One worker: join the study and run trials until the cap, or until the grid's queue is
+    empty.
 
-    Trials left RUNNING by dead workers are dealt with once, by ``run_sweep``, before any
-    worker starts.
+    The study is prepared (stale trials settled, grid queued) by ``run_sweep`` before any worker
+    starts.
     """
     spec = load_spec(spec_path)
     study_name = study_name or spec.name or Path(spec_path).stem
-    runs = Path(runs_dir)
+    runs = Path(runs_dir).resolve()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
         study_name=study_name,
@@ -298,11 +405,33 @@ def run_worker(
         callbacks.append(optuna.study.MaxTrialsCallback(cap, states=states))
     elif not grid:
         raise SweepError(f"{spec_path}: a {spec.method} sweep needs run_cap or --n-trials")
+    if grid:
+        callbacks.append(_stop_when_queue_empty)
+        if not _queued(study):
+            return study
     if not cap or len(study.get_trials(deepcopy=False, states=finished)) < cap:
-        # Grid studies stop by themselves once every point has finished.
-        objective = Objective(spec, study_name, runs, wandb)
+        program = resolve_program(spec.program)
+        objective = Objective(spec, study_name, runs, program, wandb)
         study.optimize(objective, callbacks=callbacks, catch=(RuntimeError,))
     return study
+
+
+def _queued(study: optuna.Study) -> bool:
+    return bool(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+
+
+def _stop_when_queue_empty(study: optuna.Study, trial) -> None:
+    if not _queued(study):
+        study.stop()
+
+
+def _absolute_storage(storage: str | None, runs: Path, study_name: str) -> str:
+    """The storage as every worker, from any folder, must name it."""
+    if storage is None:
+        return str(runs / study_name / "optuna.journal")
+    if storage.startswith("sqlite:///"):
+        return "sqlite:///" + str(Path(storage.removeprefix("sqlite:///")).resolve())
+    return storage if "://" in storage else str(Path(storage).resolve())
 
 
 def run_sweep(
@@ -316,24 +445,37 @@ def run_sweep(
 ) -> optuna.Study:
     """Run ``workers`` processes on this machine sharing one storage; returns the study.
 
-    ``wandb``: each trial also logs an offline W&B run (``WANDB_MODE`` unless set), grouped by
-    the study name.
+    Relative paths (sweep file, storage, runs folder) are taken from the working directory and
+    handed on as absolute ones; trials run in the working directory too. ``wandb``: each trial
+    also logs an offline W&B run (``WANDB_MODE`` unless set), grouped by the study name.
     """
+    spec_path = resolve_sweep_file(spec_path).resolve()
     spec = load_spec(spec_path)
-    study_name = study_name or spec.name or Path(spec_path).stem
-    if storage is None:
-        storage = str(Path(runs_dir) / study_name / "optuna.journal")
-    # Open the study and re-queue stale trials before other workers join.
-    study = optuna.create_study(
-        study_name=study_name,
-        storage=open_storage(storage, study_name, Path(runs_dir)),
-        direction=spec.goal,
-        load_if_exists=True,
-    )
-    # What the study optimizes, for `albumgan report sweep` (which reads only the study).
-    for key, value in (("metric", spec.metric), ("method", spec.method), ("spec", str(spec_path))):
-        study.set_user_attr(key, value)
-    requeue_stale_trials(study, grid=spec.method == "grid")
+    study_name = study_name or spec.name or spec_path.stem
+    runs = Path(runs_dir).resolve()
+    storage = _absolute_storage(storage, runs, study_name)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    store = open_storage(storage, study_name, runs)
+    with storage_lock(storage):  # one `sweep run` at a time settles and queues
+        study = optuna.create_study(
+            study_name=study_name, storage=store, direction=spec.goal, load_if_exists=True
+        )
+        # What the study optimizes, for `albumgan report sweep` (which reads only the study).
+        for key, value in (
+            ("metric", spec.metric),
+            ("method", spec.method),
+            ("spec", str(spec_path)),
+        ):
+            study.set_user_attr(key, value)
+        settle_stale_trials(study, store, spec)
+        # Trials of machines whose heartbeat stopped (PostgreSQL): failed and queued again now,
+        # so a grid's queue holds them before the workers look (Optuna does it only inside
+        # `optimize`, which a worker with an empty queue never enters). No-op without heartbeat.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
+        if spec.method == "grid":
+            queue_grid(study, spec)
     others = []
     for index in range(1, workers):
         argv = [
@@ -348,7 +490,7 @@ def run_sweep(
             "--storage",
             storage,
             "--runs-dir",
-            str(runs_dir),
+            str(runs),
             "--worker-index",
             str(index),
         ]
@@ -356,18 +498,39 @@ def run_sweep(
             argv += ["--n-trials", str(n_trials)]
         if wandb:
             argv.append("--wandb")
-        others.append(subprocess.Popen(argv, cwd=ROOT))
-    study = run_worker(spec_path, study_name, storage, n_trials, runs_dir, 0, wandb)
+        others.append(subprocess.Popen(argv, env=child_env()))  # dies with this process
+    study = run_worker(spec_path, study_name, storage, n_trials, runs, 0, wandb)
     for proc in others:
         proc.wait()
-    fail_leftover_trials(study)  # only once every worker here is done
+    # A worker here that died on its own (not with us) left its trial RUNNING: settle it and,
+    # if that queued it again, run it now rather than at the next re-run.
+    with storage_lock(storage):
+        settle_stale_trials(study, store, spec)
+    if _queued(study):
+        study = run_worker(spec_path, study_name, storage, n_trials, runs, 0, wandb)
     return study
+
+
+def outcome(study: optuna.Study) -> dict[str, int]:
+    """How many trials ended in each state; "lost": failed with their worker and queued again
+    (their run went on in a later trial). Unused grid trials are left out."""
+    counts = {"complete": 0, "pruned": 0, "fail": 0, "lost": 0, "running": 0, "waiting": 0}
+    for trial in visible_trials(study):
+        lost = trial.state == TrialState.FAIL and trial.user_attrs.get("state") == LOST
+        name = "lost" if lost else trial.state.name.lower()
+        counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def visible_trials(study: optuna.Study) -> list:
+    """The trials a person should read about: every one except those that ran nothing."""
+    return [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("state") != UNUSED]
 
 
 def leaderboard(study: optuna.Study, metric: str = "kid") -> str:
     """A plain-text table of trials, best first."""
     rows = []
-    for trial in study.get_trials(deepcopy=False):
+    for trial in visible_trials(study):
         value = trial.value if trial.value is not None else math.inf
         params = " ".join(f"{k}={v}" for k, v in trial.params.items())
         rows.append(

@@ -52,6 +52,10 @@ TOP_LEVEL = (
 )
 
 
+DEFAULT_PROGRAM = "experiments/train.py"
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # holds experiments/, gan_core/, sweeps/
+
+
 class SweepError(ValueError):
     """A sweep file that cannot run, with every problem named."""
 
@@ -74,7 +78,7 @@ class SweepSpec:
     metric: str
     goal: str  # minimize | maximize
     params: tuple[Param, ...]
-    program: str = "experiments/train.py"
+    program: str = "experiments/train.py"  # DEFAULT_PROGRAM; run through resolve_program
     early_terminate: dict = field(default_factory=dict)
     run_cap: int | None = None
     name: str = ""
@@ -175,6 +179,12 @@ def parse_spec(data: Any, source: str = "sweep") -> SweepSpec:
     run_cap = data.get("run_cap")
     if run_cap is not None and (not isinstance(run_cap, int) or run_cap < 1):
         problems.append(f"run_cap: expected a positive integer, got {run_cap!r}")
+    program = str(data.get("program", DEFAULT_PROGRAM))
+    if resolve_program(program) is None:
+        problems.append(
+            f"program: {program!r} not found (looked in {Path.cwd()} and in the albumgan "
+            f"package at {PACKAGE_ROOT})"
+        )
     if problems:
         raise SweepError("\n".join(f"{source}: {p}" for p in problems))
     return SweepSpec(
@@ -182,18 +192,44 @@ def parse_spec(data: Any, source: str = "sweep") -> SweepSpec:
         metric=metric["name"],
         goal=goal,
         params=tuple(params),
-        program=data.get("program", "experiments/train.py"),
+        program=program,
         early_terminate=early,
         run_cap=run_cap,
         name=str(data.get("name") or ""),
     )
 
 
+def resolve_program(program: str) -> Path | None:
+    """The script a trial runs, as an absolute path, or None when there is none.
+
+    As ``wandb agent`` does, a relative ``program`` is looked up in the working directory. When
+    it is not there, the package's own copy is used: ``experiments/train.py`` then works for a
+    pip-installed albumgan from any folder.
+    """
+    path = Path(program).expanduser()
+    candidates = [path] if path.is_absolute() else [Path.cwd() / path, PACKAGE_ROOT / path]
+    return next((c.resolve() for c in candidates if c.is_file()), None)
+
+
+def resolve_sweep_file(path_or_name: str | Path) -> Path:
+    """A sweep YAML path, or the bare name of a bundled sweep (``smoke``, ``seed_grid``): a
+    pip-installed albumgan has no ``sweeps/`` folder in the user's working directory."""
+    path = Path(path_or_name)
+    if path.is_file():
+        return path
+    bundled = PACKAGE_ROOT / "sweeps" / f"{path_or_name}.yaml"
+    if bundled.is_file():
+        return bundled
+    names = ", ".join(sorted(p.stem for p in (PACKAGE_ROOT / "sweeps").glob("*.yaml")))
+    raise SweepError(f"no such sweep file {str(path_or_name)!r}; bundled sweeps: {names}")
+
+
 def load_spec(path: str | Path) -> SweepSpec:
+    path = resolve_sweep_file(path)
     try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise SweepError(f"no such sweep file {str(path)!r}") from exc
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SweepError(f"cannot read sweep file {str(path)!r}: {exc.strerror}") from exc
     except yaml.YAMLError as exc:
         raise SweepError(f"{path}: not valid YAML: {exc}".splitlines()[0]) from exc
     return parse_spec(data, str(path))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -16,7 +17,7 @@ import yaml
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 from experiments.train import parse_args
-from sweeps.runner import open_storage, run_sweep
+from sweeps.runner import LOST, open_storage, run_sweep
 from sweeps.spec import SweepError, decode, distribution, load_spec, parse_spec, to_argv
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -128,53 +129,161 @@ def _trials(storage: Path, study: str):
     ).trials
 
 
-def test_two_workers_on_a_journal_file_and_a_killed_worker(cache_dir, tmp_path):
-    runs = tmp_path / "runs"
-    journal = tmp_path / "study.journal"
-    cmd = [
-        sys.executable,
-        "-m",
-        "experiments.cli",
-        "sweep",
-        "run",
-        str(SMOKE),
-        "--study",
-        "s",
-        "--storage",
-        str(journal),
-        "--runs-dir",
-        str(runs),
-    ]
-    # A worker killed mid-trial: its trial stays RUNNING in the journal.
-    victim = subprocess.Popen(cmd, cwd=ROOT, env=_env(cache_dir))
-    deadline = time.time() + 120
-    while time.time() < deadline and not list(runs.glob("s/trial-*/status.json")):
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (a container's init may never reap orphans)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def _statuses(runs: Path) -> dict[Path, dict]:
+    found = {}
+    for path in runs.glob("*/trial-*/status.json"):
+        try:
+            found[path.parent] = json.loads(path.read_text())
+        except ValueError:
+            pass  # being replaced right now
+    return found
+
+
+def test_kill_9_of_a_sweep_parent_then_a_rerun_from_a_users_folder(cache_dir, tmp_path):
+    # A user's folder outside the repository, a sweep file and runs folder relative to it.
+    work = tmp_path / "user"
+    work.mkdir()
+    sweep = yaml.safe_load(SMOKE.read_text())
+    sweep["parameters"].update(  # long enough that both trainers are mid-run at the kill
+        steps={"value": 1000}, eval_every={"value": 500}, checkpoint_every={"value": 20},
+        log_every={"value": 20}, sample_every={"value": 500},
+    )  # fmt: skip
+    (work / "mine.yaml").write_text(yaml.safe_dump(sweep))
+    cmd = [sys.executable, "-m", "experiments.cli", "sweep", "run", "mine.yaml"]
+    cmd += ["--runs-dir", "runs", "--workers", "2"]
+    parent = subprocess.Popen(cmd, cwd=work, env=_env(cache_dir), stderr=subprocess.PIPE)
+    runs = work / "runs"
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline and parent.poll() is None:
+            busy = [s for s in _statuses(runs).values() if s.get("step", 0) >= 20]
+            if len(busy) == 2:
+                break
+            time.sleep(0.2)
+        assert parent.poll() is None and len(busy) == 2, _statuses(runs)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait()
+    finally:
+        parent.kill()
+    trials = _trials(runs / "smoke" / "optuna.journal", "smoke")
+    running = [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
+    workers = {t.user_attrs["pid"] for t in running} - {parent.pid}
+    trainers = {s["pid"] for s in _statuses(runs).values()}
+    assert len(workers) == 1 and len(trainers) == 2
+    # Its worker and both trainers end with it: the trainers checkpoint on the way out.
+    deadline = time.time() + 30
+    while time.time() < deadline and any(_running(p) for p in workers | trainers):
         time.sleep(0.2)
-    victim.send_signal(signal.SIGKILL)
-    victim.wait()
-    # Re-running with two workers finishes the study.
-    proc = subprocess.run(
-        [*cmd, "--workers", "2"],
-        cwd=ROOT,
-        env=_env(cache_dir),
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    trials = _trials(journal, "s")
-    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
-    grid_points = {(t.params["batch_size"], t.params["noise_shape"]) for t in complete}
+    assert not [p for p in workers | trainers if _running(p)], "orphans left running"
+    interrupted = _statuses(runs)
+    assert all(s["state"] == "interrupted" for s in interrupted.values()), interrupted
+
+    # The re-run, from the same folder with the same relative paths, finishes every point once.
+    proc = subprocess.run(cmd, cwd=work, env=_env(cache_dir), capture_output=True, text=True,
+                          timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    trials = _trials(runs / "smoke" / "optuna.journal", "smoke")
     summary = [(t.number, t.state.name, t.params, t.user_attrs.get("state")) for t in trials]
-    assert len(complete) == 4 and len(grid_points) == 4, summary  # each config recorded once
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    points = {(t.params["batch_size"], t.params["noise_shape"]) for t in complete}
+    assert len(complete) == 4 and len(points) == 4, summary  # each point recorded once
     for t in complete:
-        assert Path(t.user_attrs["run_dir"]).is_dir() and t.user_attrs["state"] == "completed"
+        run_dir = Path(t.user_attrs["run_dir"])
+        assert run_dir.parent == runs / "smoke" and t.user_attrs["state"] == "completed"
         assert t.value == pytest.approx(t.user_attrs["kid"])
-    failed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
-    assert all(t.user_attrs.get("state") == "worker died" for t in failed) and len(failed) <= 1
-    skipped = [t for t in trials if t.state == optuna.trial.TrialState.PRUNED]
-    assert all(t.user_attrs["state"] == "duplicate grid point (skipped)" for t in skipped)
-    assert not [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
+    lost = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
+    assert len(lost) == 2 and all(t.user_attrs["state"] == LOST for t in lost), summary
+    for t in lost:  # resumed from its checkpoint by the trial that completed its point
+        status = json.loads((Path(t.user_attrs["run_dir"]) / "status.json").read_text())
+        assert status["state"] == "completed" and status["resumed_from"] >= 20
+        assert t.user_attrs["run_dir"] in [c.user_attrs["run_dir"] for c in complete]
+    assert len(trials) == 6, summary  # no pruned "duplicate" rows, nothing running or queued
+    assert "trials: 4 complete, 2 lost" in proc.stdout
+
+
+def test_a_trial_waits_for_a_trainer_that_still_holds_its_run_dir(tmp_path):
+    program = tmp_path / "fake_train.py"
+    program.write_text(FAKE_TRAINER)
+    sweep = _spec({"lr_g": {"values": [0.001]}}, method="grid", program=str(program))
+    path = tmp_path / "one.yaml"
+    path.write_text(yaml.safe_dump(sweep))
+    journal = str(tmp_path / "one.journal")
+    run_dir = tmp_path / "runs" / "one" / "trial-0000"
+    # A worker died and left its trial RUNNING; its trainer lives on (no parent-death signal
+    # on some systems, or started by hand) and holds the run directory for two more seconds.
+    study = optuna.create_study(study_name="one", storage=open_storage(journal, "one", tmp_path))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()  # fmt: skip
+    lost = study.ask()
+    lost.suggest_categorical("lr_g", [0.001])
+    for key, value in (
+        ("pid", int(dead)),
+        ("host", socket.gethostname()),
+        ("run_dir", str(run_dir)),
+        ("grid_point", '{"lr_g": 0.001}'),
+    ):
+        lost.set_user_attr(key, value)  # fmt: skip
+    # While it holds the lock nobody else may write there: it says whether anyone did.
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import time; from pathlib import Path; from gan_core.rundir import RunLock; "
+         f"run = Path({str(run_dir)!r}); lock = RunLock(run).acquire(); print(flush=True); "
+         "time.sleep(3); print((run / 'metrics.jsonl').exists(), flush=True)"],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    run_dir.mkdir(parents=True, exist_ok=True)
+    holder.stdout.readline()
+    study = run_sweep(path, "one", journal, runs_dir=tmp_path / "runs")
+    written_while_held = holder.stdout.readline().strip()
+    holder.wait()
+    assert written_while_held == "False"  # the trial's trainer waited for the lock
+    trials = study.trials
+    assert [t.state.name for t in trials] == ["FAIL", "COMPLETE"]
+    assert trials[0].user_attrs["state"] == LOST
+    assert trials[1].user_attrs["run_dir"] == str(run_dir)
+    assert trials[1].value == pytest.approx(1.0 + 1 / 10)
+
+
+def test_a_sweep_whose_every_trial_fails_exits_non_zero(tmp_path):
+    program = tmp_path / "broken_train.py"
+    program.write_text("import sys; sys.exit('no GPU here')\n")
+    sweep = _spec({"lr_g": {"values": [0.001, 0.002]}}, method="grid", program=str(program))
+    path = tmp_path / "broken.yaml"
+    path.write_text(yaml.safe_dump(sweep))
+    proc = subprocess.run(
+        [sys.executable, "-m", "experiments.cli", "sweep", "run", str(path), "--runs-dir",
+         str(tmp_path / "runs")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert "error: no trial completed (2 fail)" in proc.stderr
+
+
+def test_validate_names_a_program_that_does_not_exist(tmp_path):
+    sweep = _spec({"lr_g": {"values": [0.001]}}, method="grid", program="experiments/trian.py")
+    path = tmp_path / "typo.yaml"
+    path.write_text(yaml.safe_dump(sweep))
+    proc = subprocess.run(
+        [sys.executable, "-m", "experiments.cli", "sweep", "validate", str(path)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "program: 'experiments/trian.py' not found" in proc.stderr
+    # The bundled trainer is found from any folder, as a pip-installed user runs it.
+    ok = _spec({"lr_g": {"values": [0.001]}}, method="grid", program="experiments/train.py")
+    path.write_text(yaml.safe_dump(ok))
+    proc = subprocess.run(
+        [sys.executable, "-m", "experiments.cli", "sweep", "validate", str(path)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
 
 
 def test_pruning_and_a_diverging_trial(cache_dir, tmp_path, monkeypatch):
