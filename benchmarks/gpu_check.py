@@ -202,28 +202,85 @@ def seed_popular16(workdir: Path, quick: bool) -> dict:
 # ------------------------------------------------------------------------------------------------
 
 
-def sweep(workdir: Path, quick: bool) -> dict:
+# Extra sweep runs (``--sweep-variants``): what else could make 4 workers on one GPU faster.
+# Setting the thread variables to the machine's core count undoes the runner's thread limits.
+ALL_CORES = {name: str(os.cpu_count()) for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                                      "MKL_NUM_THREADS")}  # fmt: skip
+NO_AUTOTUNE = {"XLA_FLAGS": "--xla_gpu_autotune_level=0"}
+SWEEP_VARIANTS = {
+    "workers_4_all_cores_threads": (4, ALL_CORES),
+    "workers_1_no_autotune": (1, NO_AUTOTUNE),
+    "workers_4_no_autotune": (4, NO_AUTOTUNE),
+}
+
+
+def sweep(workdir: Path, quick: bool, variants: bool = False) -> dict:
+    runs_to_do = {"workers_1": (1, {}), "workers_4": (4, {})}
+    if variants:
+        runs_to_do.update(SWEEP_VARIANTS)
     out = {}
-    for workers in (1, 4):
-        runs = workdir / f"sweep-w{workers}"
-        argv = [sys.executable, "-m", "experiments.cli", "sweep", "run", "sweeps/smoke.yaml",
-                "--runs-dir", str(runs), "--workers", str(workers)]  # fmt: skip
-        env = {**os.environ, "ALBUMGAN_CACHE": str(workdir / "cache")}
-        started = time.perf_counter()
-        proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True)
-        wall = time.perf_counter() - started
-        states = [
-            json.loads(p.read_text()).get("state") for p in runs.glob("smoke/trial-*/status.json")
-        ]
-        out[f"workers_{workers}"] = {
-            "wall_s": round(wall, 2),
-            "exit_code": proc.returncode,
-            "trials_completed": states.count("completed"),
-            "trials_per_hour": round(len(states) / wall * 3600, 1),
-            "output_tail": (proc.stdout + proc.stderr)[-400:],
-        }
+    for label, (workers, extra_env) in runs_to_do.items():
+        out[label] = sweep_once(workdir / f"sweep-{label}", workdir / "cache", workers, extra_env)
+        print(f"[gpu_check] sweep {label}: {out[label]['wall_s']} s", file=sys.stderr)
     out["speedup_4_vs_1"] = round(out["workers_1"]["wall_s"] / out["workers_4"]["wall_s"], 2)
+    if variants:
+        no_autotune = (
+            out["workers_1_no_autotune"]["wall_s"] / out["workers_4_no_autotune"]["wall_s"]
+        )
+        out["speedup_4_vs_1_no_autotune"] = round(no_autotune, 2)
     return out
+
+
+def sweep_once(runs: Path, cache: Path, workers: int, extra_env: dict) -> dict:
+    argv = [sys.executable, "-m", "experiments.cli", "sweep", "run", "sweeps/smoke.yaml",
+            "--runs-dir", str(runs), "--workers", str(workers)]  # fmt: skip
+    env = {**os.environ, "ALBUMGAN_CACHE": str(cache), **extra_env}
+    started_at = time.time()
+    started = time.perf_counter()
+    proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    states = [
+        json.loads(p.read_text()).get("state") for p in runs.glob("smoke/trial-*/status.json")
+    ]
+    return {
+        "wall_s": round(wall, 2),
+        "env": extra_env,
+        "exit_code": proc.returncode,
+        "trials_completed": states.count("completed"),
+        "trials_per_hour": round(len(states) / wall * 3600, 1),
+        "trials": trial_timeline(runs / "smoke" / "optuna.journal", started_at),
+        "output_tail": (proc.stdout + proc.stderr)[-400:],
+    }
+
+
+def trial_timeline(journal: Path, sweep_started: float) -> list[dict]:
+    """Where each trial's time went, in seconds from the sweep's start: when its worker took it,
+    when the trainer's loop began (imports, data, model and first compile before it), when the
+    loop ended, and when the worker recorded the result."""
+    import optuna
+
+    from sweeps.runner import open_storage
+
+    storage = open_storage(str(journal), "smoke", journal.parent)
+    timeline = []
+    for trial in optuna.load_study(study_name="smoke", storage=storage).trials:
+        status_path = Path(trial.user_attrs.get("run_dir", "")) / "status.json"
+        status = json.loads(status_path.read_text()) if status_path.is_file() else {}
+
+        def at(seconds):
+            return round(seconds - sweep_started, 2) if seconds else None
+
+        timeline.append({
+            "number": trial.number,
+            "pid": trial.user_attrs.get("pid"),
+            "taken_at": at(trial.datetime_start and trial.datetime_start.timestamp()),
+            "loop_started_at": at(status.get("started_at")),
+            "loop_ended_at": at(status.get("updated_at")),
+            "recorded_at": at(trial.datetime_complete and trial.datetime_complete.timestamp()),
+            "train_seconds": status.get("train_seconds"),
+            "eval_seconds": status.get("eval_seconds"),
+        })  # fmt: skip
+    return timeline
 
 
 def targets(report: dict) -> dict:
@@ -255,6 +312,9 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="tiny settings: a rehearsal")
     parser.add_argument("--out", type=Path, default=None, help="JSON file ($OUT/gpu_check.json)")
     parser.add_argument("--skip", default="", help="comma list of parts to skip")
+    parser.add_argument(
+        "--sweep-variants", action="store_true", help="also time the sweep's SWEEP_VARIANTS"
+    )
     args = parser.parse_args()
     out = args.out
     if out is None and os.environ.get("OUT"):
@@ -272,7 +332,8 @@ def main() -> int:
         for name, fn in (("trainer", trainer), ("seed_popular16", seed_popular16),
                          ("sweep", sweep)):  # fmt: skip
             if name not in skip:
-                part(report, name, fn, workdir, args.quick)
+                extra = (args.sweep_variants,) if name == "sweep" else ()
+                part(report, name, fn, workdir, args.quick, *extra)
     report.put("targets", targets(report.data))
     report.put("finished", time.strftime("%Y-%m-%d %H:%M:%S"))
     print(json.dumps(report.data, indent=2))

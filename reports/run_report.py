@@ -25,6 +25,8 @@ STATE_NOTES = {
     "interrupted": "This run was interrupted (SIGINT/SIGTERM) and checkpointed; resume it with "
     "`python -m experiments.train --run-dir {path}`.",
     "diverged": "This run diverged (a non-finite loss) and was stopped.",
+    "failed": "This run stopped on an error ({message}); once that is fixed, resume it with "
+    "`python -m experiments.train --run-dir {path}`.",
     "not started": "No status.json yet: the run has not started training.",
 }
 
@@ -53,7 +55,9 @@ def run_panels(run: RunData, assets: Path, prefix: str = "", neighbours: bool = 
         "run": run,
         "name": run.name,
         "state": run.state,
-        "state_note": STATE_NOTES[run.state].format(path=run.path)
+        "state_note": STATE_NOTES[run.state].format(
+            path=run.path, message=run.status.get("message", "")
+        )
         if run.state in STATE_NOTES
         else f"unknown state {run.state!r}",
         "headline": headline(run),

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from gan_core.fileio import read_json, read_jsonl
-from gan_core.rundir import process_alive
+from gan_core.rundir import LOCK_NAME, lock_holder, process_alive
 
 _GRID = re.compile(r"^step_(\d+)\.png$")
 
@@ -42,12 +42,18 @@ class RunData:
 
     @property
     def state(self) -> str:
-        """completed | running | interrupted | diverged | stalled (says "running", but its
-        process is gone: killed hard; ``--resume`` continues it) | not started (no status.json)."""
+        """completed | running | interrupted | diverged | failed | stalled (says "running", but
+        its process is gone: killed hard; ``--resume`` continues it) | not started (no
+        status.json)."""
         if not self.status:
             return "not started"
         state = self.status.get("state", "unknown")
-        if state == "running" and self.status.get("host") == socket.gethostname():
+        if state != "running":
+            return state
+        if (self.path / LOCK_NAME).exists():  # its writer holds the lock while it lives
+            return "running" if lock_holder(self.path) else "stalled"
+        # A run from before run-dir locks: only its pid on this host can tell.
+        if self.status.get("host") == socket.gethostname():
             if not process_alive(int(self.status.get("pid") or 0)):
                 return "stalled"
         return state

@@ -251,12 +251,14 @@ class Objective:
         runs_dir: Path,
         program: Path,
         wandb: bool = False,
+        trial_env: dict[str, str] | None = None,
     ) -> None:
         self.spec = spec
         self.study_name = study_name
         self.runs_dir = runs_dir  # absolute: trials run in the user's folder, not ours
         self.program = program
         self.wandb = wandb
+        self.trial_env = trial_env or {}
 
     def __call__(self, trial: optuna.Trial) -> float:
         if self.spec.method == "grid" and not _from_queue(trial):
@@ -280,7 +282,7 @@ class Objective:
             f"--run-dir={run_dir}",
             f"--name={self.study_name}",
         ]
-        env = child_env()  # the trainer dies with this worker
+        env = {**child_env(), **self.trial_env}  # the trainer dies with this worker
         if self.wandb:
             # An offline W&B run per trial, grouped by study: `wandb sync` shows the whole sweep.
             argv.append("--wandb")
@@ -377,9 +379,10 @@ def run_worker(
     runs_dir: str | Path = "runs",
     worker: int = 0,
     wandb: bool = False,
+    trial_env: dict[str, str] | None = None,
 ) -> optuna.Study:
     """One worker: join the study and run trials until the cap, or until the grid's queue is
-    empty.
+    empty. ``trial_env``: variables added to each trainer's environment.
 
     The study is prepared (stale trials settled, grid queued) by ``run_sweep`` before any worker
     starts.
@@ -411,7 +414,7 @@ def run_worker(
             return study
     if not cap or len(study.get_trials(deepcopy=False, states=finished)) < cap:
         program = resolve_program(spec.program)
-        objective = Objective(spec, study_name, runs, program, wandb)
+        objective = Objective(spec, study_name, runs, program, wandb, trial_env)
         study.optimize(objective, callbacks=callbacks, catch=(RuntimeError,))
     return study
 
@@ -476,6 +479,7 @@ def run_sweep(
             optuna.storages.fail_stale_trials(study)
         if spec.method == "grid":
             queue_grid(study, spec)
+    limits = thread_limits(workers)
     others = []
     for index in range(1, workers):
         argv = [
@@ -498,8 +502,9 @@ def run_sweep(
             argv += ["--n-trials", str(n_trials)]
         if wandb:
             argv.append("--wandb")
-        others.append(subprocess.Popen(argv, env=child_env()))  # dies with this process
-    study = run_worker(spec_path, study_name, storage, n_trials, runs, 0, wandb)
+        # Dies with this process; its trainers inherit the thread limits.
+        others.append(subprocess.Popen(argv, env={**child_env(), **limits}))
+    study = run_worker(spec_path, study_name, storage, n_trials, runs, 0, wandb, limits)
     for proc in others:
         proc.wait()
     # A worker here that died on its own (not with us) left its trial RUNNING: settle it and,
@@ -509,6 +514,23 @@ def run_sweep(
     if _queued(study):
         study = run_worker(spec_path, study_name, storage, n_trials, runs, 0, wandb)
     return study
+
+
+# Thread pools of the math libraries a trainer loads (NumPy/SciPy's BLAS, oneDNN's OpenMP).
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def thread_limits(workers: int) -> dict[str, str]:
+    """Each of ``workers`` trainers on this machine gets its share of the cores.
+
+    Every library sizes its pool to the whole machine, so K trainers side by side start K pools
+    of that size, whose spinning threads then take turns on the cores. Variables the user set are
+    kept; one worker keeps the libraries' defaults.
+    """
+    if workers <= 1:
+        return {}
+    share = str(max(1, (os.cpu_count() or 1) // workers))
+    return {name: share for name in THREAD_VARIABLES if name not in os.environ}
 
 
 def outcome(study: optuna.Study) -> dict[str, int]:

@@ -18,6 +18,7 @@ import pytest
 import yaml
 from PIL import Image
 
+from gan_core.rundir import RunLock
 from reports.compare_report import compare_report
 from reports.run_report import run_report
 from reports.sweep_report import sweep_report
@@ -161,15 +162,26 @@ def test_report_of_a_run_in_progress_says_so(study, tmp_path):
     status = json.loads((run / "status.json").read_text())
     status.update(state="running", pid=os.getpid(), host=socket.gethostname())
     (run / "status.json").write_text(json.dumps(status))
-    text = run_report(run).read_text(encoding="utf-8")
+    with RunLock(run):  # its writer holds the run directory's lock while it lives
+        text = run_report(run).read_text(encoding="utf-8")
     assert "State: running" in text and "still in progress" in text
-    # the same run with its process gone: stalled, with the command that resumes it
+    # the lock released with status.json still saying running: the writer died (kill -9)
+    text = run_report(run).read_text(encoding="utf-8")
+    assert "State: stalled" in text and f"python -m experiments.train --run-dir {run}" in text
+    # a run from before run-dir locks: its pid tells, alive (this process) or gone
+    (run / "writer.lock").unlink()
+    assert "State: running" in run_report(run).read_text(encoding="utf-8")
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     status["pid"] = dead.pid
     (run / "status.json").write_text(json.dumps(status))
     text = run_report(run).read_text(encoding="utf-8")
     assert "State: stalled" in text and f"python -m experiments.train --run-dir {run}" in text
+    # ended by an I/O error: the report gives the reason
+    status.update(state="failed", message="I/O error: No space left on device (ckpt.npz)")
+    (run / "status.json").write_text(json.dumps(status))
+    text = run_report(run).read_text(encoding="utf-8")
+    assert "State: failed" in text and "stopped on an error (I/O error: No space left" in text
 
 
 def test_sweep_report(study, tmp_path):

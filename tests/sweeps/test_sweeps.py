@@ -17,7 +17,7 @@ import yaml
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 from experiments.train import parse_args
-from sweeps.runner import LOST, open_storage, run_sweep
+from sweeps.runner import LOST, THREAD_VARIABLES, open_storage, run_sweep, thread_limits
 from sweeps.spec import SweepError, decode, distribution, load_spec, parse_spec, to_argv
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -365,3 +365,14 @@ def test_hyperband_prunes_on_a_deterministic_metric(tmp_path):
         assert max(trial.intermediate_values) < 10, trial.intermediate_values
         status = json.loads((Path(trial.user_attrs["run_dir"]) / "status.json").read_text())
         assert status["state"] == "interrupted" and trial.user_attrs["state"] == "pruned"
+
+
+def test_workers_split_the_cores_between_their_trainers(monkeypatch):
+    for name in THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    assert thread_limits(1) == {}  # one trainer keeps the libraries' own defaults
+    assert thread_limits(4) == {name: "4" for name in THREAD_VARIABLES}
+    assert thread_limits(32) == {name: "1" for name in THREAD_VARIABLES}
+    monkeypatch.setenv("OMP_NUM_THREADS", "8")  # the user's choice stands
+    assert "OMP_NUM_THREADS" not in thread_limits(4)
