@@ -2,14 +2,19 @@
 
     albumgan data crawl --out data/raw/crawled [--engine bing] [--engine google]
         [--keyword K]... [--max-num 100] [--min-size 300] [--urls FILE]
+        [--engine-url [NAME=]TEMPLATE]...
 
 Built on icrawler 0.6.10 (pinned: a later master commit rejects every successful download). Its
-feeders and parsers find image URLs; our ``ProvenanceDownloader`` replaces the download step:
+feeders find result pages and Google's parser finds image URLs; Bing's pages are read by our
+``BingJsonParser`` (each result's ``m`` attribute is JSON: its ``murl`` is taken whatever the
+extension, and Bing's ``turl`` thumbnail only as a flagged fallback), and our
+``ProvenanceDownloader`` replaces the download step:
 
 - files are named by content hash (``<sha256[:20]>.<format>``), never by URL, so names cannot
   escape the output folder and the same image found twice is stored once;
 - every file gets one line in ``DIR/manifest.jsonl``: engine, keyword, source URL, sha256, bytes,
-  width, height, format, time; re-running skips URLs and contents already there;
+  width, height, format, time, and ``"thumbnail": true`` on a file that is Bing's thumbnail
+  (the key is absent for full-size images); re-running skips URLs and contents already there;
 - network errors, timeouts and 429/5xx answers are retried with exponential backoff; 404s,
   non-images and images smaller than ``--min-size`` are counted and skipped; each file is written
   as it arrives, so an interrupted crawl keeps what it got.
@@ -22,6 +27,7 @@ be reached at all is reported as offline; the command fails only when nothing co
 from __future__ import annotations
 
 import hashlib
+import html
 import io
 import json
 import logging
@@ -31,9 +37,11 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from string import Formatter
 from urllib.parse import quote_plus
 
 import requests
+from bs4 import BeautifulSoup
 from icrawler import Crawler, ImageDownloader
 from icrawler.builtin.bing import BingFeeder, BingParser
 from icrawler.builtin.google import GoogleFeeder, GoogleParser
@@ -56,6 +64,8 @@ ENGINE_URLS = {
     "bing": "https://www.bing.com/images/async?q={keyword}&first={offset}",
     "google": "https://www.google.com/search?q={keyword}&ijn={page}&start={offset}&tbs=&tbm=isch",
 }
+# The placeholders each engine's feeder fills in a result-page URL template.
+TEMPLATE_FIELDS = {"bing": ("keyword", "offset"), "google": ("keyword", "offset", "page")}
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "BMP": "bmp"}
 RETRY_STATUS = {429, 500, 502, 503, 504}
 
@@ -123,8 +133,10 @@ class ProvenanceDownloader(ImageDownloader):
             self.result.skipped["not an image"] += 1
             return False
         min_size = kwargs.get("min_size") or 0
+        thumbnail = bool(task.get("thumbnail"))
         if min(width, height) < min_size:
-            self.result.skipped[f"smaller than {min_size} px"] += 1
+            kind = "thumbnail smaller" if thumbnail else "smaller"
+            self.result.skipped[f"{kind} than {min_size} px"] += 1
             return False
         digest = hashlib.sha256(response.content).hexdigest()
         name = f"{digest[:20]}.{EXTENSIONS.get(fmt, 'img')}"
@@ -136,20 +148,21 @@ class ProvenanceDownloader(ImageDownloader):
                 self.signal.set(reach_max_num=True)
                 return False
             write_bytes(self.folder / name, response.content)
-            self.manifest.append(
-                {
-                    "file": name,
-                    "engine": self.engine,
-                    "keyword": self.keyword,
-                    "url": url,
-                    "sha256": digest,
-                    "bytes": len(response.content),
-                    "width": width,
-                    "height": height,
-                    "format": fmt,
-                    "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                }
-            )
+            record = {
+                "file": name,
+                "engine": self.engine,
+                "keyword": self.keyword,
+                "url": url,
+                "sha256": digest,
+                "bytes": len(response.content),
+                "width": width,
+                "height": height,
+                "format": fmt,
+                "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            }
+            if thumbnail:  # only then: lines of full-size files stay as they always were
+                record["thumbnail"] = True
+            self.manifest.append(record)
             self.fetched_num += 1
             self.result.new_files += 1
         task["success"], task["filename"] = True, name
@@ -180,6 +193,65 @@ class ProvenanceDownloader(ImageDownloader):
         return None
 
 
+def _http_url(value: object) -> str | None:
+    """``value`` stripped if it is an absolute http(s) URL, else None."""
+    if not isinstance(value, str):
+        return None
+    value = value.strip()
+    return value if value.lower().startswith(("http://", "https://")) else None
+
+
+def _result_json(text: str) -> dict | None:
+    """A result's ``m`` attribute as a dict, or None when it is not a JSON object.
+
+    BeautifulSoup has already decoded the entities once (``&quot;`` -> ``"``); a page escaped
+    twice (``&amp;quot;``) still holds entities, so those are decoded once more.
+    """
+    for candidate in (text, html.unescape(text)):
+        try:
+            value = json.loads(candidate)
+        except ValueError:
+            continue
+        return value if isinstance(value, dict) else None
+    return None
+
+
+class BingJsonParser(BingParser):
+    """Bing result pages read as data, not grepped.
+
+    Each result is an ``a.iusc`` element (older pages: any element with an ``m`` attribute inside
+    ``div.imgpt``) whose ``m`` attribute is JSON. Its ``murl`` (the full-size image) is yielded
+    whatever its extension, or none, query string kept. icrawler's parser instead greps
+    ``murl":"(.*?)\\.jpg``, which drops ``.png``, ``.webp`` and extension-less URLs and, when a
+    later field mentions ``.jpg``, glues several JSON fields into one URL.
+
+    A result without a usable ``murl`` but with a ``turl`` (Bing's thumbnail) yields the
+    thumbnail as ``dict(file_url=turl, thumbnail=True)``: icrawler's ``Parser.worker_exec`` puts
+    the dict on the download queue as is, so ``ProvenanceDownloader.download`` sees the flag and
+    records it. A malformed ``m`` is skipped; each URL is yielded once per page.
+    """
+
+    def parse(self, response, **kwargs):
+        soup = BeautifulSoup(response.content.decode("utf-8", "ignore"), "lxml")
+        seen: set[str] = set()
+        for tag in soup.find_all(attrs={"m": True}):  # document order
+            is_result = tag.name == "a" and "iusc" in (tag.get("class") or [])
+            if not is_result and tag.find_parent("div", class_="imgpt") is None:
+                continue
+            meta = _result_json(tag["m"])
+            if meta is None:
+                continue
+            if full := _http_url(meta.get("murl")):
+                task = dict(file_url=full)
+            elif thumb := _http_url(meta.get("turl")):
+                task = dict(file_url=thumb, thumbnail=True)
+            else:
+                continue
+            if task["file_url"] not in seen:
+                seen.add(task["file_url"])
+                yield task
+
+
 class _BingFeeder(BingFeeder):
     """Bing's feeder with the result-page URL as a parameter (tests point it at 127.0.0.1)."""
 
@@ -199,10 +271,82 @@ class _GoogleFeeder(GoogleFeeder):
 
 
 ENGINES = {
-    "bing": (_BingFeeder, BingParser),
+    "bing": (_BingFeeder, BingJsonParser),
     "google": (_GoogleFeeder, GoogleParser),
     "urls": (UrlListFeeder, PseudoParser),
 }
+
+
+def check_engine_url(engine: str, template: str) -> str:
+    """``template`` if it is a usable result-page URL template for ``engine``.
+
+    Raises:
+        ValueError: not an http(s) URL, no ``{keyword}``, a placeholder the engine's feeder does
+            not fill (bing: ``{keyword}``, ``{offset}``; google: also ``{page}``) or stray braces.
+    """
+    fields = TEMPLATE_FIELDS.get(engine)
+    if fields is None:
+        raise ValueError(f"no URL template for engine {engine!r}; expected one of bing, google")
+    if not _http_url(template):
+        raise ValueError(
+            f"{engine} URL template must start with http:// or https://, got {template!r}"
+        )
+    try:
+        names = {name for _, name, _, _ in Formatter().parse(template) if name is not None}
+    except ValueError as exc:
+        raise ValueError(f"{engine} URL template {template!r} is malformed: {exc}") from None
+    unknown = sorted(names - set(fields))
+    if unknown:
+        allowed = ", ".join("{" + f + "}" for f in fields)
+        raise ValueError(
+            f"{engine} URL template has unknown placeholder {{{unknown[0]}}} "
+            f"(allowed: {allowed}), got {template!r}"
+        )
+    if "keyword" not in names:
+        raise ValueError(f"{engine} URL template must contain {{keyword}}, got {template!r}")
+    return template
+
+
+def parse_engine_urls(values: list[str], engines: tuple[str, ...]) -> dict[str, str]:
+    """``--engine-url`` values (``NAME=TEMPLATE``, or a bare ``TEMPLATE`` for the only engine).
+
+    Args:
+        values: the option's values, in order.
+        engines: the engines being crawled.
+
+    Returns:
+        engine -> checked template.
+
+    Raises:
+        ValueError: an unknown or uncrawled NAME, a NAME given twice, a bare template with more
+            than one engine, or a template ``check_engine_url`` refuses.
+    """
+    crawled = sorted(set(engines))
+    urls: dict[str, str] = {}
+    for value in values:
+        name, sep, rest = value.partition("=")
+        # "bing=http://..." names its engine; a bare URL has ':' or '/' before its first '='.
+        if sep and name.replace("_", "").replace("-", "").isalnum():
+            engine, template = name, rest
+            if engine not in TEMPLATE_FIELDS:
+                raise ValueError(
+                    f"--engine-url names unknown engine {engine!r}; expected bing or google"
+                )
+            if engine not in crawled:
+                raise ValueError(
+                    f"--engine-url names {engine}, which is not crawled (add --engine {engine})"
+                )
+        elif len(crawled) == 1:
+            engine, template = crawled[0], value
+        else:
+            raise ValueError(
+                f"--engine-url {value!r} has no NAME= prefix but {len(crawled)} engines are "
+                f"crawled ({', '.join(crawled)}); write --engine-url NAME=TEMPLATE"
+            )
+        if engine in urls:
+            raise ValueError(f"--engine-url given twice for {engine}")
+        urls[engine] = check_engine_url(engine, template)
+    return urls
 
 
 def reachable(url: str, timeout: float = 5.0) -> bool:
@@ -277,12 +421,13 @@ def crawl(
     """Crawl every engine x keyword into ``out``; see the module docstring.
 
     Raises:
+        ValueError: an ``engine_urls`` template that ``check_engine_url`` refuses.
         CrawlError: no engine could be reached (offline).
     """
+    engine_urls = {e: check_engine_url(e, t) for e, t in (engine_urls or {}).items()}
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     manifest = Manifest(folder)
-    engine_urls = engine_urls or {}
     pairs = [(engine, keyword) for engine in engines for keyword in keywords]
     if urls_file:
         pairs.append(("urls", str(urls_file)))
