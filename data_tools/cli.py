@@ -2,6 +2,8 @@
 
 albumgan data prepare SRC --out DIR [--size 512] [--fit crop|pad|squash] [--dedupe-distance 6]
                       [--exclude FILE] [--confirm FILE] [--min-source 256] [--workers N]
+albumgan data gaon --out DIR [--chart CSV] [--source itunes,musicbrainz,bing] [--min-size 300]
+                   [--source-url NAME=BASE]...
 albumgan data synth --out DIR [--n 512] [--size 256] [--seed 0]
 albumgan data list [--data-dir DIR]
 """
@@ -45,16 +47,23 @@ def _prepare(args: argparse.Namespace) -> int:
 
 
 def _crawl(args: argparse.Namespace) -> int:
-    from data_tools.crawl import DEFAULT_KEYWORDS, CrawlError, crawl, report
+    from data_tools.crawl import DEFAULT_KEYWORDS, CrawlError, crawl, parse_engine_urls, report
 
+    engines = tuple(args.engine or ["bing"])
+    try:
+        engine_urls = parse_engine_urls(args.engine_url or [], engines)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         results = crawl(
             args.out,
-            engines=tuple(args.engine or ["bing"]),
+            engines=engines,
             keywords=tuple(args.keyword or DEFAULT_KEYWORDS),
             max_num=args.max_num,
             min_size=args.min_size,
             urls_file=args.urls,
+            engine_urls=engine_urls,
         )
     except CrawlError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -68,21 +77,40 @@ def _crawl(args: argparse.Namespace) -> int:
 
 def _gaon(args: argparse.Namespace) -> int:
     from data_tools.crawl import CrawlError
-    from data_tools.gaon import fetch_covers
+    from data_tools.gaon import CoverFetcher, fetch_covers, parse_sources
 
     try:
-        fetched, missing, gaps = fetch_covers(args.out, args.chart, args.source)
+        sources = parse_sources(args.source)
+        urls = dict(_name_value("--source-url", item) for item in args.source_url or [])
+        result = fetch_covers(
+            args.out, args.chart, sources, CoverFetcher(urls=urls), min_size=args.min_size
+        )
     except (CrawlError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1 if isinstance(exc, CrawlError) else EXIT_USAGE
-    print(f"fetched {len(fetched)} covers from {args.source} into {args.out}")
-    if missing:
-        print(f"no cover found for {len(missing)} albums:")
-        for album in missing:
-            print(f"  {album.label}")
-    if gaps:
-        print(f"gaps in the chart list ({len(gaps)} rows skipped): " + "; ".join(gaps))
+    served = ", ".join(f"{source} {result.served[source]}" for source in sources)
+    print(f"fetched {len(result.fetched)} covers into {args.out} ({served})")
+    if result.set_aside:
+        print(
+            f"set aside {len(result.set_aside)} covers under --min-size {args.min_size} px in "
+            f"{args.out / 'set-aside'} (not used)"
+        )
+    if result.missing:
+        print(f"no source could serve {len(result.missing)} albums:")
+        for album, said in result.missing.items():
+            print(f"  {album.label}: " + "; ".join(said))
+    if result.gaps:
+        print(
+            f"gaps in the chart list ({len(result.gaps)} rows skipped): " + "; ".join(result.gaps)
+        )
     return 0
+
+
+def _name_value(flag: str, text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name or not value:
+        raise ValueError(f"{flag}: expected NAME=URL, got {text!r}")
+    return name.strip(), value.strip()
 
 
 def _synth(args: argparse.Namespace) -> int:
@@ -136,12 +164,32 @@ def build_parser() -> argparse.ArgumentParser:
     crawl.add_argument("--max-num", type=int, default=100, help="images per engine x keyword")
     crawl.add_argument("--min-size", type=int, default=300, help="skip smaller images (px)")
     crawl.add_argument("--urls", type=Path, help="also download a list of image URLs")
+    crawl.add_argument(
+        "--engine-url",
+        action="append",
+        metavar="[NAME=]TEMPLATE",
+        help="result-page URL with {keyword} and {offset} (google: also {page}), e.g. a regional "
+        "Bing or a caching proxy; NAME is bing or google, repeatable; bare for the only engine",
+    )
     crawl.set_defaults(run=_crawl)
 
     gaon = sub.add_parser("gaon", help="one cover per Gaon year-end chart album")
     gaon.add_argument("--out", type=Path, required=True)
     gaon.add_argument("--chart", type=Path, help="your own chart CSV (default: the shipped list)")
-    gaon.add_argument("--source", choices=("itunes", "musicbrainz", "bing"), default="itunes")
+    gaon.add_argument(
+        "--source",
+        default="itunes,musicbrainz,bing",
+        help="sources tried in order per album until one gives a full-size cover "
+        "(default: itunes,musicbrainz,bing)",
+    )
+    gaon.add_argument("--min-size", type=int, default=300, help="smaller covers are set aside")
+    gaon.add_argument(
+        "--source-url",
+        action="append",
+        metavar="NAME=BASE",
+        help="a mirror or proxy: itunes|musicbrainz|coverart=BASE (scheme and host replaced, "
+        "paths kept), bing=TEMPLATE (as data crawl --engine-url); repeatable",
+    )
     gaon.set_defaults(run=_gaon)
 
     syn = sub.add_parser("synth", help="write the embedded synthetic cover set")

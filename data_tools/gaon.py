@@ -1,21 +1,42 @@
-"""``albumgan data gaon``: one cover per album of the Gaon year-end album chart, with provenance.
+"""``albumgan data gaon``: one full-size cover per album of the Gaon year-end album chart.
 
-    albumgan data gaon --out data/raw/gaon [--chart CSV] [--source itunes|musicbrainz|bing]
+    albumgan data gaon --out data/raw/gaon [--chart CSV] [--source itunes,musicbrainz,bing]
+        [--min-size 300] [--source-url NAME=BASE]...
 
 The chart list ships as ``data_tools/data/gaon_year_end_albums.csv`` (year, rank, artist, album,
-sales, source, note): sourced but partial; its gaps stay visible (no invented entries), and users
-can pass their own CSV. For each album one cover is fetched from:
+sales, source, note, artist_alias): sourced but partial; its gaps stay visible (no invented
+entries), and users can pass their own CSV. ``artist_alias`` (optional, ``|``-separated) holds
+other spellings of the artist, such as its Hangul name: Korean services answer in either script.
+
+Sources, tried per album in the order given until one yields a cover of at least ``--min-size``
+pixels on its shorter side:
 
 - ``itunes``: the iTunes Search API (no key; ``entity=album``, ``country=kr``); the best match by
-  artist and title, artwork asked for at 1200x1200; at most one request every 3 s (Apple's
-  documented ~20 per minute);
-- ``musicbrainz``: MusicBrainz release-group search, then the Cover Art Archive's ``front-1200``;
-  a real User-Agent, at most one request per second (MusicBrainz's rule);
-- ``bing``: an image search for "{artist} {album} album cover" (first usable result).
+  artist and title; the artwork URL, in either of Apple's forms (``.../100x100bb.jpg`` or
+  ``.../name.100x100-75.jpg``), rewritten to ask for 1200x1200; at most one request every 3 s
+  (Apple's documented ~20 per minute);
+- ``musicbrainz``: a MusicBrainz release-group search (a real User-Agent, at most one request per
+  second, MusicBrainz's rule), then the Cover Art Archive: its index of the release group gives
+  the front image at full size (``image``), else its largest thumbnail; without an index,
+  ``front-1200``, ``front-500`` and ``front`` are tried in turn;
+- ``bing``: an image search for "{artist} {album} album cover": the first result of at least
+  ``--min-size`` pixels.
+
+A cover smaller than ``--min-size`` is never used: it is moved to ``DIR/set-aside/`` with reason
+``too small`` in its manifest line (``data prepare`` skips it), and the next source is tried.
+Names match across scripts and spellings: the chart's artist or any alias against the service's
+artist names (MusicBrainz credits, names, sort names and aliases count), after folding width
+(full-width letters), case, punctuation (``·``, ``&``, ``×``, ...) and edition suffixes
+("(Deluxe Edition)", "- EP"); MusicBrainz's own score vouches for an artist written in a script
+we have no alias for.
 
 Files are ``<year>-<artist>-<album>.<ext>`` (letters, digits and dashes only), recorded in
-``DIR/manifest.jsonl`` (year, rank, artist, album, source, url, match, sha256, time). Albums
-already in the manifest are skipped on a re-run; albums with no cover found are listed at the end.
+``DIR/manifest.jsonl`` (year, rank, artist, album, source, url, size_asked, width, height, match,
+sha256, bytes, time; ``set_aside`` on covers kept aside). Albums already in the manifest are
+skipped on a re-run; albums no source could serve are listed at the end with what each source
+said. ``--source-url NAME=BASE`` points a service at a mirror or proxy: BASE replaces the scheme
+and host and keeps the paths (``itunes``, ``musicbrainz``, ``coverart``), or is the whole result
+page template for ``bing`` (as ``data crawl --engine-url``).
 """
 
 from __future__ import annotations
@@ -27,27 +48,50 @@ import json
 import re
 import threading
 import time
-from dataclasses import dataclass
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass, field
 from difflib import SequenceMatcher
 from importlib import resources
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 from PIL import Image
 
-from data_tools.crawl import EXTENSIONS, CrawlError, Manifest, crawl_pair
+from data_tools.crawl import ENGINE_URLS, EXTENSIONS, CrawlError, Manifest, crawl_pair
 from gan_core.fileio import read_jsonl, write_bytes
 
 SOURCES = ("itunes", "musicbrainz", "bing")
 USER_AGENT = "albumgan/0.1 (K-pop album-art DC-GAN research; https://pypi.org/project/albumgan)"
-SOURCE_URLS = {
-    "itunes": "https://itunes.apple.com/search",
-    "musicbrainz": "https://musicbrainz.org/ws/2/release-group/",
-    "coverart": "https://coverartarchive.org/release-group/{id}/front-1200",
-    "bing": "https://www.bing.com/images/async?q={keyword}&first={offset}",
+# Where each service lives; ``--source-url NAME=BASE`` replaces scheme and host, keeps the paths.
+SERVICE_BASES = {
+    "itunes": "https://itunes.apple.com",
+    "musicbrainz": "https://musicbrainz.org",
+    "coverart": "https://coverartarchive.org",
 }
-MIN_INTERVAL = {"itunes": 3.0, "musicbrainz": 1.0, "bing": 1.0}
-MIN_MATCH = 0.6  # artist and title similarity both at least this, else "no cover found"
+SERVICE_PATHS = {
+    "itunes": "/search",
+    "musicbrainz": "/ws/2/release-group/",
+    "coverart": "/release-group/{id}",
+}
+SERVICES = (*SERVICE_BASES, "bing")  # what --source-url may name
+MIN_INTERVAL = {"itunes": 3.0, "musicbrainz": 1.0, "coverart": 1.0, "bing": 1.0, "download": 0.0}
+MIN_MATCH = 0.6  # artist and title similarity both at least this, else "no match"
+MUSICBRAINZ_TRUSTED = 90  # MusicBrainz's own score (0-100) that vouches for an artist we cannot
+# compare (a Hangul credit for a Latin chart name without an alias): its search matched the
+# artist field, aliases included, server-side.
+ITUNES_SIZE = 1200
+# Apple's artwork URLs name their size as ``/100x100bb.jpg`` or ``/name.100x100-75.jpg``.
+_ITUNES_DIMENSIONS = re.compile(r"(?<=[/.])\d+x\d+(?=(?:bb|-\d+)\.\w+$)")
+COVER_ART_FALLBACK = ("front-1200", "front-500", "front")
+SET_ASIDE = "set-aside"  # DIR/set-aside/: covers below --min-size, never part of the dataset
+# Edition markers that differ between a chart and a store for the same album.
+_EDITION = re.compile(
+    r"\((?:[^()]*\b(?:edition|deluxe|remaster(?:ed)?|version|ver)\b[^()]*)\)"
+    r"|\s-\s*(?:ep|single)\s*$",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -59,11 +103,16 @@ class Album:
     sales: int | None
     source: str
     note: str
+    aliases: tuple[str, ...] = ()  # other spellings of the artist (the chart's artist_alias)
 
     @property
     def label(self) -> str:
         rank = f"#{self.rank}" if self.rank else "(no rank)"
         return f"{self.year} {rank} {self.artist} - {self.album}"
+
+    @property
+    def artist_names(self) -> tuple[str, ...]:
+        return (self.artist, *self.aliases)
 
     @property
     def stem(self) -> str:
@@ -88,6 +137,7 @@ def load_chart(path: str | Path | None = None) -> tuple[list[Album], list[str]]:
         if missing:
             gaps.append(f"line {line}: missing {', '.join(missing)}")
             continue
+        aliases = tuple(a.strip() for a in (row.get("artist_alias") or "").split("|") if a.strip())
         albums.append(
             Album(
                 year=int(row["year"]),
@@ -97,21 +147,65 @@ def load_chart(path: str | Path | None = None) -> tuple[list[Album], list[str]]:
                 sales=int(row["sales"]) if row.get("sales") else None,
                 source=(row.get("source") or "").strip(),
                 note=(row.get("note") or "").strip(),
+                aliases=aliases,
             )
         )
     return albums, gaps
 
 
-def _similar(a: str, b: str) -> float:
-    def norm(s: str) -> str:
-        return re.sub(r"[\W_]+", "", s.lower())
+# ------------------------------------------------------------------------------------------------
+# Names
+# ------------------------------------------------------------------------------------------------
 
-    na, nb = norm(a), norm(b)
+
+def normalise(name: str) -> str:
+    """A name folded for comparing: width (NFKC), case, edition suffixes, then everything that
+    is not a letter or digit (spaces, ``·``, ``&``, ``×``, quotes, dashes)."""
+    text = unicodedata.normalize("NFKC", name).casefold()
+    text = _EDITION.sub(" ", text)
+    return re.sub(r"[\W_]+", "", text)
+
+
+def similarity(a: str, b: str) -> float:
+    """1.0 for the same name after ``normalise`` or one containing the other ("XOXO" in "XOXO
+    Repackage", "Big Bang" and "BIGBANG"), else difflib's ratio."""
+    na, nb = normalise(a), normalise(b)
     if not na or not nb:
         return 0.0
-    if na in nb or nb in na:  # "XOXO" vs "XOXO (Repackage)", "Big Bang" vs "BIGBANG"
+    if na in nb or nb in na:
         return 1.0
     return SequenceMatcher(None, na, nb).ratio()
+
+
+def closeness(a: str, b: str) -> float:
+    """difflib's ratio of the normalised names, without ``similarity``'s containment rule."""
+    return SequenceMatcher(None, normalise(a), normalise(b)).ratio()
+
+
+def best_similarity(ours: tuple[str, ...] | list[str], theirs: list[str]) -> float:
+    return max((similarity(a, b) for a in ours for b in theirs if b), default=0.0)
+
+
+def itunes_full_size(url: str, size: int = ITUNES_SIZE) -> str | None:
+    """The artwork URL asking for ``size`` x ``size``, or None when the URL names no size."""
+    rewritten, count = _ITUNES_DIMENSIONS.subn(f"{size}x{size}", url)
+    return rewritten if count else None
+
+
+def _musicbrainz_artist_names(group: dict) -> list[str]:
+    names = []
+    for credit in group.get("artist-credit", []):
+        if not isinstance(credit, dict):
+            continue
+        artist = credit.get("artist") or {}
+        names += [credit.get("name", ""), artist.get("name", ""), artist.get("sort-name", "")]
+        names += [alias.get("name", "") for alias in artist.get("aliases") or []]
+    credit = "".join(
+        c.get("name", "") + c.get("joinphrase", "")
+        for c in group.get("artist-credit", [])
+        if isinstance(c, dict)
+    )
+    return [credit, *names]
 
 
 class RateLimiter:
@@ -130,44 +224,87 @@ class RateLimiter:
             self.last = time.monotonic()
 
 
+@dataclass(frozen=True)
+class Candidate:
+    """What a source found for an album: image URLs to try in order, and why it matched."""
+
+    urls: tuple[str, ...]
+    match: str
+    size_asked: tuple[str, ...]  # per URL: "1200x1200", "original", "front-500", ...
+
+
+@dataclass
+class Cover:
+    """One downloaded image."""
+
+    url: str
+    size_asked: str
+    data: bytes
+    format: str
+    width: int
+    height: int
+
+
 class CoverFetcher:
-    """Finds and downloads one cover per album from one source."""
+    """Finds and downloads album covers from iTunes, MusicBrainz + Cover Art Archive and Bing."""
 
     def __init__(
         self,
-        source: str,
         urls: dict[str, str] | None = None,
-        intervals: dict | None = None,
+        intervals: dict[str, float] | None = None,
         timeout: float = 10.0,
     ) -> None:
-        if source not in SOURCES:
-            raise ValueError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
-        self.source = source
-        self.urls = {**SOURCE_URLS, **(urls or {})}
-        self.limiter = RateLimiter({**MIN_INTERVAL, **(intervals or {})}[source])
+        """
+        Args:
+            urls: per service (``itunes``, ``musicbrainz``, ``coverart``) a BASE replacing
+                ``SERVICE_BASES``' scheme and host; ``bing``: the result page template.
+            intervals: seconds between requests, per service (``MIN_INTERVAL``).
+        """
+        urls = dict(urls or {})
+        unknown = sorted(set(urls) - set(SERVICES))
+        if unknown:
+            raise ValueError(f"--source-url: unknown service {unknown[0]!r}; one of {SERVICES}")
+        self.bing_template = urls.pop("bing", ENGINE_URLS["bing"])
+        self.bases = {**SERVICE_BASES, **{k: v.rstrip("/") for k, v in urls.items()}}
+        intervals = {**MIN_INTERVAL, **(intervals or {})}
+        self.limiters = {name: RateLimiter(seconds) for name, seconds in intervals.items()}
         self.timeout = timeout
         self.session = requests.Session()
         self.session.headers["User-Agent"] = USER_AGENT
 
-    def _get(self, url: str, **params) -> requests.Response:
-        self.limiter.wait()
+    def url(self, service: str, **fields) -> str:
+        return self.bases[service] + SERVICE_PATHS[service].format(**fields)
+
+    def rebase(self, url: str, service: str) -> str:
+        """A URL the service itself handed out (a Cover Art Archive index's image links),
+        pointed at the mirror when one is set."""
+        default = urlsplit(SERVICE_BASES[service])
+        parts = urlsplit(url)
+        if self.bases[service] == SERVICE_BASES[service] or parts.hostname != default.hostname:
+            return url
+        tail = parts.path + (f"?{parts.query}" if parts.query else "")
+        return self.bases[service] + tail
+
+    def _get(self, url: str, limiter: str, **params) -> requests.Response:
+        self.limiters[limiter].wait()
         try:
             return self.session.get(url, params=params or None, timeout=self.timeout)
         except requests.ConnectionError as exc:
-            host = re.sub(r"^https?://([^/]+).*$", r"\1", url)
-            raise CrawlError(f"cannot reach {host} (offline?)") from exc
+            raise CrawlError(f"cannot reach {urlsplit(url).netloc} (offline?)") from exc
 
-    def find(self, album: Album) -> tuple[str, str] | None:
-        """(image URL, what matched) or None."""
-        if self.source == "itunes":
+    # -- finding --------------------------------------------------------------------------------
+
+    def find(self, album: Album, source: str) -> Candidate | None:
+        if source == "itunes":
             return self._find_itunes(album)
-        if self.source == "musicbrainz":
+        if source == "musicbrainz":
             return self._find_musicbrainz(album)
-        return None  # bing downloads directly, see fetch()
+        raise ValueError(f"no search for source {source!r}")  # bing: see fetch_covers
 
-    def _find_itunes(self, album: Album) -> tuple[str, str] | None:
+    def _find_itunes(self, album: Album) -> Candidate | None:
         response = self._get(
-            self.urls["itunes"],
+            self.url("itunes"),
+            "itunes",
             term=f"{album.artist} {album.album}",
             entity="album",
             country="kr",
@@ -175,120 +312,234 @@ class CoverFetcher:
         )
         if response.status_code != 200:
             return None
-        best, best_score = None, 0.0
+        best, best_key = None, (0.0, 0.0)
         for hit in response.json().get("results", []):
+            title = hit.get("collectionName", "")
             score = min(
-                _similar(album.artist, hit.get("artistName", "")),
-                _similar(album.album, hit.get("collectionName", "")),
+                best_similarity(album.artist_names, [hit.get("artistName", "")]),
+                similarity(album.album, title),
             )
-            if score > best_score and hit.get("artworkUrl100"):
-                best, best_score = hit, score
+            # Of hits that contain the title, the closest: the album, not its karaoke version.
+            key = (score, closeness(album.album, title))
+            if key > best_key and hit.get("artworkUrl100"):
+                best, best_key = hit, key
+        best_score = best_key[0]
         if best is None or best_score < MIN_MATCH:
             return None
-        url = re.sub(r"/\d+x\d+bb\.", "/1200x1200bb.", best["artworkUrl100"])
-        return url, f"{best.get('artistName')} - {best.get('collectionName')} ({best_score:.2f})"
+        artwork = best["artworkUrl100"]
+        full = itunes_full_size(artwork)
+        match = f"{best.get('artistName')} - {best.get('collectionName')} ({best_score:.2f})"
+        if full is None:  # a form we do not know: take it as it is, the size check decides
+            return Candidate((artwork,), match, ("as given",))
+        return Candidate((full,), match, (f"{ITUNES_SIZE}x{ITUNES_SIZE}",))
 
-    def _find_musicbrainz(self, album: Album) -> tuple[str, str] | None:
+    def _find_musicbrainz(self, album: Album) -> Candidate | None:
         query = f'releasegroup:"{album.album}" AND artist:"{album.artist}"'
-        response = self._get(self.urls["musicbrainz"], query=query, fmt="json", limit=5)
+        response = self._get(
+            self.url("musicbrainz"), "musicbrainz", query=query, fmt="json", limit=5
+        )
         if response.status_code != 200:
             return None
         for group in response.json().get("release-groups", []):
-            credit = " ".join(c.get("name", "") for c in group.get("artist-credit", []))
-            score = min(
-                _similar(album.artist, credit), _similar(album.album, group.get("title", ""))
+            title = similarity(album.album, group.get("title", ""))
+            artist = best_similarity(album.artist_names, _musicbrainz_artist_names(group))
+            score = int(group.get("score", 0) or 0)
+            if title < MIN_MATCH or (artist < MIN_MATCH and score < MUSICBRAINZ_TRUSTED):
+                continue
+            credit = _musicbrainz_artist_names(group)[0]
+            match = (
+                f"{credit} - {group.get('title')} (title {title:.2f}, artist {artist:.2f}, "
+                f"MusicBrainz score {score})"
             )
-            if score >= MIN_MATCH:
-                url = self.urls["coverart"].format(id=group["id"])
-                return url, f"{credit} - {group.get('title')} ({score:.2f})"
+            urls, sizes = self._cover_art(group["id"])
+            return Candidate(urls, match, sizes)
         return None
 
-    def download(self, url: str) -> tuple[bytes, str] | None:
-        """Image bytes and format, or None for a missing/unusable answer."""
-        response = self._get(url)
-        if response.status_code != 200:
-            return None
-        try:
-            with Image.open(io.BytesIO(response.content)) as image:
-                return response.content, image.format
-        except Exception:  # noqa: BLE001 - not an image
-            return None
+    def _cover_art(self, group_id: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The release group's front cover, largest first: from the archive's index when it has
+        one, else its fixed ``front-1200``, ``front-500`` and ``front`` addresses."""
+        index_url = self.url("coverart", id=group_id)
+        response = self._get(index_url, "coverart")
+        images = []
+        if response.status_code == 200:
+            try:
+                images = response.json().get("images") or []
+            except ValueError:
+                images = []
+        front = next(
+            (i for i in images if i.get("front") or "Front" in (i.get("types") or [])), None
+        )
+        if front is None:
+            fixed = tuple(f"{index_url}/{name}" for name in COVER_ART_FALLBACK)
+            return fixed, COVER_ART_FALLBACK
+        choices = [("original", front.get("image"))]
+        thumbnails = front.get("thumbnails") or {}
+        sizes = {"small": 250, "large": 500}  # the archive's older names for 250 and 500
+        by_size = sorted(  # largest first; of two names for one size, the number
+            ((sizes.get(k) or int(k), str(k).isdigit(), k, v) for k, v in thumbnails.items()
+             if v and (k in sizes or str(k).isdigit())),
+            reverse=True,
+        )  # fmt: skip
+        choices += [(f"thumbnail {name}", url) for _, _, name, url in by_size]
+        urls, asked = [], []
+        for label, url in choices:
+            if url and self.rebase(url, "coverart") not in urls:
+                urls.append(self.rebase(url, "coverart"))
+                asked.append(label)
+        return tuple(urls), tuple(asked)
+
+    # -- downloading ----------------------------------------------------------------------------
+
+    def download(self, candidate: Candidate) -> tuple[Cover | None, str]:
+        """The first of the candidate's URLs that gives an image, and what went wrong if none."""
+        problems = []
+        for url, asked in zip(candidate.urls, candidate.size_asked):
+            response = self._get(url, "download")
+            if response.status_code != 200:
+                problems.append(f"HTTP {response.status_code} for {asked}")
+                continue
+            try:
+                with Image.open(io.BytesIO(response.content)) as image:
+                    width, height, fmt = image.width, image.height, image.format
+            except Exception:  # noqa: BLE001 - not an image
+                problems.append(f"not an image for {asked}")
+                continue
+            return Cover(url, asked, response.content, fmt, width, height), ""
+        return None, "; ".join(problems)
+
+
+# ------------------------------------------------------------------------------------------------
+# Fetching a chart
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class FetchResult:
+    """What ``fetch_covers`` did."""
+
+    fetched: list[Album] = field(default_factory=list)
+    missing: dict[Album, list[str]] = field(default_factory=dict)  # album -> each source's word
+    gaps: list[str] = field(default_factory=list)
+    served: Counter = field(default_factory=Counter)  # source -> covers it served now
+    set_aside: list[str] = field(default_factory=list)  # files in DIR/set-aside/
+
+
+def parse_sources(text: str) -> tuple[str, ...]:
+    """``itunes,musicbrainz,bing`` -> a tuple, each known and named once."""
+    names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    unknown = [n for n in names if n not in SOURCES]
+    if unknown or not names:
+        raise ValueError(f"--source: expected a comma list of {', '.join(SOURCES)}, got {text!r}")
+    return names
 
 
 def fetch_covers(
     out: str | Path,
     chart: str | Path | None = None,
-    source: str = "itunes",
+    sources: tuple[str, ...] = SOURCES,
     fetcher: CoverFetcher | None = None,
-) -> tuple[list[Album], list[Album], list[str]]:
-    """Fetch a cover for every album of the chart into ``out``.
-
-    Returns:
-        (albums fetched now, albums with no cover found, gaps in the chart list).
+    min_size: int = 300,
+) -> FetchResult:
+    """Fetch a full-size cover for every album of the chart into ``out``; see the module doc.
 
     Raises:
-        CrawlError: the source cannot be reached (offline).
+        CrawlError: a source cannot be reached (offline).
     """
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     albums, gaps = load_chart(chart)
-    fetcher = fetcher or CoverFetcher(source)
+    fetcher = fetcher or CoverFetcher()
     manifest = Manifest(folder)
-    done = {(r["artist"], r["album"]) for r in read_jsonl(folder / "manifest.jsonl")}
-    fetched, missing = [], []
+    done = {
+        (r.get("artist"), r.get("album"))
+        for r in read_jsonl(folder / "manifest.jsonl")
+        if not r.get("set_aside")
+    }
+    result = FetchResult(gaps=gaps)
     for album in albums:
         if (album.artist, album.album) in done:
             continue
-        if fetcher.source == "bing":
-            ok = _fetch_with_bing(album, folder, manifest, fetcher)
+        said = []
+        for source in sources:
+            if source == "bing":
+                word = _fetch_with_bing(album, folder, manifest, fetcher, min_size)
+            else:
+                word = _fetch_one(album, source, folder, manifest, fetcher, min_size, result)
+            if word == "":
+                result.fetched.append(album)
+                result.served[source] += 1
+                break
+            said.append(f"{source}: {word}")
         else:
-            ok = _fetch_one(album, folder, manifest, fetcher)
-        (fetched if ok else missing).append(album)
-    return fetched, missing, gaps
+            result.missing[album] = said
+    return result
 
 
-def _fetch_one(album: Album, folder: Path, manifest: Manifest, fetcher: CoverFetcher) -> bool:
-    found = fetcher.find(album)
-    if found is None:
-        return False
-    url, match = found
-    downloaded = fetcher.download(url)
-    if downloaded is None:
-        return False
-    data, fmt = downloaded
-    name = f"{album.stem}.{EXTENSIONS.get(fmt, 'img')}"
-    write_bytes(folder / name, data)
-    manifest.append(
-        {
-            "file": name,
-            "year": album.year,
-            "rank": album.rank,
-            "artist": album.artist,
-            "album": album.album,
-            "source": fetcher.source,
-            "url": url,
-            "match": match,
-            "sha256": hashlib.sha256(data).hexdigest(),
-            "bytes": len(data),
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        }
-    )
-    return True
+def _record(album: Album, source: str, name: str, cover: Cover, match: str) -> dict:
+    return {
+        "file": name,
+        "year": album.year,
+        "rank": album.rank,
+        "artist": album.artist,
+        "album": album.album,
+        "source": source,
+        "url": cover.url,
+        "size_asked": cover.size_asked,
+        "width": cover.width,
+        "height": cover.height,
+        "match": match,
+        "sha256": hashlib.sha256(cover.data).hexdigest(),
+        "bytes": len(cover.data),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def _fetch_one(
+    album: Album,
+    source: str,
+    folder: Path,
+    manifest: Manifest,
+    fetcher: CoverFetcher,
+    min_size: int,
+    result: FetchResult,
+) -> str:
+    """Try one API source; "" when it served the album's cover, else what went wrong."""
+    candidate = fetcher.find(album, source)
+    if candidate is None:
+        return "no matching album"
+    cover, problem = fetcher.download(candidate)
+    if cover is None:
+        return f"matched {candidate.match}, but no image ({problem})"
+    ext = EXTENSIONS.get(cover.format, "img")
+    if min(cover.width, cover.height) < min_size:
+        # Kept for a person to look at, never used: data prepare skips what is set aside.
+        name = f"{SET_ASIDE}/{album.stem}-{source}.{ext}"
+        write_bytes(folder / name, cover.data)
+        manifest.append({**_record(album, source, name, cover, candidate.match),
+                         "set_aside": "too small"})  # fmt: skip
+        result.set_aside.append(name)
+        return f"{cover.width}x{cover.height} px is under --min-size {min_size} (set aside)"
+    name = f"{album.stem}.{ext}"
+    write_bytes(folder / name, cover.data)
+    manifest.append(_record(album, source, name, cover, candidate.match))
+    return ""
 
 
 def _fetch_with_bing(
-    album: Album, folder: Path, manifest: Manifest, fetcher: CoverFetcher
-) -> bool:
-    """The fallback: the first usable Bing image for "{artist} {album} album cover"."""
-    fetcher.limiter.wait()
+    album: Album, folder: Path, manifest: Manifest, fetcher: CoverFetcher, min_size: int
+) -> str:
+    """The first Bing image of at least ``min_size`` px for "{artist} {album} album cover"."""
+    fetcher.limiters["bing"].wait()
     keyword = f"{album.artist} {album.album} album cover"
     before = len(read_jsonl(folder / "manifest.jsonl"))
-    result = crawl_pair(
-        folder, manifest, "bing", keyword, max_num=1, min_size=300, engine_url=fetcher.urls["bing"]
-    )
+    found = crawl_pair(
+        folder, manifest, "bing", keyword, max_num=1, min_size=min_size,
+        engine_url=fetcher.bing_template,
+    )  # fmt: skip
     records = read_jsonl(folder / "manifest.jsonl")
-    if result.new_files == 0 or len(records) == before:
-        return False
+    if found.new_files == 0 or len(records) == before:
+        skipped = ", ".join(f"{reason}: {n}" for reason, n in sorted(found.skipped.items()))
+        return "no usable image" + (f" ({skipped})" if skipped else "")
     # Give the crawled file the album's name and the album's fields, as for the APIs.
     record = records[-1]
     name = f"{album.stem}{Path(record['file']).suffix}"
@@ -300,8 +551,9 @@ def _fetch_with_bing(
         artist=album.artist,
         album=album.album,
         source="bing",
+        size_asked="thumbnail" if record.get("thumbnail") else "full (murl)",
         match=keyword,
     )
     lines = [json.dumps(r, ensure_ascii=False) for r in records[:-1] + [record]]
     (folder / "manifest.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return True
+    return ""

@@ -374,9 +374,11 @@ def _write_manifest(records: list[dict], path: Path) -> None:
 
 
 def list_inputs(src: Path, out: Path) -> list[Path]:
-    """Every regular file under ``src`` (any name: a .jpg may be HTML), skipping ``out`` and the
-    crawl/gaon provenance manifests."""
+    """Every regular file under ``src`` (any name: a .jpg may be HTML), skipping ``out``, the
+    crawl/gaon provenance manifests and the files those manifests set aside (``data gaon``'s
+    covers below its ``--min-size``)."""
     out = out.resolve()
+    aside = set_aside_files(src)
     return sorted(
         p
         for p in src.rglob("*")
@@ -384,7 +386,18 @@ def list_inputs(src: Path, out: Path) -> list[Path]:
         and out not in p.resolve().parents
         and not p.name.startswith(".")
         and p.name != PROVENANCE
+        and p.resolve() not in aside
     )
+
+
+def set_aside_files(src: Path) -> set[Path]:
+    """Files a provenance manifest under ``src`` marks ``set_aside`` (with its reason)."""
+    aside = set()
+    for manifest in src.rglob(PROVENANCE):
+        for record in read_jsonl(manifest):
+            if record.get("set_aside") and "file" in record:
+                aside.add((manifest.parent / record["file"]).resolve())
+    return aside
 
 
 def provenance(src: Path) -> dict[str, dict]:
