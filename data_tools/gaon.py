@@ -342,13 +342,13 @@ class CoverFetcher:
             return None
         for group in response.json().get("release-groups", []):
             title = similarity(album.album, group.get("title", ""))
-            artist = best_similarity(album.artist_names, _musicbrainz_artist_names(group))
+            names = _musicbrainz_artist_names(group)  # the joined credit first
+            artist = best_similarity(album.artist_names, names)
             score = int(group.get("score", 0) or 0)
             if title < MIN_MATCH or (artist < MIN_MATCH and score < MUSICBRAINZ_TRUSTED):
                 continue
-            credit = _musicbrainz_artist_names(group)[0]
             match = (
-                f"{credit} - {group.get('title')} (title {title:.2f}, artist {artist:.2f}, "
+                f"{names[0]} - {group.get('title')} (title {title:.2f}, artist {artist:.2f}, "
                 f"MusicBrainz score {score})"
             )
             urls, sizes = self._cover_art(group["id"])

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gan_core.config import first_line
 from gan_core.fileio import atomic_write
 
 log = logging.getLogger(__name__)
@@ -143,15 +144,10 @@ def restore_latest(engine, directory: Path, groups: tuple[str, ...] | None = Non
             raise
         except Exception as exc:  # noqa: BLE001 - a damaged file: fall back to an older one
             log.warning("checkpoint %s is unreadable (%s); trying an older one", path, exc)
-            damaged.append(f"{path.name}: {_first_line(exc)}")
+            damaged.append(f"{path.name}: {first_line(exc)}")
     if damaged:
         raise CheckpointError(
             f"{directory}: every checkpoint is unreadable ({'; '.join(damaged)}); move them "
             "out of the folder to start this run over from step 0, or use another --run-dir"
         )
     return 0
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

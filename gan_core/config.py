@@ -37,6 +37,13 @@ class ConfigError(ValueError):
     """A user error in a config: bad key or bad value. The CLI turns it into exit code 2."""
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type when it has none), for the one-line
+    errors the commands print."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that defines a training run. Defaults reproduce the seed notebook's first run.

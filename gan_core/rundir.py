@@ -34,7 +34,13 @@ from typing import Any
 
 import yaml
 
-from gan_core.config import ConfigError, TrainConfig, build_config, overrides_from_mapping
+from gan_core.config import (
+    ConfigError,
+    TrainConfig,
+    build_config,
+    first_line,
+    overrides_from_mapping,
+)
 from gan_core.fileio import read_json, write_json, write_text
 
 # "failed": the run stopped on an error it cannot recover from (a disk full, a folder made
@@ -243,9 +249,9 @@ def read_config(run_dir: Path) -> TrainConfig:
     except OSError as exc:
         raise RunDirError(f"run_dir: cannot read {path}: {_reason(exc)}") from exc
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise RunDirError(
-            f"run_dir: {path} is not valid YAML ({first}); fix it or use another --run-dir"
+            f"run_dir: {path} is not valid YAML ({first_line(exc)}); fix it or use another "
+            "--run-dir"
         ) from exc
     except ConfigError as exc:
         raise RunDirError(f"run_dir: {path}: {exc}") from exc

@@ -18,12 +18,12 @@ import sys
 import threading
 import time
 from collections.abc import Mapping
-from pathlib import Path
+
+from sweeps.spec import PACKAGE_ROOT
 
 __all__ = ["PARENT_ENV", "child_env", "die_with_parent"]
 
 PARENT_ENV = "ALBUMGAN_PARENT_PID"
-ROOT = Path(__file__).resolve().parent.parent  # the folder holding the project's packages
 _PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
 
 
@@ -32,7 +32,7 @@ def child_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
     project's packages from any working directory (a checkout that is not pip-installed)."""
     env = dict(os.environ if base is None else base)
     env[PARENT_ENV] = str(os.getpid())
-    paths = [str(ROOT), *(p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p)]
+    paths = [str(PACKAGE_ROOT), *(p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p)]
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
     return env
 
