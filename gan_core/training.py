@@ -120,7 +120,8 @@ def _check_data(cfg: TrainConfig, data: TrainingData) -> None:
 
 
 class _StopSignals:
-    """Turn SIGTERM/SIGINT into a flag the loop checks between executions (main thread only)."""
+    """Turn SIGTERM/SIGINT into a flag the loop checks between executions (main thread only),
+    until the end-of-run writes are done; a second Ctrl-C stops at once."""
 
     def __init__(self) -> None:
         self.received: int | None = None
@@ -310,9 +311,11 @@ def _train_in(
             for cb in all_callbacks:
                 cb.on_steps_end(run, run.step, logs)
 
-    run.wall_seconds = time.perf_counter() - wall_start
-    for cb in all_callbacks:
-        cb.on_train_end(run, state)
+        # Still inside: a second SIGTERM must not kill the final checkpoint and status half way
+        # (a sweep trainer whose worker dies with the sweep gets one per process that dies).
+        run.wall_seconds = time.perf_counter() - wall_start
+        for cb in all_callbacks:
+            cb.on_train_end(run, state)
     code = exit_code(state, run.stop_signal)
     metrics = run.last_metrics or _last_metrics(path)
     return TrainResult(path, state, run.step, metrics, code, backend_name)

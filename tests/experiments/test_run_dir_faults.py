@@ -21,7 +21,7 @@ import pytest
 
 from albumgan import train
 from gan_core.config import ConfigError
-from gan_core.run import TrainingData
+from gan_core.run import Callback, TrainingData
 from gan_core.rundir import RunDirLocked, RunLock, lock_holder
 from gan_core.training import train as train_on
 
@@ -190,3 +190,18 @@ def test_a_batch_larger_than_the_dataset_is_refused(tiny_cfg):
     with pytest.raises(ConfigError, match=r"batch_size: 4 is larger than the dataset .*3 images"):
         train_on(tiny_cfg, TrainingData("three", images))
     assert not Path(tiny_cfg.runs_dir).exists()  # refused before anything was written
+
+
+def test_stop_signals_stay_handled_until_the_end_of_run_writes(tiny_cfg):
+    """A trainer started by a sweep gets SIGTERM once per ancestor that dies (the worker, then
+    the sweep): the second must find the handler, not kill the final checkpoint half way."""
+
+    class HandlerAtEnd(Callback):
+        def on_train_end(self, run, state) -> None:
+            self.handler = signal.getsignal(signal.SIGTERM)
+
+    probe = HandlerAtEnd()
+    before = signal.getsignal(signal.SIGTERM)
+    train(tiny_cfg, callbacks=[probe])
+    assert callable(probe.handler) and probe.handler is not before
+    assert signal.getsignal(signal.SIGTERM) is before  # restored once the run is over
