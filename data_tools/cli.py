@@ -15,8 +15,7 @@ import sys
 from pathlib import Path
 
 from data_tools import registry, synthetic
-
-EXIT_USAGE = 2
+from gan_core.contract import EXIT_FAILED, EXIT_USAGE
 
 
 def _prepare(args: argparse.Namespace) -> int:
@@ -67,7 +66,7 @@ def _crawl(args: argparse.Namespace) -> int:
         )
     except CrawlError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
     print(report(results))
     print(
         f"files and manifest.jsonl in {args.out}; next: albumgan data prepare {args.out} --out DIR"
@@ -87,7 +86,7 @@ def _gaon(args: argparse.Namespace) -> int:
         )
     except (CrawlError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1 if isinstance(exc, CrawlError) else EXIT_USAGE
+        return EXIT_FAILED if isinstance(exc, CrawlError) else EXIT_USAGE
     served = ", ".join(f"{source} {result.served[source]}" for source in sources)
     print(f"fetched {len(result.fetched)} covers into {args.out} ({served})")
     if result.set_aside:

@@ -20,8 +20,7 @@ import sys
 from pathlib import Path
 
 from experiments import train as train_entry
-
-EXIT_USAGE = 2
+from gan_core.contract import EXIT_FAILED, EXIT_USAGE
 
 
 def _sample(argv: list[str]) -> int:
@@ -121,7 +120,7 @@ def _metrics(argv: list[str]) -> int:
         print(fetch_inception_weights())
     except MetricsError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_FAILED
     return 0
 
 

@@ -35,7 +35,7 @@ if __package__ in (
 import yaml  # noqa: E402
 
 from gan_core.config import (  # noqa: E402
-    BARE_FLAG_KEYS,
+    BARE_MEANS_TRUE,
     KEYS,
     ConfigError,
     TrainConfig,
@@ -44,10 +44,9 @@ from gan_core.config import (  # noqa: E402
     load_yaml,
     parse_bool,
     parse_value,
-    split_flags,
 )
+from gan_core.contract import EXIT_USAGE  # noqa: E402
 
-EXIT_USAGE = 2
 _OPTIONS = ("config", "config_json", "run_dir", "resume", "dry_run", "help", "h")
 
 
@@ -82,7 +81,7 @@ def parse_args(argv: list[str]) -> tuple[TrainConfig, Options]:
         elif key in ("resume", "dry_run", "help", "wandb"):
             options[key] = value is None or parse_bool(key, value)
         elif key in KEYS:
-            if value is None and key not in BARE_FLAG_KEYS:
+            if value is None and key not in BARE_MEANS_TRUE:
                 raise ConfigError(f"{key}: missing value; use --{key}=VALUE")
             flags[key] = parse_value(key, True if value is None else value)
         else:
@@ -99,6 +98,34 @@ def parse_args(argv: list[str]) -> tuple[TrainConfig, Options]:
         overrides.update(load_json(json_path))
     overrides.update(flags)
     return build_config(overrides), Options(**options)
+
+
+def split_flags(argv: list[str]) -> list[tuple[str, str | None]]:
+    """``--a=1 --b 2 --c`` -> [("a", "1"), ("b", "2"), ("c", None)] with dashes -> underscores.
+
+    A value that itself starts with ``--`` is never taken as the previous flag's value.
+    """
+    pairs: list[tuple[str, str | None]] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if not arg.startswith("--") or len(arg) == 2:
+            raise ConfigError(f"unexpected argument {arg!r}; expected --key=value")
+        body = arg[2:]
+        if "=" in body:
+            key, value = body.split("=", 1)
+            pairs.append((key.replace("-", "_"), value))
+            i += 1
+            continue
+        key = body.replace("-", "_")
+        nxt = argv[i + 1] if i + 1 < len(argv) else None
+        if nxt is not None and not nxt.startswith("--"):
+            pairs.append((key, nxt))
+            i += 2
+        else:
+            pairs.append((key, None))
+            i += 1
+    return pairs
 
 
 def _require(key: str, value: str | None) -> str:

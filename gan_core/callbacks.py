@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from gan_core import checkpoint
+from gan_core.contract import LOSSES
 from gan_core.fileio import append_jsonl
 from gan_core.images import save_grid
-from gan_core.run import LOSS_NAMES, Callback, Run, due, exit_code
+from gan_core.run import Callback, Run, due, exit_code
 
 
 class MetricsLog(Callback):
@@ -32,7 +33,7 @@ class MetricsLog(Callback):
         self._reset()
 
     def _reset(self) -> None:
-        self.sums = dict.fromkeys(LOSS_NAMES, 0.0)
+        self.sums = dict.fromkeys(LOSSES, 0.0)
         self.count = 0
         self.images = 0
         self.seconds = 0.0
@@ -57,7 +58,7 @@ class MetricsLog(Callback):
 
     def on_steps_end(self, run: Run, step: int, logs: dict[str, float]) -> None:
         n = logs["steps"]
-        for name in LOSS_NAMES:
+        for name in LOSSES:
             self.sums[name] += logs[name] * n
         self.count += n
         if logs["img_per_s"] is not None:  # the first, tracing execution is not timed
@@ -70,7 +71,7 @@ class MetricsLog(Callback):
         if self.count == 0 and not extra:
             return
         record: dict[str, Any] = {"step": step}
-        for name in LOSS_NAMES:
+        for name in LOSSES:
             record[name] = round(self.sums[name] / self.count, 6) if self.count else None
         record["img_per_s"] = round(self.images / self.seconds, 2) if self.seconds else None
         record["wall_seconds"] = round(time.perf_counter() - self.started, 3)

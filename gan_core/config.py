@@ -4,12 +4,15 @@ Layers, last wins: code defaults (the dataclass) -> a YAML preset (``--config PA
 file (``--config-json FILE``, what ``wandb agent`` writes for ``${args_json_file}``) ->
 ``--key=value`` flags. Every value is normalised here, at the edge; inside, values are typed.
 
-The forms ``wandb agent`` actually sends are all accepted::
+Each key's rules sit with its field (``_key``): the parser (type, allowed values, range), whether
+a resumed run may change it, and whether a bare ``--key`` means True. The forms ``wandb agent``
+actually sends are all accepted::
 
     --noise_shape=[1, 1, 100]   --noise_shape=1x1x100   --noise_shape=100
     --ema=False   --ema=0.999   --diffaugment=True   --batch_size 32   --ema (bare boolean flag)
 
 Key names are a public contract (sweep YAMLs use them): rename nothing without an alias.
+Splitting argv into flags is the entry point's job (``experiments/train.py``).
 """
 
 from __future__ import annotations
@@ -17,17 +20,18 @@ from __future__ import annotations
 import ast
 import dataclasses
 import json
-from dataclasses import dataclass, fields
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from gan_core.backend import BACKENDS
+from gan_core.contract import EXTRACTORS
 
 ARCHS = ("seed", "dcgan")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
-EXTRACTORS = ("album", "inception")
 DIFFAUGMENT_OPS = ("color", "translation", "cutout")
 DEFAULT_EMA_DECAY = 0.999
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "experiments" / "configs"
@@ -44,90 +48,12 @@ def first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything that defines a training run. Defaults reproduce the seed notebook's first run.
-
-    Attributes are grouped as data / model / optimisation / bookkeeping; all are flat keys so that
-    sweep files can address them directly (``--lr_d=0.0002``).
-    """
-
-    # --- data -----------------------------------------------------------------------------------
-    dataset: str = "synthetic"  # synthetic | gaon | crawled | a folder of images
-    resolution: int = 64  # square side in pixels, a power of two in 16..512
-    # --- model ----------------------------------------------------------------------------------
-    arch: str = "seed"  # seed: the notebook's networks layer for layer; dcgan: Radford et al.
-    noise_shape: tuple[int, ...] = (1, 1, 100)  # (N,) or (1, 1, N)
-    g_width: int = 64  # channels of the generator's last up-sampling block
-    d_width: int = 64  # channels of the discriminator's first block
-    # --- optimisation ---------------------------------------------------------------------------
-    batch_size: int = 16
-    steps: int = 10_000
-    lr_g: float = 0.00015  # the seed: Adam(1.5e-4, beta_1=0.5) for the generator...
-    lr_d: float = 0.0002  # ...and Adam(2e-4, beta_1=0.5) for the discriminator
-    beta1: float = 0.5
-    beta2: float = 0.999
-    label_noise: float = 0.2  # real labels ~ U[1-x, 1], fake labels ~ U[0, x]
-    diffaugment: str = ""  # "" (off) or a comma list of color,translation,cutout
-    ema: float = 0.0  # EMA decay of the generator weights; 0 = no EMA generator
-    precision: str = "auto"  # auto: bf16 where the hardware runs it natively, else float32
-    backend: str = "auto"  # auto | tensorflow | jax (gan_core.backend says what auto picks)
-    seed: int = 0
-    steps_per_execution: int = 0  # train steps per compiled call; 0 = auto
-    # --- bookkeeping ----------------------------------------------------------------------------
-    name: str = ""  # run name; defaults to the preset's file name, else "run"
-    log_every: int = 100
-    sample_every: int = 100
-    checkpoint_every: int = 500
-    eval_every: int = 0  # score KID/FID/precision/recall every N steps; 0 = off
-    eval_extractor: str = "album"  # album (offline) | inception (Keras InceptionV3 weights)
-    eval_samples: int = 0  # generated images per evaluation; 0 = as many as real, at most 1000
-    inception_weights: str = ""  # weights file for eval_extractor=inception
-    keep_checkpoints: int = 3
-    grid_size: int = 8  # sample grids are grid_size x grid_size images
-    runs_dir: str = "runs"
-    cache_dir: str = ""  # "" = $ALBUMGAN_CACHE or ~/.cache/albumgan
-    data_dir: str = ""  # dataset registry root; "" = $ALBUMGAN_DATA or ./data
-
-    def __post_init__(self) -> None:
-        # Notebook users write TrainConfig(ema=True, noise_shape=[1, 1, 100]): normalise every
-        # field through the same parser the CLI uses, then check cross-field rules.
-        for f in fields(self):
-            object.__setattr__(self, f.name, parse_value(f.name, getattr(self, f.name)))
-        _validate(self)
-
-    @property
-    def noise_dim(self) -> int:
-        return self.noise_shape[-1]
-
-    @property
-    def diffaugment_ops(self) -> tuple[str, ...]:
-        return tuple(op for op in self.diffaugment.split(",") if op)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain types only (lists, not tuples), ready for YAML/JSON."""
-        out = dataclasses.asdict(self)
-        out["noise_shape"] = list(self.noise_shape)
-        return out
-
-    def replace(self, **changes: Any) -> TrainConfig:
-        """A copy with ``changes`` parsed like flags (strings allowed) and validated."""
-        return dataclasses.replace(self, **{k: parse_value(k, v) for k, v in changes.items()})
-
-
-KEYS: tuple[str, ...] = tuple(f.name for f in fields(TrainConfig))
-_TYPES: dict[str, Any] = {f.name: f.type for f in fields(TrainConfig)}
-_DEFAULTS = {f.name: f.default for f in fields(TrainConfig)}
-
-
-def _allowed_keys() -> str:
-    return ", ".join(KEYS)
-
-
 # ------------------------------------------------------------------------------------------------
-# Value parsing: one function per kind of value, all raising ConfigError naming the key.
+# Value parsers: ``parse(key, raw) -> value``, raising ConfigError naming the key and what is
+# allowed. The factories below add ranges and choices.
 # ------------------------------------------------------------------------------------------------
 
+Parser = Callable[[str, Any], Any]
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0", "none", "null", ""}
 
@@ -167,7 +93,71 @@ def _parse_float(key: str, raw: Any) -> float:
     raise ConfigError(f"{key}: expected a number, got {raw!r}")
 
 
-def _parse_noise_shape(key: str, raw: Any) -> tuple[int, ...]:
+def _str(key: str, raw: Any) -> str:
+    if raw is None:
+        return ""
+    if isinstance(raw, (dict, list)):
+        raise ConfigError(f"{key}: expected a string, got {raw!r}")
+    return str(raw)
+
+
+def _int(minimum: int, meaning_of_zero: str = "") -> Parser:
+    """An integer >= ``minimum``; ``meaning_of_zero`` says what 0 does where 0 is allowed."""
+    note = f" (0 = {meaning_of_zero})" if meaning_of_zero else ""
+
+    def parse(key: str, raw: Any) -> int:
+        value = _parse_int(key, raw)
+        if value < minimum:
+            raise ConfigError(f"{key}: expected >= {minimum}{note}, got {value}")
+        return value
+
+    return parse
+
+
+def _positive(key: str, raw: Any) -> float:
+    value = _parse_float(key, raw)
+    if not value > 0:
+        raise ConfigError(f"{key}: expected > 0, got {value}")
+    return value
+
+
+def _fraction_below(limit: float) -> Parser:
+    """A number in [0, ``limit``)."""
+
+    def parse(key: str, raw: Any) -> float:
+        value = _parse_float(key, raw)
+        if not 0 <= value < limit:
+            raise ConfigError(f"{key}: expected in [0, {limit:g}), got {value}")
+        return value
+
+    return parse
+
+
+def _choice(choices: tuple[str, ...]) -> Parser:
+    def parse(key: str, raw: Any) -> str:
+        text = str(raw).strip()
+        if text not in choices:
+            raise ConfigError(f"{key}: expected one of {', '.join(choices)}, got {raw!r}")
+        return text
+
+    return parse
+
+
+def _resolution(key: str, raw: Any) -> int:
+    value = _parse_int(key, raw)
+    if value < 16 or value > 512 or value & (value - 1):
+        raise ConfigError(f"{key}: expected a power of two in 16..512, got {value}")
+    return value
+
+
+def _dataset(key: str, raw: Any) -> str:
+    value = _str(key, raw)
+    if not value:
+        raise ConfigError(f"{key}: expected synthetic, gaon, crawled or a folder path, got ''")
+    return value
+
+
+def _noise_shape(key: str, raw: Any) -> tuple[int, ...]:
     """Accepts [1, 1, 100], "[1, 1, 100]", "(1,1,100)", "1x1x100", "100", 100."""
     items: Any = raw
     if isinstance(raw, str):
@@ -191,7 +181,7 @@ def _parse_noise_shape(key: str, raw: Any) -> tuple[int, ...]:
     return shape
 
 
-def _parse_ema(key: str, raw: Any) -> float:
+def _ema(key: str, raw: Any) -> float:
     """False/0/off -> 0.0 (no EMA); True -> the default decay; a number in [0, 1) -> that decay."""
     if isinstance(raw, bool):
         return DEFAULT_EMA_DECAY if raw else 0.0
@@ -205,7 +195,7 @@ def _parse_ema(key: str, raw: Any) -> float:
     return value
 
 
-def _parse_diffaugment(key: str, raw: Any) -> str:
+def _diffaugment(key: str, raw: Any) -> str:
     """False/"" -> "" (off); True -> all ops; "color,cutout" or a list -> those ops, validated."""
     if isinstance(raw, bool):
         return ",".join(DIFFAUGMENT_OPS) if raw else ""
@@ -231,19 +221,112 @@ def _parse_diffaugment(key: str, raw: Any) -> str:
     return ",".join(dict.fromkeys(ops))
 
 
-def _parse_choice(key: str, raw: Any, choices: tuple[str, ...]) -> str:
-    text = str(raw).strip()
-    if text not in choices:
-        raise ConfigError(f"{key}: expected one of {', '.join(choices)}, got {raw!r}")
-    return text
+# ------------------------------------------------------------------------------------------------
+# The config: one field per key, each with its rule.
+# ------------------------------------------------------------------------------------------------
 
 
-def _parse_str(key: str, raw: Any) -> str:
-    if raw is None:
-        return ""
-    if isinstance(raw, (dict, list)):
-        raise ConfigError(f"{key}: expected a string, got {raw!r}")
-    return str(raw)
+@dataclass(frozen=True)
+class KeyRule:
+    """How one config key is read and what may happen to it."""
+
+    parse: Parser
+    resumable: bool = False  # may differ when a run is resumed: it changes how, not what
+    bare_means_true: bool = False  # a bare ``--key`` (``${args_no_boolean_flags}``) means True
+
+
+def _key(default: Any, parse: Parser, resumable: bool = False, bare_means_true: bool = False):
+    return field(default=default, metadata={"rule": KeyRule(parse, resumable, bare_means_true)})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines a training run. Defaults reproduce the seed notebook's first run.
+
+    Attributes are grouped as data / model / optimisation / bookkeeping; all are flat keys so that
+    sweep files can address them directly (``--lr_d=0.0002``).
+    """
+
+    # --- data -----------------------------------------------------------------------------------
+    dataset: str = _key("synthetic", _dataset)  # synthetic | gaon | crawled | a folder of images
+    resolution: int = _key(64, _resolution)  # square side in pixels, a power of two in 16..512
+    # --- model ----------------------------------------------------------------------------------
+    # seed: the notebook's networks layer for layer; dcgan: Radford et al.
+    arch: str = _key("seed", _choice(ARCHS))
+    noise_shape: tuple[int, ...] = _key((1, 1, 100), _noise_shape)  # (N,) or (1, 1, N)
+    g_width: int = _key(64, _int(1))  # channels of the generator's last up-sampling block
+    d_width: int = _key(64, _int(1))  # channels of the discriminator's first block
+    # --- optimisation ---------------------------------------------------------------------------
+    batch_size: int = _key(16, _int(1))
+    steps: int = _key(10_000, _int(1), resumable=True)  # a resumed run may train longer
+    # The seed: Adam(1.5e-4, beta_1=0.5) for the generator, Adam(2e-4, beta_1=0.5) for D.
+    lr_g: float = _key(0.00015, _positive)
+    lr_d: float = _key(0.0002, _positive)
+    beta1: float = _key(0.5, _fraction_below(1))
+    beta2: float = _key(0.999, _fraction_below(1))
+    label_noise: float = _key(0.2, _fraction_below(0.5))  # real ~ U[1-x, 1], fake ~ U[0, x]
+    # "" (off) or a comma list of color,translation,cutout
+    diffaugment: str = _key("", _diffaugment, bare_means_true=True)
+    ema: float = _key(0.0, _ema, bare_means_true=True)  # EMA decay of G's weights; 0 = no EMA
+    precision: str = _key("auto", _choice(PRECISIONS))  # auto: bf16 where native, else float32
+    # auto | tensorflow | jax (gan_core.backend says what auto picks). A checkpoint carries over
+    # between backends, and `auto` may resolve differently on the machine that resumes.
+    backend: str = _key("auto", _choice(BACKENDS), resumable=True)
+    seed: int = _key(0, _parse_int)
+    # train steps per compiled call; 0 = auto
+    steps_per_execution: int = _key(0, _int(0, "auto"), resumable=True)
+    # --- bookkeeping ----------------------------------------------------------------------------
+    name: str = _key("", _str, resumable=True)  # run name; "" = the preset's file name, or "run"
+    log_every: int = _key(100, _int(0, "off"), resumable=True)
+    sample_every: int = _key(100, _int(0, "off"), resumable=True)
+    checkpoint_every: int = _key(500, _int(0, "off"), resumable=True)
+    # score KID/FID/precision/recall every N steps; 0 = off
+    eval_every: int = _key(0, _int(0, "off"), resumable=True)
+    # album (offline) | inception (Keras InceptionV3 weights)
+    eval_extractor: str = _key("album", _choice(EXTRACTORS), resumable=True)
+    # generated images per evaluation; 0 = as many as real, at most 1000
+    eval_samples: int = _key(0, _int(0, "as many as real"), resumable=True)
+    inception_weights: str = _key("", _str, resumable=True)  # weights for eval_extractor=inception
+    keep_checkpoints: int = _key(3, _int(1), resumable=True)
+    grid_size: int = _key(8, _int(1))  # sample grids are grid_size x grid_size images
+    runs_dir: str = _key("runs", _str, resumable=True)
+    cache_dir: str = _key("", _str, resumable=True)  # "" = $ALBUMGAN_CACHE or ~/.cache/albumgan
+    data_dir: str = _key("", _str, resumable=True)  # registry root; "" = $ALBUMGAN_DATA or ./data
+
+    def __post_init__(self) -> None:
+        # Notebook users write TrainConfig(ema=True, noise_shape=[1, 1, 100]): normalise every
+        # field through the same parser the CLI uses.
+        for f in fields(self):
+            object.__setattr__(self, f.name, parse_value(f.name, getattr(self, f.name)))
+
+    @property
+    def noise_dim(self) -> int:
+        return self.noise_shape[-1]
+
+    @property
+    def diffaugment_ops(self) -> tuple[str, ...]:
+        return tuple(op for op in self.diffaugment.split(",") if op)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain types only (lists, not tuples), ready for YAML/JSON."""
+        out = dataclasses.asdict(self)
+        out["noise_shape"] = list(self.noise_shape)
+        return out
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with ``changes`` parsed like flags (strings allowed) and validated."""
+        return dataclasses.replace(self, **{k: parse_value(k, v) for k, v in changes.items()})
+
+
+RULES: dict[str, KeyRule] = {f.name: f.metadata["rule"] for f in fields(TrainConfig)}
+KEYS: tuple[str, ...] = tuple(RULES)
+RESUMABLE = frozenset(k for k, rule in RULES.items() if rule.resumable)
+BARE_MEANS_TRUE = frozenset(k for k, rule in RULES.items() if rule.bare_means_true)
+_DEFAULTS = {f.name: f.default for f in fields(TrainConfig)}
+
+
+def _allowed_keys() -> str:
+    return ", ".join(KEYS)
 
 
 def parse_value(key: str, raw: Any) -> Any:
@@ -252,58 +335,9 @@ def parse_value(key: str, raw: Any) -> Any:
     Raises:
         ConfigError: unknown key or a value of the wrong kind, naming the key and what is allowed.
     """
-    if key not in _TYPES:
+    if key not in RULES:
         raise ConfigError(f"unknown config key {key!r}; allowed keys: {_allowed_keys()}")
-    if key == "noise_shape":
-        return _parse_noise_shape(key, raw)
-    if key == "ema":
-        return _parse_ema(key, raw)
-    if key == "diffaugment":
-        return _parse_diffaugment(key, raw)
-    if key == "arch":
-        return _parse_choice(key, raw, ARCHS)
-    if key == "precision":
-        return _parse_choice(key, raw, PRECISIONS)
-    if key == "backend":
-        return _parse_choice(key, raw, BACKENDS)
-    if key == "eval_extractor":
-        return _parse_choice(key, raw, EXTRACTORS)
-    kind = _TYPES[key]
-    if kind in ("int", int):
-        return _parse_int(key, raw)
-    if kind in ("float", float):
-        return _parse_float(key, raw)
-    return _parse_str(key, raw)
-
-
-def _validate(cfg: TrainConfig) -> None:
-    """Cross-field and range checks; messages say what was expected and what came."""
-    res = cfg.resolution
-    if res < 16 or res > 512 or res & (res - 1):
-        raise ConfigError(f"resolution: expected a power of two in 16..512, got {res}")
-    positive = ("batch_size", "steps", "g_width", "d_width", "grid_size", "keep_checkpoints")
-    for key in positive:
-        if getattr(cfg, key) < 1:
-            raise ConfigError(f"{key}: expected >= 1, got {getattr(cfg, key)}")
-    for key in (
-        "log_every",
-        "sample_every",
-        "checkpoint_every",
-        "eval_every",
-        "steps_per_execution",
-    ):
-        if getattr(cfg, key) < 0:
-            raise ConfigError(f"{key}: expected >= 0 (0 = off/auto), got {getattr(cfg, key)}")
-    for key in ("lr_g", "lr_d"):
-        if not getattr(cfg, key) > 0:
-            raise ConfigError(f"{key}: expected > 0, got {getattr(cfg, key)}")
-    for key in ("beta1", "beta2"):
-        if not 0 <= getattr(cfg, key) < 1:
-            raise ConfigError(f"{key}: expected in [0, 1), got {getattr(cfg, key)}")
-    if not 0 <= cfg.label_noise < 0.5:
-        raise ConfigError(f"label_noise: expected in [0, 0.5), got {cfg.label_noise}")
-    if not cfg.dataset:
-        raise ConfigError("dataset: expected synthetic, gaon, crawled or a folder path, got ''")
+    return RULES[key].parse(key, raw)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -329,7 +363,7 @@ def overrides_from_mapping(mapping: Any, source: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in mapping.items():
         key = str(key).replace("-", "_")
-        if key not in _TYPES:
+        if key not in RULES:
             raise ConfigError(
                 f"unknown config key {key!r} in {source}; allowed keys: {_allowed_keys()}"
             )
@@ -383,10 +417,6 @@ def build_config(
         raise ConfigError(str(exc)) from exc
 
 
-# Keys that may come as a bare ``--key`` (``${args_no_boolean_flags}``), meaning True.
-BARE_FLAG_KEYS = ("ema", "diffaugment")
-
-
 def parse_bool(key: str, raw: Any) -> bool:
     """True/False in any of the spellings YAML, JSON and ``wandb agent`` use."""
     if isinstance(raw, bool):
@@ -397,31 +427,3 @@ def parse_bool(key: str, raw: Any) -> bool:
     if text in _FALSE:
         return False
     raise ConfigError(f"{key}: expected true or false, got {raw!r}")
-
-
-def split_flags(argv: list[str]) -> list[tuple[str, str | None]]:
-    """``--a=1 --b 2 --c`` -> [("a", "1"), ("b", "2"), ("c", None)] with dashes -> underscores.
-
-    A value that itself starts with ``--`` is never taken as the previous flag's value.
-    """
-    pairs: list[tuple[str, str | None]] = []
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        if not arg.startswith("--") or len(arg) == 2:
-            raise ConfigError(f"unexpected argument {arg!r}; expected --key=value")
-        body = arg[2:]
-        if "=" in body:
-            key, value = body.split("=", 1)
-            pairs.append((key.replace("-", "_"), value))
-            i += 1
-            continue
-        key = body.replace("-", "_")
-        nxt = argv[i + 1] if i + 1 < len(argv) else None
-        if nxt is not None and not nxt.startswith("--"):
-            pairs.append((key, nxt))
-            i += 2
-        else:
-            pairs.append((key, None))
-            i += 1
-    return pairs

@@ -18,6 +18,7 @@ import time
 import numpy as np
 
 from gan_core import checkpoint
+from gan_core.contract import SCORES
 from gan_core.fileio import default_cache_dir, read_json, write_json
 from gan_core.images import save_grid, to_uint8
 from gan_core.metrics.extractors import get_extractor
@@ -25,7 +26,6 @@ from gan_core.metrics.score import cached_features, score_features
 from gan_core.run import Callback, Run, due
 
 MAX_EVAL_SAMPLES = 1000
-LOGGED = ("kid", "kid_std", "fid", "precision", "recall")
 BEST_SAMPLES = 64  # images of the best evaluation kept as best_samples.png (an 8x8 grid)
 
 
@@ -55,7 +55,7 @@ class Evaluator(Callback):
         fake = self.extractor(images)
         record = score_features(self.real, fake, self.extractor, run.cfg.resolution)
         record["eval_seconds"] = round(time.perf_counter() - started, 3)
-        logs.update({name: record[name] for name in LOGGED})
+        logs.update({name: record[name] for name in SCORES})
         logs["eval"] = record
         run.status.data["eval_seconds"] = round(
             run.status.data.get("eval_seconds", 0.0) + record["eval_seconds"], 3

@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from gan_core.config import TrainConfig
-
-LOSS_NAMES = ("d_loss_real", "d_loss_fake", "g_loss")  # what every engine's step returns
+from gan_core.contract import EXIT_DIVERGED, EXIT_OK, EXIT_SIGNAL_BASE
 
 if TYPE_CHECKING:
     from gan_core.rundir import Status
@@ -87,15 +86,11 @@ def due(step: int, every: int, run: Run) -> bool:
     return every > 0 and (step % every == 0 or step == run.cfg.steps)
 
 
-# 2: bad arguments, config, backend, run directory or checkpoint (one line on stderr).
-EXIT_OK, EXIT_USAGE, EXIT_DIVERGED = 0, 2, 3
-
-
 def exit_code(state: str, stop_signal: int | None = None) -> int:
     """The process exit code of a run that ended in ``state``: 0 completed, 3 diverged,
     128 + the signal when interrupted (143 for SIGTERM, 130 for SIGINT)."""
     if state == "diverged":
         return EXIT_DIVERGED
     if state == "interrupted":
-        return 128 + (stop_signal or 0)
+        return EXIT_SIGNAL_BASE + (stop_signal or 0)
     return EXIT_OK

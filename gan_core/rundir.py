@@ -35,6 +35,7 @@ from typing import Any
 import yaml
 
 from gan_core.config import (
+    RESUMABLE,
     ConfigError,
     TrainConfig,
     build_config,
@@ -47,28 +48,6 @@ from gan_core.fileio import read_json, write_json, write_text
 # read-only); status.json's message says which.
 STATES = ("running", "completed", "diverged", "interrupted", "failed")
 LOCK_NAME = "writer.lock"
-# Keys a resumed run may change: they do not alter what is being trained.
-RESUMABLE_CHANGES = frozenset(
-    {
-        "steps",
-        "log_every",
-        "sample_every",
-        "checkpoint_every",
-        "eval_every",
-        "eval_extractor",
-        "eval_samples",
-        "inception_weights",
-        "keep_checkpoints",
-        "steps_per_execution",
-        "runs_dir",
-        "cache_dir",
-        "data_dir",
-        "name",
-        # The backend changes how, not what, is trained: a checkpoint carries over between them
-        # (gan_core.checkpoint), and `auto` may resolve differently on the machine that resumes.
-        "backend",
-    }
-)
 _RUN_NAME = re.compile(r"^(\d{5,})-(.+)$")
 
 
@@ -260,12 +239,12 @@ def read_config(run_dir: Path) -> TrainConfig:
 def check_resumable(stored: TrainConfig, requested: TrainConfig, run_dir: Path) -> None:
     """Refuse to resume a run with a config that would train something else."""
     old, new = stored.to_dict(), requested.to_dict()
-    differing = [k for k in old if old[k] != new[k] and k not in RESUMABLE_CHANGES]
+    differing = [k for k in old if old[k] != new[k] and k not in RESUMABLE]
     if differing:
         details = ", ".join(f"{k}: {old[k]!r} -> {new[k]!r}" for k in differing)
         raise ConfigError(
             f"run_dir: {run_dir} was trained with a different config ({details}); "
-            f"use a new --run-dir, or only change {', '.join(sorted(RESUMABLE_CHANGES))}"
+            f"use a new --run-dir, or only change {', '.join(sorted(RESUMABLE))}"
         )
 
 

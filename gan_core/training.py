@@ -29,9 +29,10 @@ import numpy as np
 
 from gan_core import backend, checkpoint
 from gan_core.config import ConfigError, TrainConfig
+from gan_core.contract import EXIT_USAGE, LOSSES
 from gan_core.fileio import read_json, read_jsonl, write_json
 from gan_core.images import save_grid
-from gan_core.run import EXIT_USAGE, LOSS_NAMES, Callback, Run, TrainingData, exit_code
+from gan_core.run import Callback, Run, TrainingData, exit_code
 from gan_core.rundir import (
     RunDirError,
     RunLock,
@@ -304,7 +305,7 @@ def _train_in(
             if not out["finite"]:
                 state = "diverged"
                 break
-            logs: dict[str, Any] = {name: out[name] / done for name in LOSS_NAMES}
+            logs: dict[str, Any] = {name: out[name] / done for name in LOSSES}
             logs.update(steps=done, seconds=0.0 if first else seconds)
             logs["img_per_s"] = None if first else done * cfg.batch_size / seconds
             first = False

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-EXIT_USAGE = 2
+from gan_core.contract import EXIT_USAGE
 
 
 def main(argv: list[str]) -> int:

@@ -5,10 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from gan_core.contract import EXIT_FAILED, EXIT_USAGE
 from sweeps.spec import SweepError, load_spec
-
-EXIT_USAGE = 2
-EXIT_NOTHING_COMPLETED = 1  # the sweep ran, and not one trial completed
 
 
 def main(argv: list[str]) -> int:
@@ -91,4 +89,4 @@ def _summary(counts: dict[str, int]) -> int:
         return 0
     reason = line or "no trials"
     print(f"error: no trial completed ({reason}); see each trial's trial.log", file=sys.stderr)
-    return EXIT_NOTHING_COMPLETED
+    return EXIT_FAILED  # the sweep ran, and not one trial completed

@@ -49,8 +49,8 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from gan_core.contract import EXIT_DIVERGED, EXIT_USAGE, SCORES
 from gan_core.fileio import read_json, read_jsonl
-from gan_core.run import EXIT_DIVERGED, EXIT_USAGE
 from gan_core.rundir import lock_holder, process_alive
 from sweeps.children import child_env
 from sweeps.spec import (
@@ -65,7 +65,6 @@ from sweeps.spec import (
 )
 
 POLL_SECONDS = 0.5
-SUMMARY_KEYS = ("kid", "kid_std", "fid", "precision", "recall")
 # A trial that a worker opened when the grid's queue had just been emptied by another worker:
 # it runs nothing, and leaderboards and reports leave it out.
 UNUSED = "unused (grid already taken)"
@@ -176,7 +175,7 @@ def settle_stale_trials(study: optuna.Study, storage, spec: SweepSpec) -> None:
         if lock_holder(run_dir) is None and status.get("state") in ("completed", "diverged"):
             storage.set_trial_user_attr(trial_id, "state", status["state"])
             storage.set_trial_user_attr(trial_id, "exit_code", status.get("exit_code"))
-            for key in SUMMARY_KEYS:
+            for key in SCORES:
                 if key in final:
                     storage.set_trial_user_attr(trial_id, key, final[key])
             if status["state"] == "completed" and spec.metric in final:
@@ -309,7 +308,7 @@ class Objective:
         final = _last_metric(run_dir, self.spec.metric)
         trial.set_user_attr("state", "pruned" if pruned else status.get("state", "crashed"))
         trial.set_user_attr("exit_code", proc.returncode)
-        for key in SUMMARY_KEYS:
+        for key in SCORES:
             if key in final:
                 trial.set_user_attr(key, final[key])
         if pruned:

@@ -20,11 +20,10 @@ import os
 import sys
 from typing import Any
 
+from gan_core.contract import LOSSES, SCORES
 from gan_core.fileio import read_jsonl
 from gan_core.images import tile, to_uint8
-from gan_core.run import Callback
-
-METRIC_KEYS = ("kid", "kid_std", "fid", "precision", "recall")
+from gan_core.run import Callback, due
 
 
 def has_api_key() -> bool:
@@ -80,11 +79,13 @@ class WandbLogger(Callback):
 
     def on_steps_end(self, run, step: int, logs: dict) -> None:
         data: dict[str, Any] = {}
-        if step % max(run.cfg.log_every, 1) == 0:
-            data.update({k: logs[k] for k in ("d_loss_real", "d_loss_fake", "g_loss")})
+        # The loop calls this at the steps any callback is due, the last step included; log
+        # losses at the same steps as metrics.jsonl (`due`), not at multiples of log_every only.
+        if due(step, run.cfg.log_every, run):
+            data.update({k: logs[k] for k in LOSSES if k in logs})
             if logs.get("img_per_s"):
                 data["img_per_s"] = logs["img_per_s"]
-        for key in METRIC_KEYS:
+        for key in SCORES:
             if key in logs:
                 data[key] = logs[key]
         grid = run.run_dir / "samples" / f"step_{step:06d}.png"

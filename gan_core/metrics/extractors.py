@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gan_core.contract import EXTRACTORS
 from gan_core.metrics.album_features import ALBUM_FEATURES_VERSION, album_features
 
 INCEPTION_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
@@ -28,7 +29,6 @@ INCEPTION_MD5 = "bcbd6486424b2319ff4ef7d526e38f63"
 INCEPTION_URL = (
     "https://storage.googleapis.com/tensorflow/keras-applications/inception_v3/" + INCEPTION_FILE
 )
-EXTRACTOR_NAMES = ("album", "inception")
 
 
 class MetricsError(RuntimeError):
@@ -132,4 +132,4 @@ def get_extractor(
         return Extractor("album", f"album-v{ALBUM_FEATURES_VERSION}", album_features)
     if name == "inception":
         return _inception(inception_weights)
-    raise MetricsError(f"extractor must be one of {', '.join(EXTRACTOR_NAMES)}, got {name!r}")
+    raise MetricsError(f"extractor must be one of {', '.join(EXTRACTORS)}, got {name!r}")

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gan_core.augment import diff_augment, uniforms_needed
-from gan_core.run import LOSS_NAMES
+from gan_core.contract import LOSSES
 from gan_core.steps.engine import Engine, batch_norms, bce, ema_statistics_noise
 
 _DATA_STREAM, _STEP_STREAM = 0, 1  # keys folded from the seed: data order, per-step draws
@@ -103,7 +103,7 @@ class JaxEngine(Engine):
         sums, done, finite = jax.device_get((sums, done, finite))
         self.step += int(done)
         return {
-            **{name: float(value) for name, value in zip(LOSS_NAMES, sums)},
+            **{name: float(value) for name, value in zip(LOSSES, sums)},
             "steps": int(done),
             "finite": bool(finite),
         }
@@ -122,7 +122,7 @@ class JaxEngine(Engine):
             self.step += 1
         self._synced = False
         return {
-            **{name: float(value) for name, value in zip(LOSS_NAMES, sums)},
+            **{name: float(value) for name, value in zip(LOSSES, sums)},
             "steps": done,
             "finite": finite,
         }
@@ -133,7 +133,7 @@ class JaxEngine(Engine):
         self._state, losses = self._compiled()["step_on"](self._state, **inputs)
         self._synced = False
         self.step += 1
-        return {name: float(value) for name, value in zip(LOSS_NAMES, jax.device_get(losses))}
+        return {name: float(value) for name, value in zip(LOSSES, jax.device_get(losses))}
 
     def sample(self, noise: np.ndarray, batch: int = 64) -> np.ndarray:
         if self._state is None:  # not training: the Keras models hold the weights

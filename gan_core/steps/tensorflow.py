@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from gan_core.augment import diff_augment, uniforms_needed
-from gan_core.run import LOSS_NAMES
+from gan_core.contract import LOSSES
 from gan_core.steps.engine import Engine, bce
 from gan_core.steps.tf_optimizer import FusedAdam
 
@@ -145,14 +145,14 @@ class DCGAN(keras.Model):
         return self._step_n(iterator, tf.constant(n, tf.int32))
 
     def _step_n_impl(self, iterator, n: tf.Tensor) -> dict[str, tf.Tensor]:
-        sums = {name: tf.constant(0.0) for name in LOSS_NAMES}
+        sums = {name: tf.constant(0.0) for name in LOSSES}
         done = tf.constant(0)
         finite = tf.constant(True)
         for _ in tf.range(n):
             logs = self.train_step(next(iterator))
-            sums = {name: sums[name] + logs[name] for name in LOSS_NAMES}
+            sums = {name: sums[name] + logs[name] for name in LOSSES}
             done += 1
-            finite = tf.reduce_all([tf.math.is_finite(logs[name]) for name in LOSS_NAMES])
+            finite = tf.reduce_all([tf.math.is_finite(logs[name]) for name in LOSSES])
             if not finite:
                 break
         return {**sums, "steps": done, "finite": finite}
@@ -237,13 +237,13 @@ class TensorFlowEngine(Engine):
         inputs = {k: (tuple(v) if k == "augment" else v) for k, v in inputs.items()}
         losses = self.gan.step_on(**inputs)
         self.step += 1
-        return {name: float(losses[name]) for name in LOSS_NAMES}
+        return {name: float(losses[name]) for name in LOSSES}
 
     def run(self, n: int) -> dict[str, float]:
         out = {key: value.numpy() for key, value in self.gan.step_n(self._batches, n).items()}
         self.step += int(out["steps"])
         return {
-            **{name: float(out[name]) for name in LOSS_NAMES},
+            **{name: float(out[name]) for name in LOSSES},
             "steps": int(out["steps"]),
             "finite": bool(out["finite"]),
         }

@@ -1,0 +1,26 @@
+"""Names and numbers other programs rely on: metric names, extractor names, exit codes.
+
+One home for each, so that the trainer, the sweep runner, the W&B logger, the reports and every
+command agree. Imports nothing (no framework, no project module): anything may import it.
+"""
+
+from __future__ import annotations
+
+# --- metrics ------------------------------------------------------------------------------------
+# What an evaluation scores, under the names metrics.jsonl, best.json, the sweep's `metric.name`,
+# Optuna's trial attributes and W&B use. KID is kept raw everywhere (files and people alike).
+SCORES = ("kid", "kid_std", "fid", "precision", "recall")
+EXTRA_SCORES = ("density", "coverage")  # `albumgan evaluate` only (k-NN, slower)
+LOSSES = ("d_loss_real", "d_loss_fake", "g_loss")  # what every engine's train step returns
+
+# --- feature extractors -------------------------------------------------------------------------
+EXTRACTORS = ("album", "inception")  # album: offline, ours; inception: Keras InceptionV3 weights
+
+# --- exit codes ---------------------------------------------------------------------------------
+EXIT_OK = 0
+EXIT_FAILED = 1  # ran, but did not get what was asked: no sweep trial completed, a download failed
+EXIT_USAGE = 2  # bad arguments, config, backend, run directory, checkpoint or dataset: one line
+EXIT_DIVERGED = 3  # a training run whose losses became NaN/Inf (marked; a sweep goes on)
+EXIT_SIGNAL_BASE = 128  # interrupted by a signal: 128 + its number, after a checkpoint
+EXIT_SIGINT = EXIT_SIGNAL_BASE + 2  # 130, Ctrl-C
+EXIT_SIGTERM = EXIT_SIGNAL_BASE + 15  # 143, `kill`, a sweep pruning the run, a dying parent
