@@ -23,7 +23,7 @@ from typing import Any
 from gan_core.contract import LOSSES, SCORES
 from gan_core.fileio import read_jsonl
 from gan_core.images import tile, to_uint8
-from gan_core.run import Callback, due
+from gan_core.run import Callback
 
 
 def has_api_key() -> bool:
@@ -78,16 +78,11 @@ class WandbLogger(Callback):
         self.run.config.update({"run_dir": str(run.run_dir)}, allow_val_change=True)
 
     def on_steps_end(self, run, step: int, logs: dict) -> None:
-        data: dict[str, Any] = {}
-        # The loop calls this at the steps any callback is due, the last step included; log
-        # losses at the same steps as metrics.jsonl (`due`), not at multiples of log_every only.
-        if due(step, run.cfg.log_every, run):
-            data.update({k: logs[k] for k in LOSSES if k in logs})
-            if logs.get("img_per_s"):
-                data["img_per_s"] = logs["img_per_s"]
-        for key in SCORES:
-            if key in logs:
-                data[key] = logs[key]
+        # What metrics.jsonl got at this step, if anything (losses averaged since its last line,
+        # img/s, scores): W&B shows the same numbers at the same steps, the last step included.
+        record = run.last_metrics if run.last_metrics.get("step") == step else {}
+        keys = (*LOSSES, "img_per_s", *SCORES)
+        data: dict[str, Any] = {k: record[k] for k in keys if record.get(k) is not None}
         grid = run.run_dir / "samples" / f"step_{step:06d}.png"
         if grid.exists():
             import wandb

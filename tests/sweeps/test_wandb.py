@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 TINY = [
     "--config=smoke",
@@ -71,6 +73,57 @@ def test_entry_point_under_an_emulated_agent_writes_an_offline_run(cache_dir, tm
     assert b"\x03kid" in record and repr(kids[-1]).encode() in record
     assert b"sweep42" in record
     assert list((offline[0] / "files" / "media").rglob("*.png"))  # sample grids as wandb.Image
+
+
+def _history(wandb_file: Path) -> dict[int, dict]:
+    """The values logged per step in an offline run's ``.wandb`` file, read as W&B stores it:
+    a 7-byte header (":W&B", 0xBEE1, version), then 32 KiB blocks of chunks, each a 7-byte header
+    (crc32, length, type: 1 full, 2 first, 3 middle, 4 last) before a slice of a ``Record``."""
+    import struct
+
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    data = wandb_file.read_bytes()
+    assert data[:4] == b":W&B"
+    history: dict[int, dict] = {}
+    offset, pending = 7, b""
+    while offset + 7 <= len(data):
+        left_in_block = 32768 - offset % 32768
+        if left_in_block < 7:  # block trailer: zero padding
+            offset += left_in_block
+            continue
+        _crc, length, kind = struct.unpack("<IHB", data[offset : offset + 7])
+        if kind == 0:
+            break
+        pending += data[offset + 7 : offset + 7 + length]
+        offset += 7 + length
+        if kind in (1, 4):  # a whole record
+            record = pb.Record()
+            record.ParseFromString(pending)
+            pending = b""
+            if record.WhichOneof("record_type") == "history":
+                values = {
+                    item.key or "/".join(item.nested_key): json.loads(item.value_json)
+                    for item in record.history.item
+                }
+                history.setdefault(int(values.get("_step", -1)), {}).update(values)
+    return history
+
+
+def test_the_last_steps_losses_are_logged_when_steps_is_not_a_multiple_of_log_every(
+    cache_dir, tmp_path
+):
+    env = {**_clean_env(cache_dir, tmp_path), "WANDB_MODE": "offline"}
+    run_dir = tmp_path / "run"
+    flags = ["--steps=7", "--log_every=5", "--sample_every=0", "--eval_every=0"]
+    proc = _run(["--wandb", *TINY, *flags, f"--run-dir={run_dir}"], env, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    history = _history(next((run_dir / "wandb").glob("offline-run-*/run-*.wandb")))
+    metrics = {r["step"]: r for r in map(json.loads, (run_dir / "metrics.jsonl").open())}
+    assert sorted(metrics) == [5, 7]
+    for step in (5, 7):  # the same numbers at the same steps as metrics.jsonl
+        for key in ("d_loss_real", "d_loss_fake", "g_loss", "img_per_s"):
+            assert history[step][key] == pytest.approx(metrics[step][key]), (step, key)
 
 
 def test_no_api_key_falls_back_to_offline_with_one_notice(cache_dir, tmp_path):
