@@ -259,9 +259,9 @@ def trial_timeline(journal: Path, sweep_started: float) -> list[dict]:
     loop ended, and when the worker recorded the result."""
     import optuna
 
-    from sweeps.runner import open_storage
+    from sweeps.storage import open_storage
 
-    storage = open_storage(str(journal), "smoke", journal.parent)
+    storage = open_storage(str(journal))
     timeline = []
     for trial in optuna.load_study(study_name="smoke", storage=storage).trials:
         status_path = Path(trial.user_attrs.get("run_dir", "")) / "status.json"

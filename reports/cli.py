@@ -29,6 +29,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
 
     from reports.rundata import ReportError
+    from sweeps.storage import StorageError
 
     try:
         if args.command == "run":
@@ -43,7 +44,7 @@ def main(argv: list[str]) -> int:
             from reports.compare_report import compare_report
 
             index = compare_report(args.run_dirs, args.out)
-    except ReportError as exc:
+    except (ReportError, StorageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     print(f"report: {index}")

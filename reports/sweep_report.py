@@ -15,39 +15,16 @@ from typing import Any
 
 import optuna
 from optuna.trial import TrialState
-from sqlalchemy.exc import SQLAlchemyError
 
 from reports import charts, gallery
 from reports.render import relative, write_report
 from reports.run_report import run_report
-from reports.rundata import ReportError, RunData, headline, load_run
-from sweeps.runner import rdb_url, visible_trials
+from reports.rundata import RunData, headline, load_run
+from sweeps.runner import visible_trials
 from sweeps.spec import decode
+from sweeps.storage import load_study
 
 DEFAULT_METRIC = "kid"
-
-
-def open_study(storage: str, study_name: str) -> optuna.Study:
-    """Load an existing study read-only in spirit: never creates a storage or a study."""
-    if "://" not in storage:
-        path = Path(storage)
-        if not path.is_file():
-            raise ReportError(f"--storage {storage}: no such journal file")
-        backend = optuna.storages.journal.JournalFileBackend(str(path))
-        storage_obj: Any = optuna.storages.JournalStorage(backend)
-    else:
-        try:
-            storage_obj = optuna.storages.RDBStorage(rdb_url(storage), skip_table_creation=True)
-        except (ImportError, SQLAlchemyError, optuna.exceptions.StorageInternalError) as exc:
-            reason = str(exc.__cause__ or exc).strip().splitlines()[0]  # the driver's words
-            raise ReportError(f"--storage {storage}: cannot open ({reason})") from exc
-    try:
-        return optuna.load_study(study_name=study_name, storage=storage_obj)
-    except KeyError as exc:
-        names = optuna.get_all_study_names(storage_obj)
-        raise ReportError(
-            f"--study {study_name!r} is not in {storage}; studies there: {', '.join(names) or '-'}"
-        ) from exc
 
 
 def trial_rows(study: optuna.Study, metric: str) -> list[dict]:
@@ -121,7 +98,7 @@ def sweep_report(
     run_reports: bool = True,
 ) -> Path:
     """Write the sweep report; returns its index.html."""
-    study = open_study(storage, study_name)
+    study = load_study(storage, study_name)
     metric = study.user_attrs.get("metric", DEFAULT_METRIC)
     rows = trial_rows(study, metric)
     runs = [r["run"] for r in rows if r["run"]]

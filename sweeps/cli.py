@@ -68,12 +68,9 @@ def main(argv: list[str]) -> int:
             print(runner.leaderboard(study))
             return _summary(runner.outcome(study))
         else:
-            import optuna
+            from sweeps.storage import load_study
 
-            study = optuna.load_study(
-                study_name=args.study,
-                storage=runner.open_storage(args.storage, args.study, None),
-            )
+            study = load_study(args.storage, args.study)
         print(runner.leaderboard(study))
         return 0
     except SweepError as exc:

@@ -30,9 +30,6 @@ Nothing lost, nothing done twice:
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import inspect
 import itertools
 import json
 import math
@@ -42,7 +39,6 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -63,49 +59,13 @@ from sweeps.spec import (
     suggest,
     to_argv,
 )
+from sweeps.storage import absolute_location, open_storage, storage_lock
 
 POLL_SECONDS = 0.5
 # A trial that a worker opened when the grid's queue had just been emptied by another worker:
 # it runs nothing, and leaderboards and reports leave it out.
 UNUSED = "unused (grid already taken)"
 LOST = "worker died; queued again"
-
-
-def rdb_url(url: str) -> str:
-    """A bare ``postgresql://`` URL names the psycopg2 driver we install (the ``postgres`` extra):
-    SQLAlchemy 2.1 would otherwise pick psycopg 3."""
-    return (
-        "postgresql+psycopg2://" + url[len("postgresql://") :]
-        if url.startswith("postgresql://")
-        else url
-    )
-
-
-def open_storage(storage: str | None, study: str, runs_dir: Path):
-    """A journal file (default ``<runs>/<study>/optuna.journal``), SQLite or PostgreSQL."""
-    if storage and "://" in storage:
-        storage = rdb_url(storage)
-        if storage.startswith("postgresql"):
-            # A trial whose machine stops beating for grace_period is failed and re-queued with
-            # the same parameters and user attrs; the retry resumes its run directory.
-            return optuna.storages.RDBStorage(
-                storage, heartbeat_interval=30, grace_period=120, **_stale_trial_retry(2)
-            )
-        return optuna.storages.RDBStorage(storage)
-    path = Path(storage) if storage else runs_dir / study / "optuna.journal"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    backend = optuna.storages.journal.JournalFileBackend(str(path))
-    return optuna.storages.JournalStorage(backend)
-
-
-def _stale_trial_retry(max_retry: int) -> dict[str, Any]:
-    """RDBStorage's retry-on-stale-heartbeat argument: renamed in Optuna 4.9, the old name goes
-    in 6.0."""
-    storages = optuna.storages
-    if "heartbeat_stale_trial_callback" in inspect.signature(storages.RDBStorage).parameters:
-        retry = storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
-        return {"heartbeat_stale_trial_callback": retry}
-    return {"failed_trial_callback": storages.RetryFailedTrialCallback(max_retry=max_retry)}
 
 
 def make_sampler(spec: SweepSpec, worker: int, seed: int = 0) -> optuna.samplers.BaseSampler:
@@ -222,22 +182,6 @@ def queue_grid(study: optuna.Study, spec: SweepSpec) -> int:
             study.enqueue_trial(params, user_attrs={"grid_point": key})
             queued += 1
     return queued
-
-
-@contextlib.contextmanager
-def storage_lock(storage: str) -> Iterator[None]:
-    """Exclusive between ``sweep run`` commands on this machine sharing a journal or SQLite file
-    (a lock file beside it). A server database (PostgreSQL) gets none: two machines that start
-    the same grid in the same second may queue a point twice."""
-    if "://" in storage and not storage.startswith("sqlite:///"):
-        yield
-        return
-    # Not "<journal>.lock": Optuna's journal backend uses that name for its own lock.
-    path = Path(storage.removeprefix("sqlite:///") + ".queue.lock")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
-        yield
 
 
 class Objective:
@@ -392,7 +336,7 @@ def run_worker(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
         study_name=study_name,
-        storage=open_storage(storage, study_name, runs),
+        storage=open_storage(absolute_location(storage, runs, study_name)),
         sampler=make_sampler(spec, worker),
         pruner=make_pruner(spec),
         direction=spec.goal,
@@ -427,15 +371,6 @@ def _stop_when_queue_empty(study: optuna.Study, trial) -> None:
         study.stop()
 
 
-def _absolute_storage(storage: str | None, runs: Path, study_name: str) -> str:
-    """The storage as every worker, from any folder, must name it."""
-    if storage is None:
-        return str(runs / study_name / "optuna.journal")
-    if storage.startswith("sqlite:///"):
-        return "sqlite:///" + str(Path(storage.removeprefix("sqlite:///")).resolve())
-    return storage if "://" in storage else str(Path(storage).resolve())
-
-
 def run_sweep(
     spec_path: str | Path,
     study_name: str | None = None,
@@ -455,9 +390,9 @@ def run_sweep(
     spec = load_spec(spec_path)
     study_name = study_name or spec.name or spec_path.stem
     runs = Path(runs_dir).resolve()
-    storage = _absolute_storage(storage, runs, study_name)
+    storage = absolute_location(storage, runs, study_name)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    store = open_storage(storage, study_name, runs)
+    store = open_storage(storage)
     with storage_lock(storage):  # one `sweep run` at a time settles and queues
         study = optuna.create_study(
             study_name=study_name, storage=store, direction=spec.goal, load_if_exists=True
@@ -548,25 +483,26 @@ def visible_trials(study: optuna.Study) -> list:
     return [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("state") != UNUSED]
 
 
-def leaderboard(study: optuna.Study, metric: str = "kid") -> str:
-    """A plain-text table of trials, best first."""
-    rows = []
-    for trial in visible_trials(study):
-        value = trial.value if trial.value is not None else math.inf
-        params = " ".join(f"{k}={v}" for k, v in trial.params.items())
-        rows.append(
-            (
-                value,
-                trial.number,
-                trial.state.name,
-                trial.user_attrs.get("state", ""),
-                params,
-                trial.user_attrs.get("run_dir", ""),
-            )
-        )
-    rows.sort(key=lambda r: (math.isnan(r[0]) if isinstance(r[0], float) else False, r[0]))
+def leaderboard(study: optuna.Study) -> str:
+    """A plain-text table of trials, best first in the study's direction (``metric.goal``);
+    trials without a finite value (running, failed, pruned, diverged) last, in trial order."""
+    metric = study.user_attrs.get("metric", "value")
+    sign = -1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
+
+    def order(trial) -> tuple:
+        value = trial.value
+        if value is None or not math.isfinite(value):
+            return (1, 0.0, trial.number)
+        return (0, sign * value, trial.number)
+
     lines = [f"{'#':>4} {metric:>10} {'state':<9} {'run':<11} params  (run dir)"]
-    for value, number, state, run_state, params, run_dir in rows:
-        shown = f"{value:.5f}" if math.isfinite(value) else "-"
-        lines.append(f"{number:>4} {shown:>10} {state:<9} {run_state:<11} {params}  ({run_dir})")
+    for trial in sorted(visible_trials(study), key=order):
+        value = trial.value
+        shown = f"{value:.4g}" if value is not None and math.isfinite(value) else "-"
+        params = " ".join(f"{k}={v}" for k, v in trial.params.items())
+        attrs = trial.user_attrs
+        lines.append(
+            f"{trial.number:>4} {shown:>10} {trial.state.name:<9} "
+            f"{attrs.get('state', ''):<11} {params}  ({attrs.get('run_dir', '')})"
+        )
     return "\n".join(lines)

@@ -18,8 +18,9 @@ import sqlalchemy
 import yaml
 from optuna.trial import TrialState
 
-from sweeps.runner import UNUSED, make_sampler, open_storage
+from sweeps.runner import UNUSED, make_sampler
 from sweeps.spec import load_spec, suggest
+from sweeps.storage import open_storage
 
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE = ROOT / "sweeps" / "smoke.yaml"
@@ -97,7 +98,7 @@ def test_a_trial_with_a_stale_heartbeat_is_failed_and_retried(postgres_url, cach
     # A worker on another machine took the only grid point, then died an hour ago: its trial is
     # RUNNING with an old heartbeat (aged in Optuna's trial_heartbeats table), and no pid or host
     # here says it is dead. Only the heartbeat can tell.
-    storage = open_storage(postgres_url, study_name, tmp_path)
+    storage = open_storage(postgres_url)
     study = optuna.create_study(
         study_name=study_name, storage=storage, sampler=make_sampler(spec, 0), direction=spec.goal
     )

@@ -17,8 +17,9 @@ import yaml
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 from experiments.train import parse_args
-from sweeps.runner import LOST, THREAD_VARIABLES, open_storage, run_sweep, thread_limits
+from sweeps.runner import LOST, THREAD_VARIABLES, run_sweep, thread_limits
 from sweeps.spec import SweepError, decode, distribution, load_spec, parse_spec, to_argv
+from sweeps.storage import open_storage
 
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE = ROOT / "sweeps" / "smoke.yaml"
@@ -124,9 +125,7 @@ def _env(cache_dir: str) -> dict[str, str]:
 
 
 def _trials(storage: Path, study: str):
-    return optuna.load_study(
-        study_name=study, storage=open_storage(str(storage), study, None)
-    ).trials
+    return optuna.load_study(study_name=study, storage=open_storage(str(storage))).trials
 
 
 def _running(pid: int) -> bool:
@@ -219,7 +218,7 @@ def test_a_trial_waits_for_a_trainer_that_still_holds_its_run_dir(tmp_path):
     run_dir = tmp_path / "runs" / "one" / "trial-0000"
     # A worker died and left its trial RUNNING; its trainer lives on (no parent-death signal
     # on some systems, or started by hand) and holds the run directory for two more seconds.
-    study = optuna.create_study(study_name="one", storage=open_storage(journal, "one", tmp_path))
+    study = optuna.create_study(study_name="one", storage=open_storage(journal))
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True).stdout.strip()  # fmt: skip
     lost = study.ask()
@@ -376,3 +375,42 @@ def test_workers_split_the_cores_between_their_trainers(monkeypatch):
     assert thread_limits(32) == {name: "1" for name in THREAD_VARIABLES}
     monkeypatch.setenv("OMP_NUM_THREADS", "8")  # the user's choice stands
     assert "OMP_NUM_THREADS" not in thread_limits(4)
+
+
+@pytest.mark.parametrize("goal", ["maximize", "minimize"])
+def test_leaderboards_follow_the_studys_direction(tmp_path, capsys, goal):
+    """`sweep status` and the sweep report rank by `metric.goal`: best first, then the trials
+    with no value (failed, diverged) in trial order."""
+    from reports.sweep_report import trial_rows
+    from sweeps.cli import main as sweep_main
+
+    journal = str(tmp_path / "goal.journal")
+    study = optuna.create_study(study_name="goal", storage=open_storage(journal), direction=goal)
+    study.set_user_attr("metric", "precision")
+    for value in (0.2, 0.9, None, 0.5, float("nan")):  # nan: Optuna fails the trial, warning
+        trial = study.ask()
+        trial.suggest_int("batch_size", 8, 128)
+        if value is None:
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        else:
+            study.tell(trial, value)
+    best_first = [1, 3, 0] if goal == "maximize" else [0, 3, 1]
+
+    assert sweep_main(["status", "--storage", journal, "--study", "goal"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:2] == ["#", "precision"]
+    assert [int(line.split()[0]) for line in table[1:]] == [*best_first, 2, 4]
+    assert [row["number"] for row in trial_rows(study, "precision")] == [*best_first, 2, 4]
+
+
+def test_status_of_a_study_that_is_not_there_names_the_ones_that_are(tmp_path, capsys):
+    from sweeps.cli import main as sweep_main
+
+    journal = str(tmp_path / "s.journal")
+    optuna.create_study(study_name="real", storage=open_storage(journal))
+    assert sweep_main(["status", "--storage", journal, "--study", "typo"]) == 2
+    assert "studies there: real" in capsys.readouterr().err
+    missing = str(tmp_path / "nothing.journal")
+    assert sweep_main(["status", "--storage", missing, "--study", "real"]) == 2
+    assert "no such journal file" in capsys.readouterr().err
+    assert not Path(missing).exists()  # status never creates a storage

@@ -1,0 +1,142 @@
+"""Where a study lives: one place that opens an Optuna storage from a path or URL.
+
+    store = open_storage("runs/smoke/optuna.journal")        # a journal file (the default)
+    store = open_storage("sqlite:///sweeps.db")               # SQLite, one worker at a time
+    store = open_storage("postgresql://user@host/db")         # many machines: heartbeat, retry
+    study = load_study("runs/smoke/optuna.journal", "smoke")  # an existing study, read it
+
+``sweep run`` opens (and creates) the storage; ``sweep status`` and ``report sweep`` only load a
+study that exists, and say which studies there are when the name is wrong. Every failure to open
+is a ``StorageError`` with one line naming the storage (exit code 2 in the commands).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import inspect
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from sweeps.spec import SweepError
+
+__all__ = [
+    "StorageError",
+    "absolute_location",
+    "default_location",
+    "load_study",
+    "open_storage",
+    "storage_lock",
+]
+
+# PostgreSQL: a worker that stops beating for GRACE_SECONDS (its machine died) has its trial
+# failed and queued again, up to MAX_RETRY times; the retry resumes the same run directory.
+HEARTBEAT_SECONDS = 30
+GRACE_SECONDS = 120
+MAX_RETRY = 2
+
+
+class StorageError(SweepError):
+    """A storage that cannot be opened, or a study that is not in it."""
+
+
+def default_location(runs_dir: Path, study_name: str) -> str:
+    return str(runs_dir / study_name / "optuna.journal")
+
+
+def absolute_location(location: str | None, runs_dir: Path, study_name: str) -> str:
+    """The storage as every worker, started from any folder, must name it."""
+    if location is None:
+        return default_location(runs_dir.resolve(), study_name)
+    if location.startswith("sqlite:///"):
+        return "sqlite:///" + str(Path(location.removeprefix("sqlite:///")).resolve())
+    return location if "://" in location else str(Path(location).resolve())
+
+
+def open_storage(location: str, create: bool = True) -> optuna.storages.BaseStorage:
+    """A journal file (a path), SQLite or PostgreSQL (a URL).
+
+    Args:
+        create: make the journal's folder or the database's tables when missing (``sweep run``);
+            False only opens what exists (``sweep status``, reports).
+
+    Raises:
+        StorageError: no such journal file (``create=False``), a missing driver, a database that
+            cannot be reached or has no Optuna tables.
+    """
+    if "://" not in location:
+        path = Path(location)
+        if create:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        elif not path.is_file():
+            raise StorageError(f"--storage {location}: no such journal file")
+        return optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(path))
+        )
+    from sqlalchemy.exc import SQLAlchemyError
+
+    url = _driver_url(location)
+    options: dict[str, Any] = {"skip_table_creation": not create}
+    if url.startswith("postgresql"):
+        options.update(
+            heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS, **_stale_retry()
+        )
+    try:
+        return optuna.storages.RDBStorage(url, **options)
+    except (ImportError, SQLAlchemyError, optuna.exceptions.StorageInternalError) as exc:
+        reason = str(exc.__cause__ or exc).strip().splitlines()[0]  # the driver's own words
+        raise StorageError(f"--storage {location}: cannot open ({reason})") from exc
+
+
+def load_study(location: str, study_name: str) -> optuna.Study:
+    """An existing study; never creates a storage or a study.
+
+    Raises:
+        StorageError: the storage cannot be opened, or holds no study of that name (the message
+            lists the ones it holds).
+    """
+    store = open_storage(location, create=False)
+    try:
+        return optuna.load_study(study_name=study_name, storage=store)
+    except KeyError as exc:
+        names = ", ".join(optuna.get_all_study_names(store)) or "-"
+        raise StorageError(
+            f"--study {study_name!r} is not in {location}; studies there: {names}"
+        ) from exc
+
+
+@contextlib.contextmanager
+def storage_lock(location: str) -> Iterator[None]:
+    """Exclusive between ``sweep run`` commands on this machine sharing a journal or SQLite file
+    (a lock file beside it). A server database (PostgreSQL) gets none: two machines that start
+    the same grid in the same second may queue a point twice."""
+    if "://" in location and not location.startswith("sqlite:///"):
+        yield
+        return
+    # Not "<journal>.lock": Optuna's journal backend uses that name for its own lock.
+    path = Path(location.removeprefix("sqlite:///") + ".queue.lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
+        yield
+
+
+def _driver_url(url: str) -> str:
+    """A bare ``postgresql://`` URL names the psycopg2 driver we install (the ``postgres`` extra):
+    SQLAlchemy 2.1 would otherwise pick psycopg 3."""
+    if url.startswith("postgresql://"):
+        return "postgresql+psycopg2://" + url.removeprefix("postgresql://")
+    return url
+
+
+def _stale_retry() -> dict[str, Any]:
+    """RDBStorage's retry-on-stale-heartbeat argument: renamed in Optuna 4.9, the old name goes
+    in 6.0."""
+    storages = optuna.storages
+    if "heartbeat_stale_trial_callback" in inspect.signature(storages.RDBStorage).parameters:
+        retry = storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
+        return {"heartbeat_stale_trial_callback": retry}
+    return {"failed_trial_callback": storages.RetryFailedTrialCallback(max_retry=MAX_RETRY)}
