@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: venv
-	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m experiments.train --config modern --dataset=synthetic \
+	$(PY) -m experiments.train --config modern --dataset=synthetic \
 		--steps=$(DEMO_STEPS) --eval_every=300 --name=demo
 	@run=$$(ls -d runs/*-demo | sort | tail -n 1); \
 	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m experiments.cli report run $$run > /dev/null; \

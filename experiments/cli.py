@@ -167,5 +167,18 @@ def main(argv: list[str] | None = None) -> int:
     return COMMANDS[argv[0]](argv[1:])
 
 
+# Commands that load a framework, whose harmless start-up notices `quiet` keeps off stderr.
+FRAMEWORK_COMMANDS = ("train", "sample", "evaluate")
+
+
+def console() -> int:
+    """The installed ``albumgan`` command: ``main`` with stderr kept free of framework notices."""
+    if sys.argv[1:2] and sys.argv[1] in FRAMEWORK_COMMANDS:
+        from experiments import quiet
+
+        quiet.install()
+    return main()
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console())

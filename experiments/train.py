@@ -203,4 +203,7 @@ def _dry_run(cfg: TrainConfig, backend_name: str) -> int:
 
 
 if __name__ == "__main__":
+    from experiments import quiet
+
+    quiet.install()  # before TensorFlow loads: no framework notices on stderr, errors kept
     sys.exit(main())
