@@ -1,4 +1,4 @@
-"""A training run's stderr: no framework notices a person would read as errors, real errors kept."""
+"""A training run's stderr: no framework notices read as errors; real errors kept."""
 
 from __future__ import annotations
 
