@@ -18,14 +18,17 @@ demo: venv
 	$(PY) -m experiments.train --config modern --dataset=synthetic \
 		--steps=$(DEMO_STEPS) --eval_every=300 --name=demo
 	@run=$$(ls -d runs/*-demo | sort | tail -n 1); \
-	TF_CPP_MIN_LOG_LEVEL=2 $(PY) -m experiments.cli report run $$run > /dev/null; \
+	$(VENV)/bin/albumgan report run $$run > /dev/null; \
 	echo ""; echo "Results in $$run:"; \
 	echo "  sample grids:  $$run/samples/  (latest: $$(ls $$run/samples | tail -n 1))"; \
 	echo "  metrics:       $$run/metrics.jsonl  (losses; KID/FID every 300 steps)"; \
 	echo "  best KID:      $$run/best.json"; \
 	echo "  generator:     $$run/generator.keras"; \
-	echo "  more images:   $(PY) -m experiments.cli sample $$run --n 64 --format jpg"; \
-	echo ""; echo "Report (open in a browser): $$run/report/index.html  (Markdown: report.md)"
+	echo ""; echo "Report (open in a browser): $$run/report/index.html  (Markdown: report.md)"; \
+	echo ""; echo "Next:"; \
+	echo "  $(VENV)/bin/albumgan sample $$run --n 64            # 64 more images"; \
+	echo "  $(VENV)/bin/albumgan train --config smoke --steps=50  # another run"; \
+	echo "  $(VENV)/bin/albumgan sweep run smoke                   # a sweep, then its leaderboard"
 
 # The whole suite on TensorFlow, then the trainer's contract tests again on JAX (on the CPU).
 test: venv

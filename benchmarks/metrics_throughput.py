@@ -21,6 +21,7 @@ if __package__ in (None, ""):
 import numpy as np  # noqa: E402
 
 from data_tools.synthetic import generate_cover  # noqa: E402
+from gan_core.contract import shown  # noqa: E402
 from gan_core.metrics.extractors import get_extractor  # noqa: E402
 from gan_core.metrics.score import cached_features, score_features  # noqa: E402
 
@@ -50,9 +51,8 @@ def main() -> None:
         f"{scores['extractor']} ({real_feats.shape[1]}-d)"
     )
     print(
-        f"KID x 10^3 {scores['kid'] * 1e3:.3f} +- {scores['kid_std'] * 1e3:.3f}, "
-        f"FID {scores['fid']:.3f}, precision {scores['precision']:.3f}, "
-        f"recall {scores['recall']:.3f}"
+        f"KID {shown(scores['kid'])} ± {shown(scores['kid_std'])}, FID {shown(scores['fid'])}, "
+        f"precision {shown(scores['precision'])}, recall {shown(scores['recall'])}"
     )
     print(
         f"seconds: cold cache {timings['cold']:.2f}, warm cache {timings['warm']:.2f} "

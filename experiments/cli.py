@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from experiments import train as train_entry
-from gan_core.contract import EXIT_FAILED, EXIT_USAGE
+from gan_core.contract import EXIT_FAILED, EXIT_USAGE, EXTRA_SCORES, SCORES, shown
 
 
 def _sample(argv: list[str]) -> int:
@@ -99,9 +99,9 @@ def _evaluate(argv: list[str]) -> int:
     if args.json:
         print(json.dumps(scores))
     else:
-        print(f"KID x 10^3  {scores['kid'] * 1e3:8.3f} +- {scores['kid_std'] * 1e3:.3f}")
-        for key in ("fid", "precision", "recall", "density", "coverage"):
-            print(f"{key:<11} {scores[key]:8.3f}")
+        print(f"{'kid':<11} {shown(scores['kid'])} ± {shown(scores['kid_std'])}")
+        for key in [k for k in (*SCORES, *EXTRA_SCORES) if not k.startswith("kid")]:
+            print(f"{key:<11} {shown(scores[key])}")
         print(
             f"({scores['extractor']} {scores['extractor_version']}, {scores['resolution']} px, "
             f"{scores['n_real']} real vs {scores['n_fake']} fake)"

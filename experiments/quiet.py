@@ -14,7 +14,8 @@ TensorFlow reads the variable, the last two at ERROR level although nothing is w
 graph rewrite; an int64 op left to Eigen). Short of turning oneDNN off
 (``TF_ENABLE_ONEDNN_OPTS=0``, the CPU path's bf16 speed) no variable stops them, so ``install``
 passes the process's stderr through a small filter process that drops exactly those lines and
-copies every other byte as it comes. The filter outlives a crash of the trainer long enough to pass on its last words.
+copies every other byte as it comes. The filter outlives a crash of the trainer long enough to
+pass on its last words.
 
 ``ALBUMGAN_FRAMEWORK_LOGS=all`` shows everything. Only the entry points call ``install``
 (``albumgan train|sample|evaluate``, ``python experiments/train.py``), never the library.

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from gan_core import checkpoint
-from gan_core.contract import LOSSES
+from gan_core.contract import LOSSES, shown
 from gan_core.fileio import append_jsonl
 from gan_core.images import save_grid
 from gan_core.run import Callback, Run, due, exit_code
@@ -135,8 +135,8 @@ class Progress(Callback):
             f"G {logs['g_loss']:.3f}"
         )
         speed = f"{logs['img_per_s']:.0f} img/s" if logs["img_per_s"] else ""
-        if "kid" in logs:  # reports show KID x 10^3
-            speed += f"  KIDx1e3 {logs['kid'] * 1e3:.2f}"
+        if "kid" in logs:
+            speed += f"  KID {shown(logs['kid'])}"
         if self.bar is not None:
             self.bar.update(self.task, completed=step, losses=losses, speed=speed)
         elif due(step, run.cfg.log_every, run):

@@ -8,10 +8,17 @@ from __future__ import annotations
 
 # --- metrics ------------------------------------------------------------------------------------
 # What an evaluation scores, under the names metrics.jsonl, best.json, the sweep's `metric.name`,
-# Optuna's trial attributes and W&B use. KID is kept raw everywhere (files and people alike).
+# Optuna's trial attributes and W&B use. People see the same raw values (``shown``).
 SCORES = ("kid", "kid_std", "fid", "precision", "recall")
 EXTRA_SCORES = ("density", "coverage")  # `albumgan evaluate` only (k-NN, slower)
 LOSSES = ("d_loss_real", "d_loss_fake", "g_loss")  # what every engine's train step returns
+
+
+def shown(value: float) -> str:
+    """A score as every command, log line and report prints it: the raw value, the one in the
+    files, to 4 significant digits. KID is not scaled (no KID x 10^3) anywhere."""
+    return f"{value:.4g}"
+
 
 # --- feature extractors -------------------------------------------------------------------------
 EXTRACTORS = ("album", "inception")  # album: offline, ours; inception: Keras InceptionV3 weights

@@ -45,7 +45,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from gan_core.contract import EXIT_DIVERGED, EXIT_USAGE, SCORES
+from gan_core.contract import EXIT_DIVERGED, EXIT_USAGE, SCORES, shown
 from gan_core.fileio import read_json, read_jsonl
 from gan_core.rundir import lock_holder, process_alive
 from sweeps.children import child_env
@@ -498,11 +498,11 @@ def leaderboard(study: optuna.Study) -> str:
     lines = [f"{'#':>4} {metric:>10} {'state':<9} {'run':<11} params  (run dir)"]
     for trial in sorted(visible_trials(study), key=order):
         value = trial.value
-        shown = f"{value:.4g}" if value is not None and math.isfinite(value) else "-"
+        text = shown(value) if value is not None and math.isfinite(value) else "-"
         params = " ".join(f"{k}={v}" for k, v in trial.params.items())
         attrs = trial.user_attrs
         lines.append(
-            f"{trial.number:>4} {shown:>10} {trial.state.name:<9} "
+            f"{trial.number:>4} {text:>10} {trial.state.name:<9} "
             f"{attrs.get('state', ''):<11} {params}  ({attrs.get('run_dir', '')})"
         )
     return "\n".join(lines)

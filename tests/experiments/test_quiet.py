@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 from experiments import quiet
+from gan_core.contract import shown
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTICES = ("oneDNN", "E0000", "I0000", "absl::InitializeLog", "cpu_feature_guard")
@@ -66,13 +68,18 @@ def _train(args: list[str], cache_dir: str, cwd: Path, **env: str):
     )
 
 
-def test_a_smoke_run_prints_no_framework_notices(cache_dir, tmp_path):
+def test_a_smoke_run_prints_no_framework_notices_and_kid_as_its_files_hold_it(
+    cache_dir, tmp_path
+):
     """As a user starts it: no TF_CPP_MIN_LOG_LEVEL in the environment, from another folder."""
     flags = ["--config=smoke", "--steps=4", "--resolution=16", "--g_width=8", "--d_width=8"]
-    run = _train([*flags, f"--run-dir={tmp_path / 'run'}"], cache_dir, tmp_path)
+    run_dir = tmp_path / "run"
+    run = _train([*flags, "--eval_every=4", f"--run-dir={run_dir}"], cache_dir, tmp_path)
     assert run.returncode == 0, run.stderr
     assert not [line for line in run.stderr.splitlines() if any(n in line for n in NOTICES)]
     assert "state: completed" in run.stdout
+    kid = json.loads((run_dir / "best.json").read_text())["kid"]  # the raw value, as in files
+    assert f"  KID {shown(kid)}" in run.stdout and "1e3" not in run.stdout
     # The same start with every framework line shown: what the filter took away was there.
     loud = _train([*flags, "--dry-run"], cache_dir, tmp_path, ALBUMGAN_FRAMEWORK_LOGS="all")
     assert loud.returncode == 0, loud.stderr
