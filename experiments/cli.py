@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from experiments import train as train_entry
-from gan_core.contract import EXIT_FAILED, EXIT_USAGE, EXTRA_SCORES, SCORES, shown
+from gan_core.contract import EXIT_FAILED, EXIT_USAGE, EXTRA_SCORES, EXTRACTORS, SCORES, shown
 
 
 def _sample(argv: list[str]) -> int:
@@ -68,7 +68,7 @@ def _evaluate(argv: list[str]) -> int:
     parser.add_argument("--real", required=True, help="dataset name or folder of real images")
     parser.add_argument("--fake", required=True, type=Path, help="folder, run dir or grid folder")
     parser.add_argument("--grid", help="cut each fake image into ROWSxCOLS tiles, e.g. 8x8")
-    parser.add_argument("--extractor", choices=("album", "inception"), default="album")
+    parser.add_argument("--extractor", choices=EXTRACTORS, default=EXTRACTORS[0])
     parser.add_argument("--inception-weights", help="weights file for --extractor inception")
     parser.add_argument("--resolution", type=int, default=64)
     parser.add_argument("--checkpoint", choices=("final", "best"), default="final")

@@ -68,9 +68,7 @@ def _train(args: list[str], cache_dir: str, cwd: Path, **env: str):
     )
 
 
-def test_a_smoke_run_prints_no_framework_notices_and_kid_as_its_files_hold_it(
-    cache_dir, tmp_path
-):
+def test_a_smoke_run_prints_no_framework_notices_and_kid_as_its_files_hold_it(cache_dir, tmp_path):
     """As a user starts it: no TF_CPP_MIN_LOG_LEVEL in the environment, from another folder."""
     flags = ["--config=smoke", "--steps=4", "--resolution=16", "--g_width=8", "--d_width=8"]
     run_dir = tmp_path / "run"
