@@ -18,6 +18,7 @@ import sqlalchemy
 import yaml
 from optuna.trial import TrialState
 
+from gan_core.contract import shown
 from sweeps.runner import UNUSED, make_sampler
 from sweeps.spec import load_spec, suggest
 from sweeps.storage import open_storage
@@ -78,7 +79,7 @@ def test_two_workers_resume_and_status_on_postgresql(postgres_url, cache_dir, tm
     status = _sweep(cache_dir, "status", "--storage", postgres_url, "--study", study).stdout
     rows = status.splitlines()
     best = min(complete, key=lambda t: t.value)
-    assert rows[1].split()[:3] == [str(best.number), f"{best.value:.5f}", "COMPLETE"], status
+    assert rows[1].split()[:3] == [str(best.number), shown(best.value), "COMPLETE"], status
     assert len(rows) == 1 + len(complete)
     for t in complete:
         assert f"({t.user_attrs['run_dir']})" in status
