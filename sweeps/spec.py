@@ -1,25 +1,18 @@
-"""W&B sweep YAMLs: loading, checking, and their translation to Optuna.
+"""W&B sweep YAMLs: loading, checking, and what Optuna runs for them.
 
 One sweep file serves both: ``wandb sweep sweeps/seed_grid.yaml`` + ``wandb agent ID`` online,
 and ``albumgan sweep run sweeps/seed_grid.yaml`` (Optuna) offline or across machines.
 
-Parameter forms (W&B's sweep schema) and their Optuna distributions::
-
-    {value: v}                                   fixed, passed to every trial
-    {values: [...]}  (distribution: categorical) CategoricalDistribution; list values (noise
-                                                 shapes) are stored as JSON strings, decoded back
-    {min, max} ints  / distribution: int_uniform IntDistribution
-    {min, max} floats / distribution: uniform    FloatDistribution
-    distribution: log_uniform_values            FloatDistribution(log=True)
-    distribution: q_uniform (q)                  FloatDistribution(step=q)
-
-A trial's values become exactly the argv ``wandb agent`` builds: ``--key=value`` with Python's
-``str()`` of the value (``--noise_shape=[1, 1, 100]``, ``--ema=False``).
+A file is first judged by W&B's rules (``sweeps.wandb_schema``): what W&B refuses is refused
+with W&B's reason. What W&B accepts but this harness cannot run is refused saying so ("valid for
+W&B, not run offline: ..."). Then, when the program is our trainer, every parameter must be one
+of its config keys with values it accepts. Distributions: ``sweeps.sampling``; the trial's
+argv: ``sweeps.command``; ``early_terminate``: ``sweeps.hyperband``.
 """
 
 from __future__ import annotations
 
-import json
+import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,33 +20,16 @@ from typing import Any
 import yaml
 
 from gan_core.config import KEYS, ConfigError, parse_value
-
-METHODS = ("grid", "random", "bayes")
-DISTRIBUTIONS = (
-    "constant",
-    "categorical",
-    "int_uniform",
-    "uniform",
-    "log_uniform_values",
-    "q_uniform",
-)
-TOP_LEVEL = (
-    "program",
-    "method",
-    "metric",
-    "parameters",
-    "early_terminate",
-    "run_cap",
-    "command",
-    "name",
-    "description",
-    "project",
-    "entity",
-)
-
+from sweeps import sampling
+from sweeps.sampling import GRID_FORMS, Param, decode, encode, grid_values, nest
+from sweeps.wandb_schema import FORMS, form_of, parameter_problems, violations
 
 DEFAULT_PROGRAM = "experiments/train.py"
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # holds experiments/, gan_core/, sweeps/
+TRAINER = PACKAGE_ROOT / DEFAULT_PROGRAM
+NOT_OFFLINE = "valid for W&B, not run offline"
+# W&B fills these in a parameter that leaves them out.
+PARAMETER_DEFAULTS = {"q": 1.0, "mu": 0.0, "sigma": 1.0, "a": 1.0, "b": 1.0}
 
 
 class SweepError(ValueError):
@@ -61,140 +37,142 @@ class SweepError(ValueError):
 
 
 @dataclass(frozen=True)
-class Param:
-    """One swept (or fixed) parameter."""
-
-    name: str
-    kind: str  # one of DISTRIBUTIONS
-    values: tuple = ()
-    low: float | int | None = None
-    high: float | int | None = None
-    q: float | None = None
-
-
-@dataclass(frozen=True)
 class SweepSpec:
     method: str
     metric: str
     goal: str  # minimize | maximize
-    params: tuple[Param, ...]
-    program: str = "experiments/train.py"  # DEFAULT_PROGRAM; run through resolve_program
-    early_terminate: dict = field(default_factory=dict)
+    params: tuple[Param, ...]  # every leaf, groups flattened (Param.path)
+    program: str = DEFAULT_PROGRAM  # run through resolve_program
+    command: tuple | None = None  # None: W&B's default command
+    early_terminate: dict = field(default_factory=dict)  # W&B's defaults filled in
     run_cap: int | None = None
+    target: float | None = None  # metric.target: the study ends once a trial reaches it
     name: str = ""
 
     @property
     def swept(self) -> tuple[Param, ...]:
-        return tuple(p for p in self.params if p.kind != "constant")
+        return tuple(p for p in self.params if p.form != "constant")
 
     @property
     def fixed(self) -> dict[str, Any]:
-        return {p.name: p.values[0] for p in self.params if p.kind == "constant"}
+        """Constants of top-level parameters, by name."""
+        return {p.name: p.get("value") for p in self.params if p.form == "constant"}
+
+    def reached_target(self, value: float | None) -> bool:
+        if self.target is None or value is None:
+            return False
+        return value <= self.target if self.goal == "minimize" else value >= self.target
 
 
-def _param(name: str, body: Any, problems: list[str]) -> Param | None:
-    if not isinstance(body, dict):
-        problems.append(f"parameters.{name}: expected a mapping, got {body!r}")
-        return None
-    if "value" in body:
-        return Param(name, "constant", (body["value"],))
-    distribution = body.get("distribution")
-    if distribution and distribution not in DISTRIBUTIONS:
+def _leaves(parameters: dict, prefix: tuple[str, ...] = ()) -> list[Param]:
+    """Every leaf parameter, groups flattened, each with W&B's defaults filled."""
+    found = []
+    for name, body in parameters.items():
+        path = (*prefix, str(name))
+        form = form_of(body)
+        if form == "group":
+            found += _leaves(body["parameters"], path)
+            continue
+        spec = dict(body)
+        for key, default in PARAMETER_DEFAULTS.items():
+            if key in FORMS[form]["properties"]:
+                spec.setdefault(key, default)
+        found.append(Param(path, form, spec))
+    return found
+
+
+def _offline_problems(data: dict, params: list[Param]) -> list[str]:
+    """What W&B accepts but `albumgan sweep run` cannot do."""
+    problems = []
+    if data["method"] == "custom":
+        problems.append(f"method: {NOT_OFFLINE}: custom (an external controller suggests runs)")
+    for key, what in (
+        ("scheduler", "a W&B Launch scheduler"),
+        ("metrics", "several metrics (method custom)"),
+        ("job", "a W&B Launch job"),
+        ("image_uri", "a W&B Launch image"),
+    ):
+        if key in data:
+            problems.append(f"{key}: {NOT_OFFLINE}: {what}")
+    if "metric" not in data and "metrics" not in data:
         problems.append(
-            f"parameters.{name}.distribution: {distribution!r} is not supported; "
-            f"use one of {', '.join(DISTRIBUTIONS)}"
+            f"metric: {NOT_OFFLINE} without one: Optuna records one value per trial (e.g. "
+            "metric: {name: kid, goal: minimize})"
         )
-        return None
-    if "values" in body:
-        values = body["values"]
-        if not isinstance(values, list) or not values:
-            problems.append(f"parameters.{name}.values: expected a non-empty list")
-            return None
-        return Param(name, "categorical", tuple(values))
-    if "min" in body and "max" in body:
-        low, high = body["min"], body["max"]
-        if not low < high:
-            problems.append(f"parameters.{name}: min must be < max, got {low} and {high}")
-            return None
-        if distribution is None:
-            both_int = all(isinstance(v, int) and not isinstance(v, bool) for v in (low, high))
-            distribution = "int_uniform" if both_int else "uniform"
-        if distribution == "log_uniform_values" and low <= 0:
-            problems.append(f"parameters.{name}: log_uniform_values needs min > 0, got {low}")
-            return None
-        q = body.get("q")
-        if distribution == "q_uniform" and not q:
-            problems.append(f"parameters.{name}: q_uniform needs q")
-            return None
-        return Param(name, distribution, (), low, high, q)
-    problems.append(f"parameters.{name}: needs value, values, or min and max")
-    return None
+    if data["method"] == "grid":
+        for param in params:
+            if param.form not in GRID_FORMS:
+                problems.append(
+                    f"parameters.{param.name}: W&B's grid search refuses {param.form} (it "
+                    f"fails when a run is asked for); use values, int_uniform or q_uniform"
+                )
+    return problems
+
+
+def _trainer_problems(params: list[Param]) -> list[str]:
+    """Parameters our trainer would refuse: unknown keys, values it cannot parse."""
+    problems = []
+    seen: set[str] = set()
+    for param in params:
+        key = param.path[-1]  # in a group (nested parameters), each leaf is a config key
+        if key not in KEYS:
+            problems.append(f"parameters.{param.name}: not a training config key (see --help)")
+            continue
+        if key in seen:
+            problems.append(f"parameters.{param.name}: {key} is given twice")
+        seen.add(key)
+        given = [param.get(k) for k in ("value", "min", "max") if k in param.spec]
+        given += list(param.get("values", ()))
+        for value in given:
+            try:
+                parse_value(key, value)
+            except ConfigError as exc:
+                problems.append(f"parameters.{param.name}: {exc}")
+    return list(dict.fromkeys(problems))
 
 
 def parse_spec(data: Any, source: str = "sweep") -> SweepSpec:
-    """Check a loaded sweep mapping against W&B's schema and our config keys.
+    """Check a loaded sweep mapping: W&B's rules, what runs offline, our config keys.
 
     Raises:
         SweepError: every problem found, one per line.
     """
-    problems: list[str] = []
+    problems = violations(data)
     if not isinstance(data, dict):
-        raise SweepError(f"{source}: expected a mapping at the top level")
-    for key in data:
-        if key not in TOP_LEVEL:
-            problems.append(f"{key}: not a W&B sweep key (allowed: {', '.join(TOP_LEVEL)})")
-    method = data.get("method")
-    if method not in METHODS:
-        problems.append(f"method: expected one of {', '.join(METHODS)}, got {method!r}")
-    metric = data.get("metric") or {}
-    if not isinstance(metric, dict) or not metric.get("name"):
-        problems.append("metric.name: required (e.g. kid)")
-        metric = {}
-    goal = metric.get("goal", "minimize")
-    if goal not in ("minimize", "maximize"):
-        problems.append(f"metric.goal: expected minimize or maximize, got {goal!r}")
-    params = []
-    for name, body in (data.get("parameters") or {}).items():
-        if name not in KEYS:
-            problems.append(f"parameters.{name}: not a training config key (see --help)")
-            continue
-        param = _param(name, body, problems)
-        if param is None:
-            continue
-        for value in (*param.values, *(v for v in (param.low, param.high) if v is not None)):
-            try:
-                parse_value(name, value)
-            except ConfigError as exc:
-                problems.append(f"parameters.{name}: {exc}")
-        params.append(param)
-    if not params:
-        problems.append("parameters: at least one is required")
-    if method == "grid" and any(p.kind not in ("constant", "categorical") for p in params):
-        problems.append("method grid: every parameter needs value or values")
-    early = data.get("early_terminate") or {}
-    if early and early.get("type") != "hyperband":
-        problems.append(
-            f"early_terminate.type: only hyperband is supported, got {early.get('type')!r}"
-        )
-    run_cap = data.get("run_cap")
-    if run_cap is not None and (not isinstance(run_cap, int) or run_cap < 1):
-        problems.append(f"run_cap: expected a positive integer, got {run_cap!r}")
-    program = str(data.get("program", DEFAULT_PROGRAM))
-    if resolve_program(program) is None:
+        raise SweepError("\n".join(f"{source}: {p}" for p in problems))
+    # Every problem at once: the parameters W&B accepts are checked further too.
+    parameters = data.get("parameters") if isinstance(data.get("parameters"), dict) else {}
+    well_formed = {k: v for k, v in parameters.items() if not parameter_problems(str(k), v)}
+    params = _leaves(well_formed)
+    if not problems:
+        problems += _offline_problems(data, params)
+    program = data.get("program", DEFAULT_PROGRAM)
+    resolved = resolve_program(program) if isinstance(program, str) else None
+    if resolved is None and isinstance(program, str):
         problems.append(
             f"program: {program!r} not found (looked in {Path.cwd()} and in the albumgan "
             f"package at {PACKAGE_ROOT})"
         )
+    elif resolved == TRAINER.resolve():
+        problems += _trainer_problems(params)
     if problems:
         raise SweepError("\n".join(f"{source}: {p}" for p in problems))
+    metric = data["metric"]
+    early = dict(data.get("early_terminate") or {})
+    if early:
+        early.setdefault("eta", 3)
+        early.setdefault("strict", True)
+    command = data.get("command")
     return SweepSpec(
-        method=method,
+        method=data["method"],
         metric=metric["name"],
-        goal=goal,
+        goal=metric.get("goal", "minimize"),
         params=tuple(params),
         program=program,
+        command=tuple(command) if command else None,
         early_terminate=early,
-        run_cap=run_cap,
+        run_cap=int(data["run_cap"]) if "run_cap" in data else None,
+        target=metric.get("target"),
         name=str(data.get("name") or ""),
     )
 
@@ -235,70 +213,29 @@ def load_spec(path: str | Path) -> SweepSpec:
     return parse_spec(data, str(path))
 
 
-# ------------------------------------------------------------------------------------------------
-# Optuna translation
-# ------------------------------------------------------------------------------------------------
+def grid_order(spec: SweepSpec) -> list[Param]:
+    """A grid's swept parameters in W&B's order: by name (a group's leaves at the group's
+    place); the last one varies fastest."""
+    return sorted(spec.swept, key=lambda p: p.path)
 
 
-def encode(value: Any) -> Any:
-    """Optuna stores categorical choices as JSON-able scalars: lists become JSON strings."""
-    return json.dumps(value) if isinstance(value, (list, tuple, dict)) else value
-
-
-def decode(value: Any) -> Any:
-    if isinstance(value, str) and value[:1] in "[{":
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError:
-            return value
-    return value
-
-
-def distribution(param: Param):
-    """The Optuna distribution of a swept parameter."""
-    from optuna.distributions import (
-        CategoricalDistribution,
-        FloatDistribution,
-        IntDistribution,
-    )
-
-    if param.kind == "categorical":
-        return CategoricalDistribution([encode(v) for v in param.values])
-    if param.kind == "int_uniform":
-        return IntDistribution(int(param.low), int(param.high))
-    if param.kind == "uniform":
-        return FloatDistribution(float(param.low), float(param.high))
-    if param.kind == "log_uniform_values":
-        return FloatDistribution(float(param.low), float(param.high), log=True)
-    if param.kind == "q_uniform":
-        return FloatDistribution(float(param.low), float(param.high), step=float(param.q))
-    raise ValueError(f"{param.name}: {param.kind} is not a swept distribution")
+def grid_points(spec: SweepSpec) -> list[dict[str, Any]]:
+    """Every point of a grid sweep, as Optuna params (choices JSON-encoded), in W&B's order."""
+    order = grid_order(spec)
+    choices = [[encode(v) for v in grid_values(p)] for p in order]
+    return [
+        {p.name: value for p, value in zip(order, point)} for point in itertools.product(*choices)
+    ]
 
 
 def suggest(trial, spec: SweepSpec) -> dict[str, Any]:
-    """Fixed values plus the trial's suggestions, decoded (noise shapes back to lists)."""
-    values = dict(spec.fixed)
-    for p in spec.swept:
-        if p.kind == "categorical":
-            value = decode(trial.suggest_categorical(p.name, [encode(v) for v in p.values]))
-        elif p.kind == "int_uniform":
-            value = trial.suggest_int(p.name, int(p.low), int(p.high))
+    """A trial's run config, as ``wandb agent`` passes it: constants, drawn values (in a grid,
+    the queued point's), groups as nested dicts."""
+    values = {}
+    for param in spec.params:
+        if spec.method == "grid" and param.form != "constant":
+            choices = [encode(v) for v in grid_values(param)]
+            values[param.path] = decode(trial.suggest_categorical(param.name, choices))
         else:
-            value = trial.suggest_float(
-                p.name,
-                float(p.low),
-                float(p.high),
-                log=p.kind == "log_uniform_values",
-                step=float(p.q) if p.kind == "q_uniform" else None,
-            )
-        values[p.name] = value
-    return values
-
-
-def grid_space(spec: SweepSpec) -> dict[str, list]:
-    return {p.name: [encode(v) for v in p.values] for p in spec.swept}
-
-
-def to_argv(values: dict[str, Any]) -> list[str]:
-    """The flags ``wandb agent`` builds for ``${args}``: ``--key=value``, Python ``str()``."""
-    return [f"--{key}={value}" for key, value in values.items()]
+            values[param.path] = sampling.suggest(trial, param)
+    return nest(values)
