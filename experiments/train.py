@@ -10,6 +10,13 @@ unfinished run of the same name), ``--dry-run`` (print the resolved config and p
 ``--wandb`` (log to Weights & Biases; automatic under ``wandb agent``).
 Every other ``--key=value`` is a TrainConfig key (``--help`` lists them).
 
+Every argument form a sweep's ``command:`` can produce is read (``sweeps.command``):
+``--key=value``, ``--key value``, a bare ``--key`` (True), ``key=value`` (``${args_no_hyphens}``),
+``+key=value`` and ``++key=value`` (Hydra macros), a JSON object (``${args_json}``) and the path
+of a ``.json`` file (``${args_json_file}``). ``$ALBUMGAN_RUN_DIR`` (set by ``albumgan sweep run``
+for each trial, as W&B's agent passes its own settings in the environment) is the default
+``--run-dir``, and ``ALBUMGAN_WANDB=1`` means ``--wandb``.
+
 Backend: ``--backend=auto|tensorflow|jax`` (a config key). ``auto`` takes JAX when it sees a
 GPU, else TensorFlow, else JAX on the CPU; it is resolved here, before Keras is imported, and the
 run's status.json records what ran (``gan_core.backend``).
@@ -22,6 +29,9 @@ checkpoint.
 
 from __future__ import annotations
 
+import ast
+import json
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +52,7 @@ from gan_core.config import (  # noqa: E402
     build_config,
     load_json,
     load_yaml,
+    overrides_from_mapping,
     parse_bool,
     parse_value,
 )
@@ -70,16 +81,20 @@ def parse_args(argv: list[str]) -> tuple[TrainConfig, Options]:
     pairs = split_flags(argv)
     options: dict[str, object] = {}
     flags: dict[str, object] = {}
-    yaml_path = json_path = None
+    yaml_path = json_path = json_text = None
     for key, value in pairs:
         if key == "config":
             yaml_path = _require(key, value)
         elif key == "config_json":
             json_path = _require(key, value)
+        elif key == ARGS_JSON:
+            json_text = value
         elif key == "run_dir":
             options["run_dir"] = _require(key, value)
         elif key in ("resume", "dry_run", "help", "wandb"):
             options[key] = value is None or parse_bool(key, value)
+        elif key not in KEYS and (group := _group(value)) is not None:
+            flags.update(overrides_from_mapping(group, f"--{key}"))  # a W&B parameter group
         elif key in KEYS:
             if value is None and key not in BARE_MEANS_TRUE:
                 raise ConfigError(f"{key}: missing value; use --{key}=VALUE")
@@ -96,21 +111,33 @@ def parse_args(argv: list[str]) -> tuple[TrainConfig, Options]:
         overrides.update(load_yaml(yaml_path))
     if json_path:
         overrides.update(load_json(json_path))
+    if json_text:
+        overrides.update(_json_argument(json_text))
     overrides.update(flags)
+    # A sweep trial's run directory and W&B switch come in the environment: its argv is exactly
+    # what the sweep's command builds, as under `wandb agent`.
+    if os.environ.get("ALBUMGAN_RUN_DIR"):
+        options.setdefault("run_dir", os.environ["ALBUMGAN_RUN_DIR"])
+    if os.environ.get("ALBUMGAN_WANDB") == "1":
+        options.setdefault("wandb", True)
     return build_config(overrides), Options(**options)
 
 
 def split_flags(argv: list[str]) -> list[tuple[str, str | None]]:
     """``--a=1 --b 2 --c`` -> [("a", "1"), ("b", "2"), ("c", None)] with dashes -> underscores.
 
-    A value that itself starts with ``--`` is never taken as the previous flag's value.
+    A value that itself starts with ``--`` is never taken as the previous flag's value. Without
+    dashes: ``key=value`` and ``+key=value`` are flags, ``{...}`` is JSON (``ARGS_JSON``) and
+    ``FILE.json`` a ``--config-json`` file.
     """
     pairs: list[tuple[str, str | None]] = []
     i = 0
     while i < len(argv):
         arg = argv[i]
         if not arg.startswith("--") or len(arg) == 2:
-            raise ConfigError(f"unexpected argument {arg!r}; expected --key=value")
+            pairs.append(_bare_argument(arg))
+            i += 1
+            continue
         body = arg[2:]
         if "=" in body:
             key, value = body.split("=", 1)
@@ -126,6 +153,43 @@ def split_flags(argv: list[str]) -> list[tuple[str, str | None]]:
             pairs.append((key, None))
             i += 1
     return pairs
+
+
+ARGS_JSON = "<json>"  # the key split_flags gives a JSON-object argument
+
+
+def _bare_argument(arg: str) -> tuple[str, str | None]:
+    if arg.lstrip().startswith("{"):
+        return ARGS_JSON, arg
+    if "=" in arg and not arg.startswith("-"):
+        key, value = arg.lstrip("+").split("=", 1)
+        return key.replace("-", "_"), value
+    if arg.endswith(".json"):
+        return "config_json", arg
+    raise ConfigError(f"unexpected argument {arg!r}; expected --key=value")
+
+
+def _group(value: str | None) -> dict | None:
+    """A W&B parameter group's value, as ``wandb agent`` writes it (``{'lr_g': 0.001}``, Python's
+    repr) or as JSON; None for anything else."""
+    if not value or not value.lstrip().startswith("{"):
+        return None
+    for read in (ast.literal_eval, json.loads):
+        try:
+            group = read(value)
+        except (ValueError, SyntaxError):
+            continue
+        if isinstance(group, dict):
+            return group
+    return None
+
+
+def _json_argument(text: str) -> dict[str, object]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"JSON argument: not valid JSON ({exc})") from exc
+    return overrides_from_mapping(data, "JSON argument")
 
 
 def _require(key: str, value: str | None) -> str:

@@ -353,7 +353,11 @@ def _unwrap(value: Any) -> Any:
 
 
 def overrides_from_mapping(mapping: Any, source: str) -> dict[str, Any]:
-    """Parse every entry of a YAML/JSON mapping; unknown keys fail naming ``source``."""
+    """Parse every entry of a YAML/JSON mapping; unknown keys fail naming ``source``.
+
+    A mapping under a name that is not a key is a W&B parameter group (``parameters:`` nested
+    in a sweep file, passed as one dict): its entries are config keys.
+    """
     if mapping is None:
         return {}
     if not isinstance(mapping, dict):
@@ -363,11 +367,15 @@ def overrides_from_mapping(mapping: Any, source: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in mapping.items():
         key = str(key).replace("-", "_")
+        value = _unwrap(value)
+        if key not in RULES and isinstance(value, dict):
+            out.update(overrides_from_mapping(value, f"{source}, group {key}"))
+            continue
         if key not in RULES:
             raise ConfigError(
                 f"unknown config key {key!r} in {source}; allowed keys: {_allowed_keys()}"
             )
-        out[key] = parse_value(key, _unwrap(value))
+        out[key] = parse_value(key, value)
     return out
 
 

@@ -20,8 +20,7 @@ from reports import charts, gallery
 from reports.render import relative, write_report
 from reports.run_report import run_report
 from reports.rundata import RunData, headline, load_run
-from sweeps.runner import visible_trials
-from sweeps.spec import decode
+from sweeps.runner import trial_params, visible_trials
 from sweeps.storage import load_study
 
 DEFAULT_METRIC = "kid"
@@ -46,7 +45,7 @@ def trial_rows(study: optuna.Study, metric: str) -> list[dict]:
                 "number": trial.number,
                 "state": trial.state.name.lower(),
                 "run_state": attrs.get("state", ""),
-                "params": {k: decode(v) for k, v in trial.params.items()},  # JSON noise shapes
+                "params": trial_params(trial),
                 "value": value,
                 "fid": attrs.get("fid"),
                 "step": run.step if run else None,
@@ -172,6 +171,8 @@ def _charts(study: optuna.Study, params: list[str], scored: list[dict], assets: 
     try:
         evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
         scores = optuna.importance.get_param_importances(study, evaluator=evaluator)
+        # A parameter drawn by its quantile ("lr.u", sweeps.sampling) is named by its value.
+        scores = {k.removesuffix(".u"): v for k, v in scores.items()}
         scores = {k: v for k, v in scores.items() if k in swept}
         if scores:
             charts.importance(scores, assets / "importance.png")

@@ -5,16 +5,17 @@
     albumgan sweep status --storage PATH_OR_URL --study NAME
 
 ``grid`` -> every point of the grid queued once (``enqueue_trial``) and taken by the workers in
-order, ``random`` -> RandomSampler, ``bayes`` -> TPESampler; ``early_terminate: hyperband`` ->
-successive halving fed by the KID the trainer writes to ``metrics.jsonl`` every ``eval_every``
-steps; ``run_cap`` -> a global trial cap.
+order, ``random`` -> RandomSampler, ``bayes`` -> TPESampler, each parameter drawn with W&B's
+meaning (``sweeps.sampling``); ``early_terminate: hyperband`` -> W&B's bands over the metric the
+trainer writes to ``metrics.jsonl`` every ``eval_every`` steps (``sweeps.hyperband``);
+``run_cap`` -> a global trial cap; ``metric.target`` -> no new trial once one reaches it.
 
-Each trial runs the sweep's ``program`` (``experiments/train.py``) in its own process (memory
-freed, crashes isolated), in the user's working directory, with the argv ``wandb agent`` would
-build and an absolute ``--run-dir <runs>/<study>/trial-NNNN``; the run directory and final
-metrics become trial attributes. Storage: a journal file by default (safe for several local
-worker processes), ``sqlite:///...`` for one worker, a ``postgresql://`` URL for many machines
-(heartbeat and retry of stale trials).
+Each trial runs the argv the sweep's ``command`` gives under ``wandb agent`` (``sweeps.command``)
+in its own process (memory freed, crashes isolated), in the user's working directory, with its
+run directory ``<runs>/<study>/trial-NNNN`` in ``$ALBUMGAN_RUN_DIR``; the run directory, argv,
+values and final metrics become trial attributes. Storage (``sweeps.storage``): a journal file by
+default (safe for several local worker processes), ``sqlite:///...`` for one worker, a
+``postgresql://`` URL for many machines (heartbeat and retry of stale trials).
 
 Nothing lost, nothing done twice:
 
@@ -30,7 +31,6 @@ Nothing lost, nothing done twice:
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import os
@@ -49,15 +49,17 @@ from gan_core.contract import EXIT_DIVERGED, EXIT_USAGE, SCORES, shown
 from gan_core.fileio import read_json, read_jsonl
 from gan_core.rundir import lock_holder, process_alive
 from sweeps.children import child_env
+from sweeps.command import build_argv
+from sweeps.hyperband import WandbHyperband
+from sweeps.sampling import decode
 from sweeps.spec import (
     SweepError,
     SweepSpec,
-    grid_space,
+    grid_points,
     load_spec,
     resolve_program,
     resolve_sweep_file,
     suggest,
-    to_argv,
 )
 from sweeps.storage import absolute_location, open_storage, storage_lock
 
@@ -77,28 +79,10 @@ def make_sampler(spec: SweepSpec, worker: int, seed: int = 0) -> optuna.samplers
 
 
 def make_pruner(spec: SweepSpec) -> optuna.pruners.BasePruner:
-    """W&B's ``early_terminate: hyperband``, run by Optuna.
-
-    W&B stops a run at fixed checkpoints ("brackets") ``min_iter * eta**k`` when its metric there
-    is worse than the best ``1/eta`` of what earlier runs reported at the same checkpoint: that is
-    asynchronous successive halving, Optuna's SuccessiveHalvingPruner. Optuna's HyperbandPruner
-    would instead split the trials over several such brackets, most starting later; in the
-    12-trial benchmark it spent 0.68 of the unpruned compute against 0.41 for this mapping, with
-    the same best KID (benchmarks/sweep_pruning.py). One iteration is one evaluation:
-    ``min_iter`` counts ``eval_every`` steps. Given ``max_iter`` and ``s`` instead, the first
-    checkpoint is ``max_iter / eta**(s - 1)``, as in W&B.
-    """
-    early = spec.early_terminate
-    if early.get("type") != "hyperband":
+    """W&B's ``early_terminate: hyperband`` (``sweeps.hyperband``), else none."""
+    if spec.early_terminate.get("type") != "hyperband":
         return optuna.pruners.NopPruner()
-    eval_every = int(spec.fixed.get("eval_every", 1)) or 1
-    eta = int(early.get("eta", 3))
-    min_iter = early.get("min_iter")
-    if min_iter is None and early.get("max_iter"):
-        min_iter = int(early["max_iter"]) // eta ** (int(early.get("s", 2)) - 1)
-    return optuna.pruners.SuccessiveHalvingPruner(
-        min_resource=max(1, int(min_iter or 1)) * eval_every, reduction_factor=eta
-    )
+    return WandbHyperband(spec.early_terminate)
 
 
 def _trial_id(storage, study: optuna.Study, number: int) -> int:
@@ -149,12 +133,6 @@ def settle_stale_trials(study: optuna.Study, storage, spec: SweepSpec) -> None:
         if "grid_point" in trial.user_attrs:
             attrs["grid_point"] = trial.user_attrs["grid_point"]
         study.enqueue_trial(trial.params, user_attrs=attrs)
-
-
-def grid_points(spec: SweepSpec) -> list[dict[str, Any]]:
-    """Every point of a grid sweep, in the order W&B's grid search visits them."""
-    space = grid_space(spec)
-    return [dict(zip(space, values)) for values in itertools.product(*space.values())]
 
 
 def _point_key(params: dict[str, Any]) -> str:
@@ -210,7 +188,7 @@ class Objective:
             trial.set_user_attr("state", UNUSED)
             trial.study.stop()
             raise optuna.TrialPruned("every grid point is taken")
-        values = suggest(trial, self.spec)
+        args = suggest(trial, self.spec)  # the run config, as `wandb agent` passes it
         # A re-queued trial (worker died) or a heartbeat retry (its user attrs copied) resumes
         # the run directory of the trial it replaces, from its newest checkpoint.
         run_dir = Path(
@@ -218,27 +196,24 @@ class Objective:
             or trial.user_attrs.get("run_dir")
             or self.runs_dir / self.study_name / f"trial-{trial.number:04d}"
         )
-        argv = [
-            sys.executable,
-            str(self.program),
-            *to_argv(values),
-            f"--run-dir={run_dir}",
-            f"--name={self.study_name}",
-        ]
-        env = {**child_env(), **self.trial_env}  # the trainer dies with this worker
+        run_dir.mkdir(parents=True, exist_ok=True)
+        # Exactly the argv the sweep's command gives under `wandb agent`; where to write goes in
+        # the environment, as the agent passes its own settings.
+        argv = build_argv(self.spec.command, self.program, args, run_dir)
+        env = {**child_env(), **self.trial_env, "ALBUMGAN_RUN_DIR": str(run_dir)}
         if self.wandb:
             # An offline W&B run per trial, grouped by study: `wandb sync` shows the whole sweep.
-            argv.append("--wandb")
+            env["ALBUMGAN_WANDB"] = "1"
             env.setdefault("WANDB_MODE", "offline")
             env["WANDB_RUN_GROUP"] = self.study_name
         for key, value in (
             ("run_dir", str(run_dir)),
             ("pid", os.getpid()),
             ("host", socket.gethostname()),
-            ("argv", argv[2:]),
+            ("params", args),
+            ("argv", argv),
         ):
             trial.set_user_attr(key, value)
-        run_dir.mkdir(parents=True, exist_ok=True)
         while True:
             self._wait_for_writer(trial, run_dir)
             with (run_dir / "trial.log").open("ab") as log:
@@ -355,11 +330,26 @@ def run_worker(
         callbacks.append(_stop_when_queue_empty)
         if not _queued(study):
             return study
+    if spec.target is not None:  # W&B: no new run once one reaches metric.target
+        callbacks.append(lambda study, trial: _stop_at_target(study, spec))
+        if target_reached(study, spec):
+            return study
     if not cap or len(study.get_trials(deepcopy=False, states=finished)) < cap:
         program = resolve_program(spec.program)
         objective = Objective(spec, study_name, runs, program, wandb, trial_env)
         study.optimize(objective, callbacks=callbacks, catch=(RuntimeError,))
     return study
+
+
+def target_reached(study: optuna.Study, spec: SweepSpec) -> bool:
+    """Whether a completed trial reached ``metric.target``."""
+    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    return any(spec.reached_target(t.value) for t in done)
+
+
+def _stop_at_target(study: optuna.Study, spec: SweepSpec) -> None:
+    if target_reached(study, spec):
+        study.stop()  # this worker's current trial has ended; the others stop after theirs
 
 
 def _queued(study: optuna.Study) -> bool:
@@ -478,6 +468,14 @@ def outcome(study: optuna.Study) -> dict[str, int]:
     return counts
 
 
+def trial_params(trial) -> dict[str, Any]:
+    """The values a trial ran with, as its program got them (W&B's meaning: a drawn quantile
+    already turned into its value); trials from before this was recorded: Optuna's params."""
+    if "params" in trial.user_attrs:
+        return dict(trial.user_attrs["params"])
+    return {name: decode(value) for name, value in trial.params.items()}
+
+
 def visible_trials(study: optuna.Study) -> list:
     """The trials a person should read about: every one except those that ran nothing."""
     return [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("state") != UNUSED]
@@ -499,7 +497,7 @@ def leaderboard(study: optuna.Study) -> str:
     for trial in sorted(visible_trials(study), key=order):
         value = trial.value
         text = shown(value) if value is not None and math.isfinite(value) else "-"
-        params = " ".join(f"{k}={v}" for k, v in trial.params.items())
+        params = " ".join(f"{k}={v}" for k, v in trial_params(trial).items())
         attrs = trial.user_attrs
         lines.append(
             f"{trial.number:>4} {text:>10} {trial.state.name:<9} "

@@ -17,8 +17,9 @@ import yaml
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 from experiments.train import parse_args
+from sweeps.command import build_argv
 from sweeps.runner import LOST, THREAD_VARIABLES, run_sweep, thread_limits
-from sweeps.spec import SweepError, decode, distribution, load_spec, parse_spec, to_argv
+from sweeps.spec import SweepError, decode, load_spec, parse_spec, suggest
 from sweeps.storage import open_storage
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,6 +36,7 @@ def _spec(parameters: dict, method: str = "random", **extra) -> dict:
 
 
 def test_translation_table():
+    """Forms Optuna has are handed to it as they are; q_uniform is W&B's (a quantile)."""
     spec = parse_spec(
         _spec(
             {
@@ -48,18 +50,23 @@ def test_translation_table():
             }
         )
     )
-    got = {p.name: distribution(p) for p in spec.swept}
+    study = optuna.create_study()
+    trial = study.ask()
+    config = suggest(trial, spec)
+    got = {name: d for name, d in trial.distributions.items()}
     assert got["batch_size"] == CategoricalDistribution([16, 32])
     assert got["noise_shape"] == CategoricalDistribution(["[1, 1, 100]", "[1, 1, 128]"])
     assert got["steps"] == IntDistribution(100, 500)
     assert got["beta1"] == FloatDistribution(0.1, 0.9)
     assert got["lr_g"] == FloatDistribution(1e-5, 1e-3, log=True)
-    assert got["label_noise"] == FloatDistribution(0.0, 0.3, step=0.05)
+    assert got["label_noise.u"] == FloatDistribution(0.0, 1.0)
+    assert config["ema"] is False and isinstance(config["noise_shape"], list)
+    assert config["label_noise"] == round(config["label_noise"] / 0.05) * 0.05
     assert spec.fixed == {"ema": False}
     assert decode("[1, 1, 128]") == [1, 1, 128]
 
 
-def test_argv_is_what_wandb_agent_builds_and_the_trainer_reads():
+def test_argv_is_what_wandb_agent_builds_and_the_trainer_reads(tmp_path):
     values = {
         "noise_shape": [1, 1, 100],
         "ema": False,
@@ -67,15 +74,18 @@ def test_argv_is_what_wandb_agent_builds_and_the_trainer_reads():
         "lr_d": 0.0002,
         "diffaugment": "color,cutout",
     }
-    argv = to_argv(values)
+    argv = build_argv(None, "train.py", values, tmp_path)
     assert argv == [
+        "/usr/bin/env",
+        sys.executable,
+        "train.py",
         "--noise_shape=[1, 1, 100]",
         "--ema=False",
         "--batch_size=32",
         "--lr_d=0.0002",
         "--diffaugment=color,cutout",
     ]
-    cfg, _ = parse_args(argv)
+    cfg, _ = parse_args(argv[3:])
     assert (cfg.noise_shape, cfg.ema, cfg.batch_size, cfg.lr_d) == ((1, 1, 100), 0.0, 32, 0.0002)
 
 
@@ -103,7 +113,7 @@ def test_validation_names_every_problem(tmp_path):
     text = str(info.value)
     for needle in (
         "parameters.learning_rate: not a training config key",
-        "min must be < max",
+        "min 8 is not less than max 4",
         "precision: expected one of",
         "early_terminate.type",
     ):
@@ -318,10 +328,10 @@ def test_pruning_and_a_diverging_trial(cache_dir, tmp_path, monkeypatch):
 # A stand-in trainer with a deterministic metric: KID = 1000 * lr_g + 1 / step, one evaluation
 # every 0.3 s for 10 steps; SIGTERM marks it interrupted, as the real trainer does.
 FAKE_TRAINER = """
-import json, signal, sys, time
+import json, os, signal, sys, time
 from pathlib import Path
 args = dict(a[2:].split("=", 1) for a in sys.argv[1:] if a.startswith("--") and "=" in a)
-run_dir = Path(args["run-dir"]); run_dir.mkdir(parents=True, exist_ok=True)
+run_dir = Path(os.environ["ALBUMGAN_RUN_DIR"]); run_dir.mkdir(parents=True, exist_ok=True)
 def status(state, step):
     (run_dir / "status.json").write_text(json.dumps({"state": state, "step": step}))
 step = 0
@@ -353,8 +363,8 @@ def test_hyperband_prunes_on_a_deterministic_metric(tmp_path):
     by_lr = {t.params["lr_g"]: t for t in study.trials}
     order = [t.params["lr_g"] for t in sorted(study.trials, key=lambda t: t.number)]
     pruned = [lr for lr, t in by_lr.items() if t.state == optuna.trial.TrialState.PRUNED]
-    # Successive halving at steps 1, 3, 9: a trial is stopped at a rung where it is not in the
-    # best third of what earlier trials reported there (the best one, with fewer than 3 values).
+    # W&B's bands 1, 3, 9, ... (evaluations): a trial is stopped at a band where it is worse
+    # than the value at index floor(n/3) of all n trials' values there (its own included).
     expected = [lr for i, lr in enumerate(order) if any(o < lr for o in order[:i])]
     assert pruned == sorted(expected) and pruned, order
     assert by_lr[0.001].state == optuna.trial.TrialState.COMPLETE
