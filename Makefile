@@ -26,9 +26,9 @@ demo: venv
 	echo "  generator:     $$run/generator.keras"; \
 	echo ""; echo "Report (open in a browser): $$run/report/index.html  (Markdown: report.md)"; \
 	echo ""; echo "Next:"; \
-	echo "  $(VENV)/bin/albumgan sample $$run --n 64            # 64 more images"; \
-	echo "  $(VENV)/bin/albumgan train --config smoke --steps=50  # another run"; \
-	echo "  $(VENV)/bin/albumgan sweep run smoke                   # a sweep, then its leaderboard"
+	echo "  $(VENV)/bin/albumgan sample $$run --n 64   (64 more images)"; \
+	echo "  $(VENV)/bin/albumgan train --config smoke --steps=50   (another run)"; \
+	echo "  $(VENV)/bin/albumgan sweep run smoke   (a sweep, then its leaderboard)"
 
 # The whole suite on TensorFlow, then the trainer's contract tests again on JAX (on the CPU).
 test: venv
