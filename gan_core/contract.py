@@ -20,6 +20,10 @@ def shown(value: float) -> str:
     return f"{value:.4g}"
 
 
+# Runs that differ only in this config key are replicates of one configuration: sweeps run a
+# random/bayes configuration on every listed seed, reports group such runs.
+REPLICATE_KEY = "seed"
+
 # --- feature extractors -------------------------------------------------------------------------
 EXTRACTORS = ("album", "inception")  # album: offline, ours; inception: Keras InceptionV3 weights
 

@@ -15,6 +15,7 @@ import matplotlib
 matplotlib.use("Agg")  # no display; must precede pyplot
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from scipy import stats  # noqa: E402
 
 DPI = 110
 # Curves drawn per panel: (title, [(metrics.jsonl key, label)]).
@@ -83,7 +84,8 @@ def metric_curves(runs: Sequence[tuple[str, list[dict]]], path: Path) -> None:
 
 
 def param_effect(name: str, values: list, kids: list[float], path: Path, log: bool) -> None:
-    """KID against one swept parameter: a strip per value for choices, a scatter for ranges."""
+    """KID against one swept parameter: every run (each seed) as a point; for choices a strip per
+    value with the mean and its 95% t interval, for ranges a scatter."""
     fig, ax = plt.subplots(figsize=(4.2, 3.0))
     numeric = all(_finite(v) for v in values)
     if numeric and len(set(values)) > 6:
@@ -97,7 +99,12 @@ def param_effect(name: str, values: list, kids: list[float], path: Path, log: bo
         ax.scatter(xs, kids, s=18, alpha=0.8)
         for i, label in enumerate(labels):
             group = [k for v, k in zip(values, kids) if str(v) == label]
-            ax.hlines(np.median(group), i - 0.3, i + 0.3, color="black", linewidth=1.5)
+            mean = float(np.mean(group))
+            ax.hlines(mean, i - 0.3, i + 0.3, color="black", linewidth=1.5)
+            if len(group) > 1:  # the 95% t interval of the mean of the runs at this value
+                half = stats.t.ppf(0.975, len(group) - 1) * np.std(group, ddof=1)
+                half /= np.sqrt(len(group))
+                ax.errorbar(i, mean, yerr=half, color="black", capsize=4, linewidth=1)
         ax.set_xticks(range(len(labels)), labels, rotation=20 if len(labels) > 3 else 0)
     ax.set_xlabel(name)
     ax.set_ylabel("KID")

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from gan_core.contract import REPLICATE_KEY
 from reports import charts
 from reports.render import write_report
+from reports.replicates import group_runs, judge
 from reports.run_report import run_panels
-from reports.rundata import ReportError, load_run
+from reports.rundata import ReportError, headline, load_run
 
 # Keys that differ between any two runs without changing what was trained.
 BOOKKEEPING = {"name", "runs_dir", "cache_dir", "data_dir"}
@@ -38,11 +40,23 @@ def compare_report(run_dirs: list[str | Path], out: str | Path | None = None) ->
     configs = [run.config for run in runs]
     differing = differing_keys(configs)
     keys = list(dict.fromkeys(k for c in configs for k in c))
+    # Runs that differ only in seed are one configuration, judged against the first run's.
+    group_params = [k for k in differing if k != REPLICATE_KEY]
+    rows = [
+        {
+            "params": {k: run.config.get(k) for k in [*group_params, REPLICATE_KEY]},
+            "value": headline(run)["final_kid"],
+        }
+        for run in runs
+    ]
     context = {
         "title": "Compare " + ", ".join(run.name for run in runs),
         "panels": panels,
         "curves_all": f"{assets.name}/curves_all.png",
         "keys": keys,
         "differing": differing,
+        "judgement": judge(group_runs(rows), "minimize", rank=False),
+        "group_params": group_params,
+        "metric": "final KID",
     }
     return write_report(out, "compare", context)

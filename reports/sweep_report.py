@@ -16,8 +16,10 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from gan_core.contract import REPLICATE_KEY
 from reports import charts, gallery
 from reports.render import relative, write_report
+from reports.replicates import Group, group_runs, judge
 from reports.run_report import run_report
 from reports.rundata import RunData, headline, load_run
 from sweeps.runner import trial_params, visible_trials
@@ -32,8 +34,6 @@ def trial_rows(study: optuna.Study, metric: str) -> list[dict]:
     rows = []
     for trial in visible_trials(study):
         attrs = trial.user_attrs
-        if str(attrs.get("state", "")).startswith("duplicate grid point"):
-            continue  # studies from before grids were queued
         run = None
         if attrs.get("run_dir") and (Path(attrs["run_dir"]) / "config.yaml").is_file():
             run = load_run(attrs["run_dir"])
@@ -46,12 +46,14 @@ def trial_rows(study: optuna.Study, metric: str) -> list[dict]:
                 "state": trial.state.name.lower(),
                 "run_state": attrs.get("state", ""),
                 "params": trial_params(trial),
+                "replicates": attrs.get("replicates"),  # one per seed: a replicated trial
                 "value": value,
                 "fid": attrs.get("fid"),
                 "step": run.step if run else None,
                 "seconds": _seconds(trial, run),
                 "run": run,
                 "reason": _reason(trial, run, metric),
+                "trial": trial,
             }
         )
     rows.sort(key=lambda r: (r["value"] is None, sign * (r["value"] or 0.0), r["number"]))
@@ -116,6 +118,7 @@ def sweep_report(
                 run_report(row["run"].path)
             row["link"] = relative(index, out)
     scored = [r for r in rows if r["value"] is not None]
+    judgement = judge(group_runs(scored), study.direction.name.lower())
     context = {
         "title": f"Sweep {study_name}",
         "study": study_name,
@@ -126,7 +129,9 @@ def sweep_report(
         "params": params,
         "rows": rows,
         "counts": _counts(rows),
-        "charts": _charts(study, params, scored, assets),
+        "judgement": judgement,
+        "group_params": [p for p in params if p != REPLICATE_KEY],
+        "charts": _charts(study, params, scored, judgement.groups, assets),
         "sides": _best_and_worst(scored, assets),
         "problems": [r for r in rows if r["state"] in ("pruned", "fail") or r["reason"]],
     }
@@ -140,17 +145,32 @@ def _counts(rows: list[dict]) -> dict[str, int]:
     return counts
 
 
-def _charts(study: optuna.Study, params: list[str], scored: list[dict], assets: Path) -> dict:
-    """Importance, per-parameter effect, history and parallel coordinates (with notes on what
-    could not be drawn and why)."""
+def _seed_points(groups: list[Group]) -> list[dict]:
+    """One point per seed that gave a value: its config's params (and seed) and the value."""
+    return [
+        {"params": {**g.params, REPLICATE_KEY: seed}, "value": value}
+        for g in groups
+        for seed, value in zip(g.seeds, g.values)
+    ]
+
+
+def _charts(
+    study: optuna.Study, params: list[str], rows: list[dict], groups: list[Group], assets: Path
+) -> dict:
+    """Importance (on group means), per-parameter effect (every seed's point), history and
+    parallel coordinates (with notes on what could not be drawn and why)."""
     result: dict[str, Any] = {"effects": [], "notes": []}
+    scored = _seed_points([g for g in groups if g.values])
     if len(scored) < 2:
         result["notes"].append(f"{len(scored)} scored trial(s): charts need at least 2")
         return result
     kids = [r["value"] for r in scored]
     maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
-    charts.history([r["number"] for r in scored], kids, assets / "history.png", maximize)
+    charts.history(
+        [r["number"] for r in rows], [r["value"] for r in rows], assets / "history.png", maximize
+    )
     result["history"] = f"{assets.name}/history.png"
+    params = [p for p in params if p != REPLICATE_KEY]  # seed noise is not an effect
     swept = [p for p in params if len({str(r["params"].get(p)) for r in scored}) > 1]
     for name in params:
         if name not in swept:
@@ -170,7 +190,9 @@ def _charts(study: optuna.Study, params: list[str], scored: list[dict], assets: 
         result["parallel"] = f"{assets.name}/parallel.png"
     try:
         evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
-        scores = optuna.importance.get_param_importances(study, evaluator=evaluator)
+        scores = optuna.importance.get_param_importances(
+            _group_means_study(study, groups), evaluator=evaluator
+        )
         # A parameter drawn by its quantile ("lr.u", sweeps.sampling) is named by its value.
         scores = {k.removesuffix(".u"): v for k, v in scores.items()}
         scores = {k: v for k, v in scores.items() if k in swept}
@@ -181,6 +203,25 @@ def _charts(study: optuna.Study, params: list[str], scored: list[dict], assets: 
     except (ValueError, RuntimeError) as exc:
         result["notes"].append(f"parameter importance not computed: {exc}")
     return result
+
+
+def _group_means_study(study: optuna.Study, groups: list[Group]) -> optuna.Study:
+    """An in-memory study with one trial per config, its value the mean over seeds: importance
+    is computed on configs, not on seed noise."""
+    means = optuna.create_study(direction=study.direction)
+    for group in groups:
+        if not group.values:
+            continue
+        source = group.rows[0]["trial"]
+        names = [n for n in source.distributions if n != REPLICATE_KEY]
+        means.add_trial(
+            optuna.trial.create_trial(
+                params={n: source.params[n] for n in names},
+                distributions={n: source.distributions[n] for n in names},
+                value=group.mean,
+            )
+        )
+    return means
 
 
 def _is_log(study: optuna.Study, name: str) -> bool:

@@ -34,9 +34,11 @@ def main(argv: list[str]) -> int:
     try:
         if args.command == "validate":
             spec = load_spec(args.file)
+            seeds = spec.replicate_seeds
+            each = f", each on seeds {', '.join(map(str, seeds))}" if seeds else ""
             print(
                 f"{args.file}: ok ({spec.method}, metric {spec.metric} {spec.goal}, "
-                f"{len(spec.swept)} swept parameters)"
+                f"{len(spec.swept)} swept parameters{each})"
             )
             return 0
         from sweeps import runner
@@ -66,12 +68,16 @@ def main(argv: list[str]) -> int:
                 args.wandb,
             )
             print(runner.leaderboard(study))
+            print()
+            print(runner.grouped_leaderboard(study))
             return _summary(runner.outcome(study))
         else:
             from sweeps.storage import load_study
 
             study = load_study(args.storage, args.study)
         print(runner.leaderboard(study))
+        print()
+        print(runner.grouped_leaderboard(study))
         return 0
     except SweepError as exc:
         print(f"error: {exc}", file=sys.stderr)

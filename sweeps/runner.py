@@ -39,6 +39,7 @@ import subprocess
 import sys
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -162,8 +163,20 @@ def queue_grid(study: optuna.Study, spec: SweepSpec) -> int:
     return queued
 
 
+@dataclass
+class Replicate:
+    """One training run of a trial: the trial's config with one seed, in its own run directory.
+    A trial without replicates has one, with ``seed`` None."""
+
+    seed: Any
+    run_dir: Path
+    argv: list[str]
+    proc: subprocess.Popen | None = None
+
+
 class Objective:
-    """Runs one trial as a training subprocess and reports its metric to Optuna."""
+    """Runs one trial as training subprocesses (one per replicate seed, side by side) and
+    reports its metric, the mean over seeds, to Optuna."""
 
     def __init__(
         self,
@@ -196,50 +209,87 @@ class Objective:
             or trial.user_attrs.get("run_dir")
             or self.runs_dir / self.study_name / f"trial-{trial.number:04d}"
         )
-        run_dir.mkdir(parents=True, exist_ok=True)
-        # Exactly the argv the sweep's command gives under `wandb agent`; where to write goes in
-        # the environment, as the agent passes its own settings.
-        argv = build_argv(self.spec.command, self.program, args, run_dir)
-        env = {**child_env(), **self.trial_env, "ALBUMGAN_RUN_DIR": str(run_dir)}
-        if self.wandb:
-            # An offline W&B run per trial, grouped by study: `wandb sync` shows the whole sweep.
-            env["ALBUMGAN_WANDB"] = "1"
-            env.setdefault("WANDB_MODE", "offline")
-            env["WANDB_RUN_GROUP"] = self.study_name
+        seeds = self.spec.replicate_seeds
+        replicates = [
+            self._replicate({**args, "seed": seed}, run_dir / f"seed-{seed}", seed)
+            for seed in seeds
+        ] or [self._replicate(args, run_dir, None)]
         for key, value in (
             ("run_dir", str(run_dir)),
             ("pid", os.getpid()),
             ("host", socket.gethostname()),
             ("params", args),
-            ("argv", argv),
+            ("argv", replicates[0].argv),
         ):
             trial.set_user_attr(key, value)
-        while True:
-            self._wait_for_writer(trial, run_dir)
-            with (run_dir / "trial.log").open("ab") as log:
-                proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
-                pruned = self._watch(trial, proc, run_dir)
-            # Another process took the run directory between our look and the trainer's start:
-            # still running elsewhere, not a failure.
-            if proc.returncode != EXIT_USAGE or lock_holder(run_dir) is None:
-                break
-        status = read_json(run_dir / "status.json") or {}
-        final = _last_metric(run_dir, self.spec.metric)
-        trial.set_user_attr("state", "pruned" if pruned else status.get("state", "crashed"))
-        trial.set_user_attr("exit_code", proc.returncode)
-        for key in SCORES:
-            if key in final:
-                trial.set_user_attr(key, final[key])
-        if pruned:
-            raise optuna.TrialPruned(f"pruned at step {status.get('step')}")
-        if proc.returncode == EXIT_DIVERGED:  # marked, the study goes on
-            return math.nan
-        if proc.returncode != 0 or self.spec.metric not in final:
-            raise RuntimeError(
-                f"trial {trial.number} failed (exit {proc.returncode}); see "
-                f"{run_dir / 'trial.log'}"
+        pruned = self._run(trial, replicates)
+        return self._result(trial, replicates, pruned)
+
+    def _replicate(self, args: dict[str, Any], run_dir: Path, seed: Any) -> Replicate:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        # Exactly the argv the sweep's command gives under `wandb agent`; where to write goes in
+        # the environment, as the agent passes its own settings.
+        return Replicate(seed, run_dir, build_argv(self.spec.command, self.program, args, run_dir))
+
+    def _run(self, trial: optuna.Trial, replicates: list[Replicate]) -> bool:
+        """Start every replicate, report the metric until they end; True when pruned."""
+        env = {**child_env(), **self.trial_env}  # the trainers die with this worker
+        if self.wandb:
+            # An offline W&B run per trial, grouped by study: `wandb sync` shows the whole sweep.
+            env["ALBUMGAN_WANDB"] = "1"
+            env.setdefault("WANDB_MODE", "offline")
+            env["WANDB_RUN_GROUP"] = self.study_name
+        waiting = list(replicates)
+        while waiting:
+            for rep in waiting:
+                self._wait_for_writer(trial, rep.run_dir)
+                with (rep.run_dir / "trial.log").open("ab") as log:
+                    rep.proc = subprocess.Popen(
+                        rep.argv,
+                        env={**env, "ALBUMGAN_RUN_DIR": str(rep.run_dir)},
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                    )
+            if self._watch(trial, replicates):
+                return True
+            # A run directory another process took between our look and the trainer's start:
+            # still running elsewhere, not a failure; start that one again once it is free.
+            waiting = [
+                r
+                for r in waiting
+                if r.proc.returncode == EXIT_USAGE and lock_holder(r.run_dir) is not None
+            ]
+        return False
+
+    def _result(self, trial: optuna.Trial, replicates: list[Replicate], pruned: bool) -> float:
+        metric = self.spec.metric
+        finals = [_last_metric(rep.run_dir, metric) for rep in replicates]
+        states = [(read_json(r.run_dir / "status.json") or {}).get("state") for r in replicates]
+        codes = [rep.proc.returncode for rep in replicates]
+        worst = next((c for c in codes if c not in (0, EXIT_DIVERGED)), None)
+        state = "pruned" if pruned else next((s for s in states if s != "completed"), None)
+        trial.set_user_attr("state", state or (states[0] if states[0] else "crashed"))
+        trial.set_user_attr("exit_code", worst if worst is not None else max(codes))
+        if self.spec.replicate_seeds:
+            trial.set_user_attr(
+                "replicates",
+                [
+                    {"seed": rep.seed, "value": final.get(metric), "run_dir": str(rep.run_dir)}
+                    for rep, final in zip(replicates, finals)
+                ],
             )
-        return float(final[self.spec.metric])
+        for key in SCORES:  # the mean over seeds, as the trial's value
+            values = [float(f[key]) for f in finals if key in f]
+            if len(values) == len(finals):
+                trial.set_user_attr(key, sum(values) / len(values))
+        if pruned:
+            raise optuna.TrialPruned("stopped by hyperband")
+        if worst is None and EXIT_DIVERGED in codes:  # marked, the study goes on
+            return math.nan
+        if worst is not None or any(metric not in f for f in finals):
+            logs = ", ".join(str(rep.run_dir / "trial.log") for rep in replicates)
+            raise RuntimeError(f"trial {trial.number} failed (exit {worst}); see {logs}")
+        return sum(float(f[metric]) for f in finals) / len(finals)
 
     @staticmethod
     def _wait_for_writer(trial: optuna.Trial, run_dir: Path) -> None:
@@ -253,24 +303,31 @@ class Objective:
                 waited = True
             time.sleep(POLL_SECONDS)
 
-    def _watch(self, trial: optuna.Trial, proc: subprocess.Popen, run_dir: Path) -> bool:
-        """Report each new metric value; stop the run (SIGTERM) when the pruner says so."""
-        reported: set[int] = set()
-        while proc.poll() is None:
-            time.sleep(POLL_SECONDS)
-            for record in _metric_records(run_dir, self.spec.metric):
-                if record["step"] in reported:
-                    continue
-                reported.add(record["step"])
-                trial.report(float(record[self.spec.metric]), record["step"])
-                if trial.should_prune():
-                    proc.terminate()  # the trainer checkpoints and exits cleanly
-                    proc.wait()
+    def _watch(self, trial: optuna.Trial, replicates: list[Replicate]) -> bool:
+        """Report the metric as the runs log it: the k-th value is reported once every
+        replicate has logged its k-th (their mean, at the first one's step). Stop every run
+        (SIGTERM: they checkpoint and exit) when the pruner says so."""
+        running = [r.proc for r in replicates if r.proc is not None]
+        reported = 0
+        while True:
+            alive = any(proc.poll() is None for proc in running)
+            if alive:
+                time.sleep(POLL_SECONDS)
+            series = [_metric_records(r.run_dir, self.spec.metric) for r in replicates]
+            ready = min(len(s) for s in series)
+            for k in range(reported, ready):
+                mean = sum(float(s[k][self.spec.metric]) for s in series) / len(series)
+                trial.report(mean, series[0][k]["step"])
+                reported = k + 1
+                if alive and trial.should_prune():
+                    for proc in running:
+                        if proc.poll() is None:
+                            proc.terminate()  # the trainer checkpoints and exits cleanly
+                    for proc in running:
+                        proc.wait()
                     return True
-        for record in _metric_records(run_dir, self.spec.metric):
-            if record["step"] not in reported:
-                trial.report(float(record[self.spec.metric]), record["step"])
-        return False
+            if not alive:
+                return False
 
 
 def _from_queue(trial: optuna.Trial) -> bool:
@@ -469,16 +526,24 @@ def outcome(study: optuna.Study) -> dict[str, int]:
 
 
 def trial_params(trial) -> dict[str, Any]:
-    """The values a trial ran with, as its program got them (W&B's meaning: a drawn quantile
-    already turned into its value); trials from before this was recorded: Optuna's params."""
+    """The swept values a trial ran with, as its program got them (W&B's meaning: a drawn
+    quantile already turned into its value; a group as one dict); constants left out. Trials
+    from before this was recorded: Optuna's params."""
     if "params" in trial.user_attrs:
-        return dict(trial.user_attrs["params"])
+        swept = {name.split(".")[0] for name in trial.distributions}  # "lr_g.u", "adam.lr_g"
+        return {k: v for k, v in trial.user_attrs["params"].items() if k in swept}
     return {name: decode(value) for name, value in trial.params.items()}
 
 
 def visible_trials(study: optuna.Study) -> list:
-    """The trials a person should read about: every one except those that ran nothing."""
-    return [t for t in study.get_trials(deepcopy=False) if t.user_attrs.get("state") != UNUSED]
+    """The trials a person should read about: every one except those that ran nothing (a grid
+    point already taken; "duplicate grid point" in studies from before grids were queued)."""
+    return [
+        t
+        for t in study.get_trials(deepcopy=False)
+        if t.user_attrs.get("state") != UNUSED
+        and not str(t.user_attrs.get("state", "")).startswith("duplicate grid point")
+    ]
 
 
 def leaderboard(study: optuna.Study) -> str:
@@ -502,5 +567,40 @@ def leaderboard(study: optuna.Study) -> str:
         lines.append(
             f"{trial.number:>4} {text:>10} {trial.state.name:<9} "
             f"{attrs.get('state', ''):<11} {params}  ({attrs.get('run_dir', '')})"
+        )
+    return "\n".join(lines)
+
+
+def grouped_leaderboard(study: optuna.Study) -> str:
+    """Configurations (trials that differ only in ``seed``, or a trial's own seeds) ranked by
+    their mean, with a 95% t interval and a verdict against the best (``reports.replicates``)."""
+    from reports.replicates import group_runs, judge
+
+    rows = [
+        {"params": trial_params(t), "value": t.value, "replicates": t.user_attrs.get("replicates")}
+        for t in visible_trials(study)
+        if t.state == TrialState.COMPLETE and t.value is not None and math.isfinite(t.value)
+    ]
+    judgement = judge(group_runs(rows), study.direction.name.lower())
+    metric = study.user_attrs.get("metric", "value")
+    lines = [
+        f"{'rank':>4} {'seeds':>5} {'mean ' + metric:>12} {'95% interval':>21}  verdict  config"
+    ]
+    for rank, group in enumerate(judgement.groups, start=1):
+        interval = group.interval
+        span = f"{shown(interval[0])} .. {shown(interval[1])}" if interval else "-"
+        mean = shown(group.mean) if group.mean is not None else "-"
+        p = f" (p={group.p_value:.2g})" if group.p_value is not None else ""
+        config = " ".join(f"{k}={v}" for k, v in group.params.items())
+        lines.append(f"{rank:>4} {group.n:>5} {mean:>12} {span:>21}  {group.verdict}{p}  {config}")
+    if not judgement.replicated:
+        lines.append(
+            "every configuration ran with one seed: its differences cannot be told from "
+            "seed noise (add seed: {values: [0, 1, 2]})"
+        )
+    elif judgement.closest and judgement.seeds_needed:
+        lines.append(
+            f"closest call: about {judgement.seeds_needed} seeds per configuration would "
+            "tell it apart at the observed spread (80% power, alpha 0.05)"
         )
     return "\n".join(lines)

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from gan_core.config import KEYS, ConfigError, parse_value
+from gan_core.contract import REPLICATE_KEY
 from sweeps import sampling
 from sweeps.sampling import GRID_FORMS, Param, decode, encode, grid_values, nest
 from sweeps.wandb_schema import FORMS, form_of, parameter_problems, violations
@@ -57,6 +58,18 @@ class SweepSpec:
     def fixed(self) -> dict[str, Any]:
         """Constants of top-level parameters, by name."""
         return {p.name: p.get("value") for p in self.params if p.form == "constant"}
+
+    @property
+    def replicate_seeds(self) -> tuple:
+        """The seeds every configuration of a random or bayes sweep runs with: the values of its
+        ``seed`` parameter (one trial per configuration, its value the mean over seeds). Empty
+        for a grid, which enumerates ``seed`` like any other parameter, and a fixed seed."""
+        if self.method == "grid":
+            return ()
+        for param in self.params:
+            if param.path == (REPLICATE_KEY,) and param.form == "categorical":
+                return tuple(param.get("values"))
+        return ()
 
     def reached_target(self, value: float | None) -> bool:
         if self.target is None or value is None:
@@ -233,6 +246,8 @@ def suggest(trial, spec: SweepSpec) -> dict[str, Any]:
     the queued point's), groups as nested dicts."""
     values = {}
     for param in spec.params:
+        if spec.replicate_seeds and param.path == (REPLICATE_KEY,):
+            continue  # every seed runs: the replicate axis is not sampled
         if spec.method == "grid" and param.form != "constant":
             choices = [encode(v) for v in grid_values(param)]
             values[param.path] = decode(trial.suggest_categorical(param.name, choices))

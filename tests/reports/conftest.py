@@ -34,3 +34,16 @@ def study(cache_dir, tmp_path_factory) -> dict:
     )
     assert len(runs) == 2, [t.user_attrs for t in optuna_study.trials]
     return {"journal": str(journal), "name": "rs", "runs": runs, "folder": folder}
+
+
+@pytest.fixture(scope="session")
+def replicated_study(cache_dir, tmp_path_factory) -> dict:
+    """The smoke grid, 2 batch sizes x 2 noise shapes, each on 2 seeds: 8 real tiny runs."""
+    folder = tmp_path_factory.mktemp("replicated-study")
+    sweep = yaml.safe_load((ROOT / "sweeps" / "smoke.yaml").read_text())
+    sweep["parameters"].update(seed={"values": [0, 1]}, steps={"value": 10})
+    path = folder / "replicated.yaml"
+    path.write_text(yaml.safe_dump(sweep))
+    journal = folder / "study.journal"
+    run_sweep(path, "rep", str(journal), runs_dir=folder / "runs")
+    return {"journal": str(journal), "name": "rep", "folder": folder}

@@ -190,7 +190,8 @@ def test_sweep_report(study, tmp_path):
     assert_self_contained(index)
     page = parse(index)
     assert page.headings == [
-        "Leaderboard",
+        "Configurations: which differences are real",
+        "Leaderboard: every trial",
         "What mattered",
         "Optimization history and parallel coordinates",
         "Best and worst trial",
@@ -255,7 +256,7 @@ def test_cli_writes_reports_and_rejects_bad_input(study, tmp_path):
     assert "Traceback" not in missing.stderr + wrong.stderr + one.stderr + down.stderr
 
 
-@pytest.mark.parametrize("kind", ["run", "sweep", "compare"])
+@pytest.mark.parametrize("kind", ["run", "sweep", "compare", "replicated"])
 def test_reports_in_a_real_browser(study, tmp_path, kind, request):
     """Headless Chromium opens each report from disk: every image decodes, nothing is fetched
     from the network, no console error; the leaderboard sorts on click. A screenshot is kept."""
@@ -267,6 +268,9 @@ def test_reports_in_a_real_browser(study, tmp_path, kind, request):
         index = run_report(copy_run(study["runs"][0], tmp_path / "00004-browser"))
     elif kind == "sweep":
         index = sweep_report(study["journal"], study["name"], tmp_path / "sweep")
+    elif kind == "replicated":
+        replicated = request.getfixturevalue("replicated_study")
+        index = sweep_report(replicated["journal"], replicated["name"], tmp_path / "replicated")
     else:
         index = compare_report(study["runs"], tmp_path / "compare")
     problems, remote = [], []
@@ -294,7 +298,7 @@ def test_reports_in_a_real_browser(study, tmp_path, kind, request):
         images = page.evaluate(
             "Array.from(document.images).map(i => [i.getAttribute('src'), i.naturalWidth])"
         )
-        if kind == "sweep":
+        if kind in ("sweep", "replicated"):
             page.click("#leaderboard thead th:nth-child(1)")  # by trial number, ascending
             order = page.evaluate(
                 "Array.from(document.querySelectorAll('#leaderboard tbody tr'))"
@@ -323,3 +327,42 @@ def test_sweep_report_of_a_study_in_progress_says_so(study, tmp_path):
     text = index.read_text(encoding="utf-8")
     assert "1 trial(s) still running" in text
     assert '<td class="state-running">running</td>' in text
+
+
+def test_a_replicated_grid_is_reported_by_configuration(replicated_study, tmp_path):
+    """2 batch sizes x 2 noise shapes x 2 seeds: four configurations of two runs each, ranked by
+    mean, with the numbers a direct computation gives and a verdict each."""
+    from scipy import stats
+
+    from sweeps.storage import load_study
+
+    study = load_study(replicated_study["journal"], "rep")
+    by_config: dict[str, list[float]] = {}
+    for trial in study.trials:
+        assert trial.state.name == "COMPLETE", trial.user_attrs
+        config = f"{trial.params['batch_size']} {trial.params['noise_shape']}"
+        by_config.setdefault(config, []).append(trial.value)
+    index = sweep_report(replicated_study["journal"], "rep", tmp_path / "rep")
+    html, md = index.read_text(), (index.parent / "report.md").read_text()
+    table = html[html.index('id="groups"') :].split("</table>")[0]
+    rows = re.findall(r"<tr(?: class=\"best\")?><td class=\"num\">(\d+)</td>(.*?)</tr>", table)
+    assert [int(rank) for rank, _ in rows] == [1, 2, 3, 4]
+    means = sorted(np.mean(v) for v in by_config.values())
+    shown = [float(re.findall(r'data-v="([^"]+)"', cells)[0]) for _, cells in rows]
+    assert shown == pytest.approx(means)
+    best = min(by_config.values(), key=np.mean)
+    half = stats.t.ppf(0.975, 1) * np.std(best, ddof=1) / np.sqrt(2)
+    assert f"{np.mean(best) - half:.4g} – {np.mean(best) + half:.4g}" in table
+    verdicts = re.findall(r'<td class="verdict">([^<]+)</td>', table)
+    assert verdicts[0] == "best" and all(
+        v in ("worse", "within seed noise", "better") for v in verdicts[1:]
+    )
+    assert "Welch" in html and "95% t interval" in html
+    assert "## Configurations: which differences are real" in md and "| 4 |" in md
+    assert "cannot be told from seed noise" not in html  # it has replicates
+
+
+def test_a_sweep_without_replicates_says_its_differences_are_not_resolved(study, tmp_path):
+    index = sweep_report(study["journal"], study["name"], tmp_path / "single")
+    assert "cannot be told from seed noise" in index.read_text()
+    assert "cannot be told from seed noise" in (index.parent / "report.md").read_text()

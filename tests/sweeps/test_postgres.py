@@ -77,7 +77,7 @@ def test_two_workers_resume_and_status_on_postgresql(postgres_url, cache_dir, tm
     assert sorted(runs.glob(f"{study}/trial-*")) == run_dirs
 
     status = _sweep(cache_dir, "status", "--storage", postgres_url, "--study", study).stdout
-    rows = status.splitlines()
+    rows = status.split("\n\n")[0].splitlines()  # the trials; configurations follow
     best = min(complete, key=lambda t: t.value)
     assert rows[1].split()[:3] == [str(best.number), shown(best.value), "COMPLETE"], status
     assert len(rows) == 1 + len(complete)

@@ -90,7 +90,7 @@ def test_argv_is_what_wandb_agent_builds_and_the_trainer_reads(tmp_path):
 
 
 def test_shipped_sweeps_validate():
-    for name in ("smoke", "seed_grid", "modern_bayes"):
+    for name in ("smoke", "seed_grid", "modern_bayes", "seed_grid_replicated"):
         spec = load_spec(ROOT / "sweeps" / f"{name}.yaml")
         assert spec.metric == "kid" and spec.goal == "minimize"
     grid = load_spec(ROOT / "sweeps" / "seed_grid.yaml")
@@ -407,7 +407,9 @@ def test_leaderboards_follow_the_studys_direction(tmp_path, capsys, goal):
     best_first = [1, 3, 0] if goal == "maximize" else [0, 3, 1]
 
     assert sweep_main(["status", "--storage", journal, "--study", "goal"]) == 0
-    table = capsys.readouterr().out.splitlines()
+    out = capsys.readouterr().out
+    table, groups = out.split("\n\n")[0].splitlines(), out.split("\n\n")[1]
+    assert "cannot be told from seed noise" in groups  # one seed per configuration
     assert table[0].split()[:2] == ["#", "precision"]
     assert [int(line.split()[0]) for line in table[1:]] == [*best_first, 2, 4]
     assert [row["number"] for row in trial_rows(study, "precision")] == [*best_first, 2, 4]
