@@ -267,8 +267,8 @@ class Objective:
         states = [(read_json(r.run_dir / "status.json") or {}).get("state") for r in replicates]
         codes = [rep.proc.returncode for rep in replicates]
         worst = next((c for c in codes if c not in (0, EXIT_DIVERGED)), None)
-        state = "pruned" if pruned else next((s for s in states if s != "completed"), None)
-        trial.set_user_attr("state", state or (states[0] if states[0] else "crashed"))
+        unfinished = [state or "crashed" for state in states if state != "completed"]
+        trial.set_user_attr("state", "pruned" if pruned else (unfinished or ["completed"])[0])
         trial.set_user_attr("exit_code", worst if worst is not None else max(codes))
         if self.spec.replicate_seeds:
             trial.set_user_attr(
