@@ -99,6 +99,7 @@ def sweep_report(
     run_reports: bool = True,
 ) -> Path:
     """Write the sweep report; returns its index.html."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "new study created" lines
     study = load_study(storage, study_name)
     metric = study.user_attrs.get("metric", DEFAULT_METRIC)
     rows = trial_rows(study, metric)
