@@ -115,3 +115,34 @@ def test_random_and_bayes_run_every_seed_of_a_configuration(tmp_path, method):
             run_dir = replicate["run_dir"]
             assert run_dir == f"{trial.user_attrs['run_dir']}/seed-{replicate['seed']}"
             assert json.loads(open(f"{run_dir}/status.json").read())["state"] == "completed"
+
+
+def test_a_grid_of_a_stand_in_trainer_is_grouped_as_computed_directly(tmp_path):
+    """Grid over batch size x seed: one trial per run; the report's groups are the direct
+    means, sds and t intervals of the stand-in's known values, with the right verdicts."""
+    from reports.sweep_report import trial_rows
+    from sweeps.runner import run_sweep
+
+    program = tmp_path / "stand_in.py"
+    program.write_text(STAND_IN)
+    sweep = {
+        "method": "grid",
+        "program": str(program),
+        "metric": {"name": "kid", "goal": "minimize"},
+        "parameters": {"batch_size": {"values": [16, 32, 48]}, "seed": {"values": [0, 1, 2, 3]}},
+    }
+    path = tmp_path / "grid.yaml"
+    path.write_text(yaml.safe_dump(sweep))
+    study = run_sweep(path, "g", str(tmp_path / "g.journal"), runs_dir=tmp_path / "runs")
+    assert len(study.trials) == 12
+    rows = [r for r in trial_rows(study, "kid") if r["value"] is not None]
+    judgement = judge(group_runs(rows), "minimize")
+    by_batch = {g.params["batch_size"]: g for g in judgement.groups}
+    for batch, group in by_batch.items():
+        direct = np.array([_kid(batch, s) for s in range(4)])
+        assert sorted(group.seeds) == [0, 1, 2, 3]
+        assert group.mean == pytest.approx(direct.mean())
+        half = stats.t.ppf(0.975, 3) * direct.std(ddof=1) / 2
+        assert group.interval == pytest.approx((direct.mean() - half, direct.mean() + half))
+    assert by_batch[32].verdict == "worse"
+    assert {by_batch[16].verdict, by_batch[48].verdict} == {"best", "within seed noise"}
