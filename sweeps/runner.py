@@ -460,7 +460,9 @@ def run_sweep(
             optuna.storages.fail_stale_trials(study)
         if spec.method == "grid":
             queue_grid(study, spec)
-    limits = thread_limits(workers)
+    # Trainers side by side on this machine: one per worker, times the seeds a configuration
+    # runs on at once.
+    limits = thread_limits(workers * max(1, len(spec.replicate_seeds)))
     others = []
     for index in range(1, workers):
         argv = [
@@ -493,7 +495,7 @@ def run_sweep(
     with storage_lock(storage):
         settle_stale_trials(study, store, spec)
     if _queued(study):
-        study = run_worker(spec_path, study_name, storage, n_trials, runs, 0, wandb)
+        study = run_worker(spec_path, study_name, storage, n_trials, runs, 0, wandb, limits)
     return study
 
 
