@@ -91,8 +91,8 @@ def group_runs(rows: list[dict]) -> list[Group]:
 
 
 def welch_p(a: list[float], b: list[float]) -> float | None:
-    """Two-sided p-value of Welch's t-test; None when either side has fewer than two values
-    (or both have no spread at all)."""
+    """Two-sided p-value of Welch's t-test; None when either side has fewer than two values.
+    Two sides without any spread (the test is undefined) give 0 when their means differ, else 1."""
     if len(a) < 2 or len(b) < 2:
         return None
     if np.std(a) == 0 and np.std(b) == 0:

@@ -22,7 +22,7 @@ from reports.render import relative, write_report
 from reports.replicates import Group, group_runs, judge
 from reports.run_report import run_report
 from reports.rundata import RunData, headline, load_run
-from sweeps.runner import trial_params, visible_trials
+from sweeps.runner import ranked_trials, trial_params
 from sweeps.storage import load_study
 
 DEFAULT_METRIC = "kid"
@@ -30,9 +30,8 @@ DEFAULT_METRIC = "kid"
 
 def trial_rows(study: optuna.Study, metric: str) -> list[dict]:
     """One row per trial (grid trials that ran nothing left out), best first."""
-    sign = -1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
     rows = []
-    for trial in visible_trials(study):
+    for trial in ranked_trials(study):
         attrs = trial.user_attrs
         run = None
         if attrs.get("run_dir") and (Path(attrs["run_dir"]) / "config.yaml").is_file():
@@ -56,7 +55,6 @@ def trial_rows(study: optuna.Study, metric: str) -> list[dict]:
                 "trial": trial,
             }
         )
-    rows.sort(key=lambda r: (r["value"] is None, sign * (r["value"] or 0.0), r["number"]))
     return rows
 
 
@@ -161,18 +159,18 @@ def _charts(
     """Importance (on group means), per-parameter effect (every seed's point), history and
     parallel coordinates (with notes on what could not be drawn and why)."""
     result: dict[str, Any] = {"effects": [], "notes": []}
-    scored = _seed_points([g for g in groups if g.values])
-    if len(scored) < 2:
-        result["notes"].append(f"{len(scored)} scored trial(s): charts need at least 2")
+    points = _seed_points([g for g in groups if g.values])
+    if len(points) < 2:
+        result["notes"].append(f"{len(points)} scored trial(s): charts need at least 2")
         return result
-    kids = [r["value"] for r in scored]
+    kids = [r["value"] for r in points]
     maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
     charts.history(
         [r["number"] for r in rows], [r["value"] for r in rows], assets / "history.png", maximize
     )
     result["history"] = f"{assets.name}/history.png"
     params = [p for p in params if p != REPLICATE_KEY]  # seed noise is not an effect
-    swept = [p for p in params if len({str(r["params"].get(p)) for r in scored}) > 1]
+    swept = [p for p in params if len({str(r["params"].get(p)) for r in points}) > 1]
     for name in params:
         if name not in swept:
             result["notes"].append(
@@ -180,13 +178,13 @@ def _charts(
             )
     for name in swept:
         path = assets / f"effect_{name}.png"
-        values = [r["params"].get(name) for r in scored]
+        values = [r["params"].get(name) for r in points]
         log = _is_log(study, name)
         charts.param_effect(name, values, kids, path, log)
         result["effects"].append({"param": name, "src": f"{assets.name}/{path.name}"})
     if swept:
         charts.parallel_coordinates(
-            swept, [r["params"] for r in scored], kids, assets / "parallel.png"
+            swept, [r["params"] for r in points], kids, assets / "parallel.png"
         )
         result["parallel"] = f"{assets.name}/parallel.png"
     try:

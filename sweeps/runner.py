@@ -548,10 +548,9 @@ def visible_trials(study: optuna.Study) -> list:
     ]
 
 
-def leaderboard(study: optuna.Study) -> str:
-    """A plain-text table of trials, best first in the study's direction (``metric.goal``);
-    trials without a finite value (running, failed, pruned, diverged) last, in trial order."""
-    metric = study.user_attrs.get("metric", "value")
+def ranked_trials(study: optuna.Study) -> list:
+    """The visible trials, best first in the study's direction (``metric.goal``); trials without
+    a finite value (running, failed, pruned, diverged) last, in trial order."""
     sign = -1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
 
     def order(trial) -> tuple:
@@ -560,8 +559,14 @@ def leaderboard(study: optuna.Study) -> str:
             return (1, 0.0, trial.number)
         return (0, sign * value, trial.number)
 
+    return sorted(visible_trials(study), key=order)
+
+
+def leaderboard(study: optuna.Study) -> str:
+    """A plain-text table of trials, ranked (``ranked_trials``)."""
+    metric = study.user_attrs.get("metric", "value")
     lines = [f"{'#':>4} {metric:>10} {'state':<9} {'run':<11} params  (run dir)"]
-    for trial in sorted(visible_trials(study), key=order):
+    for trial in ranked_trials(study):
         value = trial.value
         text = shown(value) if value is not None and math.isfinite(value) else "-"
         params = " ".join(f"{k}={v}" for k, v in trial_params(trial).items())

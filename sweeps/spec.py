@@ -232,10 +232,15 @@ def grid_order(spec: SweepSpec) -> list[Param]:
     return sorted(spec.swept, key=lambda p: p.path)
 
 
+def _grid_choices(param: Param) -> list:
+    """A grid parameter's values as Optuna stores the choices (lists JSON-encoded)."""
+    return [encode(v) for v in grid_values(param)]
+
+
 def grid_points(spec: SweepSpec) -> list[dict[str, Any]]:
     """Every point of a grid sweep, as Optuna params (choices JSON-encoded), in W&B's order."""
     order = grid_order(spec)
-    choices = [[encode(v) for v in grid_values(p)] for p in order]
+    choices = [_grid_choices(p) for p in order]
     return [
         {p.name: value for p, value in zip(order, point)} for point in itertools.product(*choices)
     ]
@@ -249,7 +254,7 @@ def suggest(trial, spec: SweepSpec) -> dict[str, Any]:
         if spec.replicate_seeds and param.path == (REPLICATE_KEY,):
             continue  # every seed runs: the replicate axis is not sampled
         if spec.method == "grid" and param.form != "constant":
-            choices = [encode(v) for v in grid_values(param)]
+            choices = _grid_choices(param)
             values[param.path] = decode(trial.suggest_categorical(param.name, choices))
         else:
             values[param.path] = sampling.suggest(trial, param)
