@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 demo: venv
-	$(PY) -m experiments.train --config modern --dataset=synthetic \
+	$(VENV)/bin/albumgan train --config modern --dataset=synthetic \
 		--steps=$(DEMO_STEPS) --eval_every=300 --name=demo
 	@run=$$(ls -d runs/*-demo | sort | tail -n 1); \
 	$(VENV)/bin/albumgan report run $$run > /dev/null; \

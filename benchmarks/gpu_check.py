@@ -87,8 +87,7 @@ def part(report: Report, name: str, fn, *args) -> None:
 def device() -> dict:
     import jax
     import keras
-
-    from gan_core.steps import device_name
+    from albumgan.gan_core.steps import device_name
 
     dev = jax.devices()[0]
     return {
@@ -107,9 +106,10 @@ def device() -> dict:
 
 
 def trainer(workdir: Path, quick: bool) -> dict:
+    from albumgan.gan_core.run import Callback
+    from albumgan.gan_core.training import train
+
     from albumgan import TrainConfig, load_data
-    from gan_core.run import Callback
-    from gan_core.training import train
 
     class Clock(Callback):
         """(time, step) at the end of every execution, after the callbacks before it."""
@@ -165,7 +165,7 @@ def trainer(workdir: Path, quick: bool) -> dict:
 def seed_popular16(workdir: Path, quick: bool) -> dict:
     runs = workdir / "popular16"
     cache = workdir / "cache"
-    argv = [sys.executable, "-m", "experiments.train", "--config", "seed_popular16",
+    argv = [sys.executable, "-m", "albumgan.experiments.train", "--config", "seed_popular16",
             "--dataset=synthetic", f"--runs_dir={runs}", f"--cache_dir={cache}"]  # fmt: skip
     if quick:
         argv += ["--steps=40", "--g_width=16", "--d_width=16"]
@@ -232,7 +232,7 @@ def sweep(workdir: Path, quick: bool, variants: bool = False) -> dict:
 
 
 def sweep_once(runs: Path, cache: Path, workers: int, extra_env: dict) -> dict:
-    argv = [sys.executable, "-m", "experiments.cli", "sweep", "run", "sweeps/smoke.yaml",
+    argv = [sys.executable, "-m", "albumgan.experiments.cli", "sweep", "run", "sweeps/smoke.yaml",
             "--runs-dir", str(runs), "--workers", str(workers)]  # fmt: skip
     env = {**os.environ, "ALBUMGAN_CACHE": str(cache), **extra_env}
     started_at = time.time()
@@ -258,8 +258,7 @@ def trial_timeline(journal: Path, sweep_started: float) -> list[dict]:
     when the trainer's loop began (imports, data, model and first compile before it), when the
     loop ended, and when the worker recorded the result."""
     import optuna
-
-    from sweeps.storage import open_storage
+    from albumgan.sweeps.storage import open_storage
 
     storage = open_storage(str(journal))
     timeline = []
@@ -322,7 +321,7 @@ def main() -> int:
     report = Report(out)
     skip = set(filter(None, args.skip.split(",")))
 
-    from gan_core import backend
+    from albumgan.gan_core import backend
 
     report.put("backend_auto_picks", backend.resolve("auto"))
     backend.activate("jax")

@@ -19,11 +19,10 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
-
-from data_tools.synthetic import generate_cover  # noqa: E402
-from gan_core.contract import shown  # noqa: E402
-from gan_core.metrics.extractors import get_extractor  # noqa: E402
-from gan_core.metrics.score import cached_features, score_features  # noqa: E402
+from albumgan.data_tools.synthetic import generate_cover  # noqa: E402
+from albumgan.gan_core.contract import shown  # noqa: E402
+from albumgan.gan_core.metrics.extractors import get_extractor  # noqa: E402
+from albumgan.gan_core.metrics.score import cached_features, score_features  # noqa: E402
 
 
 def covers(start: int, n: int, size: int) -> np.ndarray:

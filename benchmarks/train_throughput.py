@@ -42,18 +42,18 @@ def _backend_from_argv() -> str:
     return "tensorflow"
 
 
-from gan_core import backend  # noqa: E402
+from albumgan.gan_core import backend  # noqa: E402
 
 BACKEND = backend.activate(_backend_from_argv())
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+from albumgan.data_tools.synthetic import generate_cover  # noqa: E402
+from albumgan.gan_core.precision import resolve_precision  # noqa: E402
 from keras import ops  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from albumgan import TrainConfig, train  # noqa: E402
-from data_tools.synthetic import generate_cover  # noqa: E402
-from gan_core.precision import resolve_precision  # noqa: E402
 
 BATCH, RESOLUTION, NOISE = 16, 64, (1, 1, 100)
 

@@ -14,12 +14,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from data_tools import registry, synthetic
-from gan_core.contract import EXIT_FAILED, EXIT_USAGE
+from albumgan.data_tools import registry, synthetic
+from albumgan.gan_core.contract import EXIT_FAILED, EXIT_USAGE
 
 
 def _prepare(args: argparse.Namespace) -> int:
-    from data_tools.prepare import _read_names, prepare
+    from albumgan.data_tools.prepare import _read_names, prepare
 
     try:
         summary = prepare(
@@ -46,7 +46,13 @@ def _prepare(args: argparse.Namespace) -> int:
 
 
 def _crawl(args: argparse.Namespace) -> int:
-    from data_tools.crawl import DEFAULT_KEYWORDS, CrawlError, crawl, parse_engine_urls, report
+    from albumgan.data_tools.crawl import (
+        DEFAULT_KEYWORDS,
+        CrawlError,
+        crawl,
+        parse_engine_urls,
+        report,
+    )
 
     engines = tuple(args.engine or ["bing"])
     try:
@@ -75,8 +81,8 @@ def _crawl(args: argparse.Namespace) -> int:
 
 
 def _gaon(args: argparse.Namespace) -> int:
-    from data_tools.crawl import CrawlError
-    from data_tools.gaon import CoverFetcher, fetch_covers, parse_sources
+    from albumgan.data_tools.crawl import CrawlError
+    from albumgan.data_tools.gaon import CoverFetcher, fetch_covers, parse_sources
 
     try:
         sources = parse_sources(args.source)

@@ -41,14 +41,13 @@ from string import Formatter
 from urllib.parse import quote_plus
 
 import requests
+from albumgan.gan_core.fileio import read_jsonl, write_bytes
 from bs4 import BeautifulSoup
 from icrawler import Crawler, ImageDownloader
 from icrawler.builtin.bing import BingFeeder, BingParser
 from icrawler.builtin.google import GoogleFeeder, GoogleParser
 from icrawler.builtin.urllist import PseudoParser, UrlListFeeder
 from PIL import Image
-
-from gan_core.fileio import read_jsonl, write_bytes
 
 # The seed notebook's search terms, English and Korean.
 DEFAULT_KEYWORDS = (

@@ -16,9 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from data_tools.imageops import open_rgb, square_resize
-from data_tools.registry import (
+from albumgan.data_tools.imageops import open_rgb, square_resize
+from albumgan.data_tools.registry import (
     BUILD_HINTS,
     IMAGE_SUFFIXES,
     DatasetError,
@@ -26,7 +25,7 @@ from data_tools.registry import (
     list_images,
     resolve,
 )
-from gan_core.fileio import atomic_write
+from albumgan.gan_core.fileio import atomic_write
 
 __all__ = ["Dataset", "DatasetError", "default_cache_dir", "load_dataset"]
 

@@ -57,10 +57,9 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import requests
+from albumgan.data_tools.crawl import ENGINE_URLS, EXTENSIONS, CrawlError, Manifest, crawl_pair
+from albumgan.gan_core.fileio import read_jsonl, write_bytes
 from PIL import Image
-
-from data_tools.crawl import ENGINE_URLS, EXTENSIONS, CrawlError, Manifest, crawl_pair
-from gan_core.fileio import read_jsonl, write_bytes
 
 SOURCES = ("itunes", "musicbrainz", "bing")
 USER_AGENT = "albumgan/0.1 (K-pop album-art DC-GAN research; https://pypi.org/project/albumgan)"
@@ -125,7 +124,7 @@ def load_chart(path: str | Path | None = None) -> tuple[list[Album], list[str]]:
     """(albums, gaps): rows without an artist or album are gaps, reported, never guessed."""
     if path is None:
         text = (
-            resources.files("data_tools")
+            resources.files("albumgan.data_tools")
             .joinpath("data/gaon_year_end_albums.csv")
             .read_text(encoding="utf-8")
         )

@@ -40,11 +40,10 @@ from pathlib import Path
 
 import imagehash
 import numpy as np
+from albumgan.data_tools.imageops import FITS, UnreadableImage, open_rgb, square_resize
+from albumgan.data_tools.registry import is_prepare_manifest
+from albumgan.gan_core.fileio import atomic_write, read_jsonl
 from PIL import Image
-
-from data_tools.imageops import FITS, UnreadableImage, open_rgb, square_resize
-from data_tools.registry import is_prepare_manifest
-from gan_core.fileio import atomic_write, read_jsonl
 
 STATUSES = ("kept", "duplicate", "flagged", "rejected")
 HARD_MIN_SIDE = 32  # smaller than this is not a cover at all: rejected, not flagged

@@ -17,8 +17,8 @@ import os
 import time
 from pathlib import Path
 
-from data_tools import synthetic
-from gan_core.fileio import default_cache_dir, read_jsonl
+from albumgan.data_tools import synthetic
+from albumgan.gan_core.fileio import default_cache_dir, read_jsonl
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 # How each named dataset is built.

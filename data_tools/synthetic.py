@@ -14,7 +14,7 @@ at 256 px shows the same picture. Shapes are drawn on a 2x canvas and box-filter
 
 Run::
 
-    python -m data_tools.synthetic OUT_DIR [--n 512] [--size 256] [--seed 0]
+    python -m albumgan.data_tools.synthetic OUT_DIR [--n 512] [--size 256] [--seed 0]
 
 which writes ``OUT_DIR/synthetic-v{SYNTHETIC_VERSION}-s{seed}-{size}px-n{n}/cover_00000.png ...``
 (plus a ``DONE`` marker) and prints that folder. An existing complete folder is reused as is.
@@ -787,7 +787,7 @@ def ensure_synthetic(
 def main(argv: Sequence[str] | None = None) -> None:
     """Command line: write a synthetic dataset folder and print its path."""
     parser = argparse.ArgumentParser(
-        prog="python -m data_tools.synthetic", description=__doc__.split("\n\n")[0]
+        prog="python -m albumgan.data_tools.synthetic", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("out_dir", help="parent folder for the dataset folder")
     parser.add_argument("--n", type=int, default=512, help="number of covers (default 512)")

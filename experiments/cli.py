@@ -19,8 +19,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from experiments import train as train_entry
-from gan_core.contract import EXIT_FAILED, EXIT_USAGE, EXTRA_SCORES, EXTRACTORS, SCORES, shown
+from albumgan.experiments import train as train_entry
+from albumgan.gan_core.contract import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    EXTRA_SCORES,
+    EXTRACTORS,
+    SCORES,
+    shown,
+)
 
 
 def _sample(argv: list[str]) -> int:
@@ -45,9 +52,9 @@ def _sample(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.n < 1:
         parser.error(f"--n must be >= 1, got {args.n}")
-    from gan_core.backend import BackendError
-    from gan_core.checkpoint import CheckpointError
-    from gan_core.sampling import sample_images
+    from albumgan.gan_core.backend import BackendError
+    from albumgan.gan_core.checkpoint import CheckpointError
+    from albumgan.gan_core.sampling import sample_images
 
     out = args.out or args.run_dir / "generated"
     if out.exists() and not out.is_dir():  # before loading anything: fail in a second
@@ -76,11 +83,11 @@ def _evaluate(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     import json
 
-    from data_tools.registry import DatasetError
-    from experiments.evaluate import evaluate
-    from gan_core.backend import BackendError
-    from gan_core.checkpoint import CheckpointError
-    from gan_core.metrics.extractors import MetricsError
+    from albumgan.data_tools.registry import DatasetError
+    from albumgan.experiments.evaluate import evaluate
+    from albumgan.gan_core.backend import BackendError
+    from albumgan.gan_core.checkpoint import CheckpointError
+    from albumgan.gan_core.metrics.extractors import MetricsError
 
     try:
         scores = evaluate(
@@ -114,7 +121,7 @@ def _metrics(argv: list[str]) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("fetch-weights", help="download the Keras InceptionV3 weights (online)")
     parser.parse_args(argv)
-    from gan_core.metrics.extractors import MetricsError, fetch_inception_weights
+    from albumgan.gan_core.metrics.extractors import MetricsError, fetch_inception_weights
 
     try:
         print(fetch_inception_weights())
@@ -125,19 +132,19 @@ def _metrics(argv: list[str]) -> int:
 
 
 def _sweep(argv: list[str]) -> int:
-    from sweeps.cli import main as sweep_main
+    from albumgan.sweeps.cli import main as sweep_main
 
     return sweep_main(argv)
 
 
 def _report(argv: list[str]) -> int:
-    from reports.cli import main as report_main
+    from albumgan.reports.cli import main as report_main
 
     return report_main(argv)
 
 
 def _data(argv: list[str]) -> int:
-    from data_tools.cli import main as data_main
+    from albumgan.data_tools.cli import main as data_main
 
     return data_main(argv)
 
@@ -174,7 +181,7 @@ FRAMEWORK_COMMANDS = ("train", "sample", "evaluate")
 def console() -> int:
     """The installed ``albumgan`` command: ``main`` with stderr kept free of framework notices."""
     if sys.argv[1:2] and sys.argv[1] in FRAMEWORK_COMMANDS:
-        from experiments import quiet
+        from albumgan.experiments import quiet
 
         quiet.install()
     return main()

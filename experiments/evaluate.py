@@ -16,14 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from albumgan.data_tools.datasets import load_dataset
+from albumgan.data_tools.imageops import RESAMPLE, open_rgb, square_resize
+from albumgan.data_tools.registry import list_images
+from albumgan.gan_core.fileio import default_cache_dir
+from albumgan.gan_core.metrics.extractors import get_extractor
+from albumgan.gan_core.metrics.score import cached_features, score_features
 from PIL import Image
-
-from data_tools.datasets import load_dataset
-from data_tools.imageops import RESAMPLE, open_rgb, square_resize
-from data_tools.registry import list_images
-from gan_core.fileio import default_cache_dir
-from gan_core.metrics.extractors import get_extractor
-from gan_core.metrics.score import cached_features, score_features
 
 
 def parse_grid(text: str) -> tuple[int, int]:
@@ -101,7 +100,7 @@ def fake_images(
 ) -> np.ndarray:
     """Images from a run directory's generator, or from a folder."""
     if (fake / "config.yaml").is_file() and not grid:
-        from gan_core.sampling import generate, load_sampler
+        from albumgan.gan_core.sampling import generate, load_sampler
 
         images = generate(load_sampler(fake, which), n, seed)
         if images.shape[1] != resolution:

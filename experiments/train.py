@@ -1,6 +1,6 @@
 """THE training entry point.
 
-    python -m experiments.train --config smoke --steps=50
+    python -m albumgan.experiments.train --config smoke --steps=50
     python experiments/train.py --batch_size=32 --noise_shape="[1, 1, 128]"  # as wandb agent
     albumgan train --config modern --run-dir runs/my-run                         # same arguments
 
@@ -36,15 +36,14 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-if __package__ in (
-    None,
-    "",
-):  # run as a file (`python experiments/train.py`): import from the repo
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# Run as a file (`python experiments/train.py`, what `wandb agent` runs) in a source checkout that
+# may not be installed: make its `albumgan` importable. An installed copy needs nothing.
+_CHECKOUT = Path(__file__).resolve().parent.parent
+if __package__ in (None, "") and (_CHECKOUT / "albumgan" / "__init__.py").is_file():
+    sys.path.insert(0, str(_CHECKOUT))
 
 import yaml  # noqa: E402
-
-from gan_core.config import (  # noqa: E402
+from albumgan.gan_core.config import (  # noqa: E402
     BARE_MEANS_TRUE,
     KEYS,
     ConfigError,
@@ -56,7 +55,7 @@ from gan_core.config import (  # noqa: E402
     parse_bool,
     parse_value,
 )
-from gan_core.contract import EXIT_USAGE  # noqa: E402
+from albumgan.gan_core.contract import EXIT_USAGE  # noqa: E402
 
 _OPTIONS = ("config", "config_json", "run_dir", "resume", "dry_run", "help", "h")
 
@@ -209,7 +208,7 @@ def _usage() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from sweeps.children import die_with_parent
+    from albumgan.sweeps.children import die_with_parent
 
     die_with_parent()  # started by a sweep worker: stop (checkpoint, exit 143) when it dies
     argv = sys.argv[1:] if argv is None else argv
@@ -221,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    from gan_core.backend import BackendError, activate
+    from albumgan.gan_core.backend import BackendError, activate
 
     try:
         backend_name = activate(cfg.backend)  # sets KERAS_BACKEND before Keras is imported
@@ -231,11 +230,12 @@ def main(argv: list[str] | None = None) -> int:
     if options.dry_run:
         return _dry_run(cfg, backend_name)
 
+    from albumgan.data_tools.datasets import DatasetError
+    from albumgan.gan_core.checkpoint import CheckpointError
+    from albumgan.gan_core.training import train
+    from albumgan.sweeps.wandb_logger import WandbLogger, wanted
+
     from albumgan import load_data
-    from data_tools.datasets import DatasetError
-    from gan_core.checkpoint import CheckpointError
-    from gan_core.training import train
-    from sweeps.wandb_logger import WandbLogger, wanted
 
     callbacks = [WandbLogger()] if wanted(options.wandb) else []
     try:
@@ -250,8 +250,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dry_run(cfg: TrainConfig, backend_name: str) -> int:
-    from gan_core.models import build_discriminator, build_generator
-    from gan_core.precision import resolve_precision
+    from albumgan.gan_core.models import build_discriminator, build_generator
+    from albumgan.gan_core.precision import resolve_precision
 
     print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
     try:
@@ -267,7 +267,7 @@ def _dry_run(cfg: TrainConfig, backend_name: str) -> int:
 
 
 if __name__ == "__main__":
-    from experiments import quiet
+    from albumgan.experiments import quiet
 
     quiet.install()  # before TensorFlow loads: no framework notices on stderr, errors kept
     sys.exit(main())

@@ -6,7 +6,7 @@ Notebook use (``albumgan.train`` loads ``cfg.dataset`` and calls ``gan_core.trai
     from albumgan import TrainConfig, train
     result = train(TrainConfig(resolution=32, steps=200, backend="jax"))
 
-    from gan_core import TrainingData, train            # your own images, (N, R, R, 3) uint8
+    from albumgan.gan_core import TrainingData, train  # your own images, (N, R, R, 3) uint8
     result = train(TrainConfig(resolution=32, steps=200), TrainingData("mine", images))
 
 Importing this package loads no framework; ``train`` picks the backend from the config.
@@ -14,8 +14,8 @@ Importing this package loads no framework; ``train`` picks the backend from the 
 
 from __future__ import annotations
 
-from gan_core.config import ConfigError, TrainConfig
-from gan_core.run import Callback, TrainingData
+from albumgan.gan_core.config import ConfigError, TrainConfig
+from albumgan.gan_core.run import Callback, TrainingData
 
 __all__ = ["Callback", "ConfigError", "TrainConfig", "TrainResult", "TrainingData", "train"]
 
@@ -24,7 +24,7 @@ def __getattr__(name: str):
     # The loop loads Keras (and a framework) only when training is asked for, so config parsing
     # and `--help` stay fast and the backend can still be chosen.
     if name in ("train", "TrainResult"):
-        from gan_core import training
+        from albumgan.gan_core import training
 
         return getattr(training, name)
     raise AttributeError(f"module 'gan_core' has no attribute {name!r}")

@@ -1,6 +1,6 @@
 """Which framework Keras runs on: ``backend: auto | tensorflow | jax``, chosen once per process.
 
-    from gan_core import backend
+    from albumgan.gan_core import backend
     name = backend.activate("auto")   # sets KERAS_BACKEND, then imports Keras
 
 ``auto`` picks, in order:

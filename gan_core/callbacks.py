@@ -19,11 +19,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gan_core import checkpoint
-from gan_core.contract import LOSSES, shown
-from gan_core.fileio import append_jsonl
-from gan_core.images import save_grid
-from gan_core.run import Callback, Run, due, exit_code
+from albumgan.gan_core import checkpoint
+from albumgan.gan_core.contract import LOSSES, shown
+from albumgan.gan_core.fileio import append_jsonl
+from albumgan.gan_core.images import save_grid
+from albumgan.gan_core.run import Callback, Run, due, exit_code
 
 
 class MetricsLog(Callback):

@@ -21,9 +21,8 @@ import re
 from pathlib import Path
 
 import numpy as np
-
-from gan_core.config import first_line
-from gan_core.fileio import atomic_write
+from albumgan.gan_core.config import first_line
+from albumgan.gan_core.fileio import atomic_write
 
 log = logging.getLogger(__name__)
 

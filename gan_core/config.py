@@ -26,9 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
-from gan_core.backend import BACKENDS
-from gan_core.contract import EXTRACTORS
+from albumgan.gan_core.backend import BACKENDS
+from albumgan.gan_core.contract import EXTRACTORS
 
 ARCHS = ("seed", "dcgan")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")

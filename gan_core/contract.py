@@ -1,4 +1,5 @@
-"""Names and numbers other programs rely on: metric names, extractor names, exit codes.
+"""Names and numbers other programs rely on: metric names, extractor names, run and trial
+states, exit codes, and the one error type users see.
 
 One home for each, so that the trainer, the sweep runner, the W&B logger, the reports and every
 command agree. Imports nothing (no framework, no project module): anything may import it.
@@ -35,3 +36,16 @@ EXIT_DIVERGED = 3  # a training run whose losses became NaN/Inf (marked; a sweep
 EXIT_SIGNAL_BASE = 128  # interrupted by a signal: 128 + its number, after a checkpoint
 EXIT_SIGINT = EXIT_SIGNAL_BASE + 2  # 130, Ctrl-C
 EXIT_SIGTERM = EXIT_SIGNAL_BASE + 15  # 143, `kill`, a sweep pruning the run, a dying parent
+
+
+# --- the one error type -------------------------------------------------------------------------
+class AlbumganError(Exception):
+    """A problem the user can fix (bad argument, config, dataset, file, storage): every command
+    prints ``error: <message>`` on one line and exits with ``exit_code``. Anything else that
+    escapes is a bug and keeps its traceback.
+
+    Each kind of problem is a subclass (``ConfigError``, ``DatasetError``, ``SweepError``, ...),
+    so that callers that mean one can catch just that one.
+    """
+
+    exit_code: int = EXIT_USAGE

@@ -16,14 +16,13 @@ import math
 import time
 
 import numpy as np
-
-from gan_core import checkpoint
-from gan_core.contract import SCORES
-from gan_core.fileio import default_cache_dir, read_json, write_json
-from gan_core.images import save_grid, to_uint8
-from gan_core.metrics.extractors import get_extractor
-from gan_core.metrics.score import cached_features, score_features
-from gan_core.run import Callback, Run, due
+from albumgan.gan_core import checkpoint
+from albumgan.gan_core.contract import SCORES
+from albumgan.gan_core.fileio import default_cache_dir, read_json, write_json
+from albumgan.gan_core.images import save_grid, to_uint8
+from albumgan.gan_core.metrics.extractors import get_extractor
+from albumgan.gan_core.metrics.score import cached_features, score_features
+from albumgan.gan_core.run import Callback, Run, due
 
 MAX_EVAL_SAMPLES = 1000
 BEST_SAMPLES = 64  # images of the best evaluation kept as best_samples.png (an 8x8 grid)

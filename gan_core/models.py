@@ -29,9 +29,8 @@ import zlib
 from types import SimpleNamespace
 
 import keras
+from albumgan.gan_core.config import TrainConfig
 from keras import layers
-
-from gan_core.config import TrainConfig
 
 _WIDTH_CAP = 8  # widest block = 8 x base width (512 for the seed's 64)
 
@@ -55,7 +54,7 @@ def _kernel_init(cfg: TrainConfig, name: str) -> keras.initializers.Initializer:
 def _layer_kinds(fast: bool) -> SimpleNamespace:
     """The convolution and normalisation classes: Keras's own, or the fused TensorFlow ones."""
     if fast:
-        from gan_core.steps.tf_layers import (
+        from albumgan.gan_core.steps.tf_layers import (
             BottleneckConv2D,
             BottleneckConv2DTranspose,
             FusedBatchNorm,

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gan_core.backend import GPU_PLATFORMS
-from gan_core.config import ConfigError
+from albumgan.gan_core.backend import GPU_PLATFORMS
+from albumgan.gan_core.config import ConfigError
 
 BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
 BF16_MIN_COMPUTE_CAPABILITY = (8, 0)

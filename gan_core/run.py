@@ -13,13 +13,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
-from gan_core.config import TrainConfig
-from gan_core.contract import EXIT_DIVERGED, EXIT_OK, EXIT_SIGNAL_BASE
+from albumgan.gan_core.config import TrainConfig
+from albumgan.gan_core.contract import EXIT_DIVERGED, EXIT_OK, EXIT_SIGNAL_BASE
 
 if TYPE_CHECKING:
-    from gan_core.rundir import Status
-    from gan_core.steps.engine import Engine
+    from albumgan.gan_core.rundir import Status
+    from albumgan.gan_core.steps.engine import Engine
 
 
 @dataclass(frozen=True)

@@ -33,8 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
-from gan_core.config import (
+from albumgan.gan_core.config import (
     RESUMABLE,
     ConfigError,
     TrainConfig,
@@ -42,7 +41,7 @@ from gan_core.config import (
     first_line,
     overrides_from_mapping,
 )
-from gan_core.fileio import read_json, write_json, write_text
+from albumgan.gan_core.fileio import read_json, write_json, write_text
 
 # "failed": the run stopped on an error it cannot recover from (a disk full, a folder made
 # read-only); status.json's message says which.

@@ -12,10 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-
-from gan_core import backend, checkpoint
-from gan_core.images import save_image, to_uint8
-from gan_core.rundir import read_config
+from albumgan.gan_core import backend, checkpoint
+from albumgan.gan_core.images import save_image, to_uint8
+from albumgan.gan_core.rundir import read_config
 
 SAMPLING_GROUPS = ("generator", "ema_generator")
 
@@ -52,7 +51,7 @@ def load_sampler(run_dir: Path, which: str = "final"):
         return keras.saving.load_model(final, compile=False, custom_objects=_legacy_layers())
     if not (run_dir / "config.yaml").is_file():
         raise FileNotFoundError(f"{run_dir} is not a run directory (no config.yaml)")
-    from gan_core.steps import make_engine
+    from albumgan.gan_core.steps import make_engine
 
     engine = make_engine(read_config(run_dir), "float32")  # sampling needs no training precision
     if which == "best":

@@ -1,6 +1,6 @@
 """``train(cfg, data) -> TrainResult``: the training loop, the same on every backend.
 
-    from gan_core import TrainConfig, TrainingData, train
+    from albumgan.gan_core import TrainConfig, TrainingData, train
     result = train(TrainConfig(resolution=32, steps=200), TrainingData("mine", images))
     print(result.run_dir, result.state, result.metrics)
 
@@ -26,14 +26,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from gan_core import backend, checkpoint
-from gan_core.config import ConfigError, TrainConfig
-from gan_core.contract import EXIT_USAGE, LOSSES
-from gan_core.fileio import read_json, read_jsonl, write_json
-from gan_core.images import save_grid
-from gan_core.run import Callback, Run, TrainingData, exit_code
-from gan_core.rundir import (
+from albumgan.gan_core import backend, checkpoint
+from albumgan.gan_core.config import ConfigError, TrainConfig
+from albumgan.gan_core.contract import EXIT_USAGE, LOSSES
+from albumgan.gan_core.fileio import read_json, read_jsonl, write_json
+from albumgan.gan_core.images import save_grid
+from albumgan.gan_core.run import Callback, Run, TrainingData, exit_code
+from albumgan.gan_core.rundir import (
     RunDirError,
     RunLock,
     Status,
@@ -190,7 +189,7 @@ def train(
         )
     _check_data(cfg, data)
     backend_name = backend.activate(cfg.backend)
-    from gan_core.precision import resolve_precision
+    from albumgan.gan_core.precision import resolve_precision
 
     existing = _existing_run_dir(cfg, run_dir, resume)
     policy = resolve_precision(cfg.precision, backend_name)
@@ -229,7 +228,7 @@ def _train_in(
     backend_name: str,
 ) -> TrainResult:
     """The training loop proper, in a locked run directory."""
-    from gan_core.callbacks import (
+    from albumgan.gan_core.callbacks import (
         Checkpoints,
         FinalGenerator,
         MetricsLog,
@@ -237,8 +236,8 @@ def _train_in(
         SampleGrids,
         StatusFile,
     )
-    from gan_core.evaluation import Evaluator
-    from gan_core.steps import device_name, make_engine
+    from albumgan.gan_core.evaluation import Evaluator
+    from albumgan.gan_core.steps import device_name, make_engine
 
     engine = make_engine(cfg, policy, data.images)
     # Checkpoints first: a folder whose checkpoints do not load keeps its config.yaml as it was.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from gan_core.contract import EXIT_USAGE
+from albumgan.gan_core.contract import EXIT_USAGE
 
 
 def main(argv: list[str]) -> int:
@@ -28,20 +28,20 @@ def main(argv: list[str]) -> int:
     compare.add_argument("--out", help="default: <runs folder>/compare-<run ids>")
     args = parser.parse_args(argv)
 
-    from reports.rundata import ReportError
-    from sweeps.storage import StorageError
+    from albumgan.reports.rundata import ReportError
+    from albumgan.sweeps.storage import StorageError
 
     try:
         if args.command == "run":
-            from reports.run_report import run_report
+            from albumgan.reports.run_report import run_report
 
             index = run_report(args.run_dir, args.out)
         elif args.command == "sweep":
-            from reports.sweep_report import sweep_report
+            from albumgan.reports.sweep_report import sweep_report
 
             index = sweep_report(args.storage, args.study, args.out, not args.no_run_reports)
         else:
-            from reports.compare_report import compare_report
+            from albumgan.reports.compare_report import compare_report
 
             index = compare_report(args.run_dirs, args.out)
     except (ReportError, StorageError) as exc:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gan_core.contract import REPLICATE_KEY
-from reports import charts
-from reports.render import write_report
-from reports.replicates import group_runs, judge
-from reports.run_report import run_panels
-from reports.rundata import ReportError, headline, load_run
+from albumgan.gan_core.contract import REPLICATE_KEY
+from albumgan.reports import charts
+from albumgan.reports.render import write_report
+from albumgan.reports.replicates import group_runs, judge
+from albumgan.reports.run_report import run_panels
+from albumgan.reports.rundata import ReportError, headline, load_run
 
 # Keys that differ between any two runs without changing what was trained.
 BOOKKEEPING = {"name", "runs_dir", "cache_dir", "data_dir"}

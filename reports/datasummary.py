@@ -12,8 +12,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from data_tools.registry import DatasetError, list_images, resolve
-from gan_core.fileio import default_cache_dir, read_jsonl
+from albumgan.data_tools.registry import DatasetError, list_images, resolve
+from albumgan.gan_core.fileio import default_cache_dir, read_jsonl
 
 MAX_TITLES = 12
 

@@ -12,14 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from albumgan.data_tools.datasets import load_dataset
+from albumgan.data_tools.registry import DatasetError
+from albumgan.gan_core.fileio import default_cache_dir
+from albumgan.gan_core.metrics.extractors import get_extractor
+from albumgan.gan_core.metrics.score import cached_features
+from albumgan.reports.rundata import RunData
 from PIL import Image, ImageDraw
-
-from data_tools.datasets import load_dataset
-from data_tools.registry import DatasetError
-from gan_core.fileio import default_cache_dir
-from gan_core.metrics.extractors import get_extractor
-from gan_core.metrics.score import cached_features
-from reports.rundata import RunData
 
 TIMELINE_GRIDS = 8  # grids shown side by side: first, last and evenly spaced between
 GIF_FRAMES = 40

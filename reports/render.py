@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-
-from gan_core.fileio import write_text  # atomic: a browser refreshing never sees half a page
+from albumgan.gan_core.fileio import (
+    write_text,  # atomic: a browser refreshing never sees half a page
+)
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|])")  # inline Markdown syntax; < > & become entities
 

@@ -11,22 +11,22 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from reports import charts, gallery
-from reports.datasummary import summarize_dataset
-from reports.render import write_report
-from reports.rundata import RunData, headline, load_run
+from albumgan.reports import charts, gallery
+from albumgan.reports.datasummary import summarize_dataset
+from albumgan.reports.render import write_report
+from albumgan.reports.rundata import RunData, headline, load_run
 
 STATE_NOTES = {
     "completed": "",
     "running": "This run is still in progress: the report shows it as of now; re-run "
     "`albumgan report run` for newer results.",
     "stalled": "status.json says running, but its process is gone (killed hard?): resume it "
-    "with `python -m experiments.train --run-dir {path}`.",
+    "with `python -m albumgan.experiments.train --run-dir {path}`.",
     "interrupted": "This run was interrupted (SIGINT/SIGTERM) and checkpointed; resume it with "
-    "`python -m experiments.train --run-dir {path}`.",
+    "`python -m albumgan.experiments.train --run-dir {path}`.",
     "diverged": "This run diverged (a non-finite loss) and was stopped.",
     "failed": "This run stopped on an error ({message}); once that is fixed, resume it with "
-    "`python -m experiments.train --run-dir {path}`.",
+    "`python -m albumgan.experiments.train --run-dir {path}`.",
     "not started": "No status.json yet: the run has not started training.",
 }
 

@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
-from gan_core.fileio import read_json, read_jsonl
-from gan_core.rundir import LOCK_NAME, lock_holder, process_alive
+from albumgan.gan_core.fileio import read_json, read_jsonl
+from albumgan.gan_core.rundir import LOCK_NAME, lock_holder, process_alive
 
 _GRID = re.compile(r"^step_(\d+)\.png$")
 

@@ -14,16 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from albumgan.gan_core.contract import REPLICATE_KEY
+from albumgan.reports import charts, gallery
+from albumgan.reports.render import relative, write_report
+from albumgan.reports.replicates import Group, group_runs, judge
+from albumgan.reports.run_report import run_report
+from albumgan.reports.rundata import RunData, headline, load_run
+from albumgan.sweeps.runner import ranked_trials, trial_params
+from albumgan.sweeps.storage import load_study
 from optuna.trial import TrialState
-
-from gan_core.contract import REPLICATE_KEY
-from reports import charts, gallery
-from reports.render import relative, write_report
-from reports.replicates import Group, group_runs, judge
-from reports.run_report import run_report
-from reports.rundata import RunData, headline, load_run
-from sweeps.runner import ranked_trials, trial_params
-from sweeps.storage import load_study
 
 DEFAULT_METRIC = "kid"
 

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Mapping
 
-from sweeps.spec import PACKAGE_ROOT
+from albumgan.sweeps.spec import PACKAGE_ROOT
 
 __all__ = ["PARENT_ENV", "child_env", "die_with_parent"]
 

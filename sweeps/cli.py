@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from gan_core.contract import EXIT_FAILED, EXIT_USAGE
-from sweeps.spec import SweepError, load_spec
+from albumgan.gan_core.contract import EXIT_FAILED, EXIT_USAGE
+from albumgan.sweeps.spec import SweepError, load_spec
 
 
 def main(argv: list[str]) -> int:
@@ -41,11 +41,11 @@ def main(argv: list[str]) -> int:
                 f"{len(spec.swept)} swept parameters{each})"
             )
             return 0
-        from sweeps import runner
+        from albumgan.sweeps import runner
 
         if args.command == "run":
             if args.worker_index:
-                from sweeps.children import die_with_parent
+                from albumgan.sweeps.children import die_with_parent
 
                 die_with_parent()  # a worker started by `sweep run` ends with it
                 runner.run_worker(
@@ -72,7 +72,7 @@ def main(argv: list[str]) -> int:
             print(runner.grouped_leaderboard(study))
             return _summary(runner.outcome(study))
         else:
-            from sweeps.storage import load_study
+            from albumgan.sweeps.storage import load_study
 
             study = load_study(args.storage, args.study)
         print(runner.leaderboard(study))

@@ -44,16 +44,14 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.trial import TrialState
-
-from gan_core.contract import EXIT_DIVERGED, EXIT_USAGE, SCORES, shown
-from gan_core.fileio import read_json, read_jsonl
-from gan_core.rundir import lock_holder, process_alive
-from sweeps.children import child_env
-from sweeps.command import build_argv
-from sweeps.hyperband import WandbHyperband
-from sweeps.sampling import decode
-from sweeps.spec import (
+from albumgan.gan_core.contract import EXIT_DIVERGED, EXIT_USAGE, SCORES, shown
+from albumgan.gan_core.fileio import read_json, read_jsonl
+from albumgan.gan_core.rundir import lock_holder, process_alive
+from albumgan.sweeps.children import child_env
+from albumgan.sweeps.command import build_argv
+from albumgan.sweeps.hyperband import WandbHyperband
+from albumgan.sweeps.sampling import decode
+from albumgan.sweeps.spec import (
     SweepError,
     SweepSpec,
     grid_points,
@@ -62,7 +60,8 @@ from sweeps.spec import (
     resolve_sweep_file,
     suggest,
 )
-from sweeps.storage import absolute_location, open_storage, storage_lock
+from albumgan.sweeps.storage import absolute_location, open_storage, storage_lock
+from optuna.trial import TrialState
 
 POLL_SECONDS = 0.5
 # A trial that a worker opened when the grid's queue had just been emptied by another worker:
@@ -468,7 +467,7 @@ def run_sweep(
         argv = [
             sys.executable,
             "-m",
-            "experiments.cli",
+            "albumgan.experiments.cli",
             "sweep",
             "run",
             str(spec_path),
@@ -581,7 +580,7 @@ def leaderboard(study: optuna.Study) -> str:
 def grouped_leaderboard(study: optuna.Study) -> str:
     """Configurations (trials that differ only in ``seed``, or a trial's own seeds) ranked by
     their mean, with a 95% t interval and a verdict against the best (``reports.replicates``)."""
-    from reports.replicates import group_runs, judge
+    from albumgan.reports.replicates import group_runs, judge
 
     rows = [
         {"params": trial_params(t), "value": t.value, "replicates": t.user_attrs.get("replicates")}

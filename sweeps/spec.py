@@ -18,12 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
-from gan_core.config import KEYS, ConfigError, parse_value
-from gan_core.contract import REPLICATE_KEY
-from sweeps import sampling
-from sweeps.sampling import GRID_FORMS, Param, decode, encode, grid_values, nest
-from sweeps.wandb_schema import FORMS, form_of, parameter_problems, violations
+from albumgan.gan_core.config import KEYS, ConfigError, parse_value
+from albumgan.gan_core.contract import REPLICATE_KEY
+from albumgan.sweeps import sampling
+from albumgan.sweeps.sampling import GRID_FORMS, Param, decode, encode, grid_values, nest
+from albumgan.sweeps.wandb_schema import FORMS, form_of, parameter_problems, violations
 
 DEFAULT_PROGRAM = "experiments/train.py"
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # holds experiments/, gan_core/, sweeps/

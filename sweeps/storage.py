@@ -20,8 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-
-from sweeps.spec import SweepError
+from albumgan.sweeps.spec import SweepError
 
 __all__ = [
     "StorageError",

@@ -20,10 +20,10 @@ import os
 import sys
 from typing import Any
 
-from gan_core.contract import LOSSES, SCORES
-from gan_core.fileio import read_jsonl
-from gan_core.images import tile, to_uint8
-from gan_core.run import Callback
+from albumgan.gan_core.contract import LOSSES, SCORES
+from albumgan.gan_core.fileio import read_jsonl
+from albumgan.gan_core.images import tile, to_uint8
+from albumgan.gan_core.run import Callback
 
 
 def has_api_key() -> bool:

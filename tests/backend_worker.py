@@ -23,12 +23,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gan_core import backend  # noqa: E402
-from gan_core.config import TrainConfig  # noqa: E402
+from albumgan.gan_core import backend  # noqa: E402
+from albumgan.gan_core.config import TrainConfig  # noqa: E402
 
 
 def _augment(job: dict) -> None:
-    from gan_core.augment import OPS, diff_augment
+    from albumgan.gan_core.augment import OPS, diff_augment
 
     with np.load(job["images"]) as data:
         images = data["images"]
@@ -44,8 +44,8 @@ def _augment(job: dict) -> None:
 
 
 def _engine(job: dict):
-    from gan_core import checkpoint
-    from gan_core.steps import make_engine
+    from albumgan.gan_core import checkpoint
+    from albumgan.gan_core.steps import make_engine
 
     cfg = TrainConfig(**job["config"])
     images = np.zeros((4, cfg.resolution, cfg.resolution, 3), np.uint8)  # never drawn from
@@ -56,7 +56,7 @@ def _engine(job: dict):
 
 
 def _step(job: dict) -> None:
-    from gan_core import checkpoint
+    from albumgan.gan_core import checkpoint
 
     engine = _engine(job)
     with np.load(job["inputs"]) as data:
@@ -70,7 +70,7 @@ def _step(job: dict) -> None:
 
 
 def _sample(job: dict) -> None:
-    from gan_core.sampling import load_sampler
+    from albumgan.gan_core.sampling import load_sampler
 
     run_dir = Path(job["generator"]).parent
     generator = load_sampler(run_dir)

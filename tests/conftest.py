@@ -32,7 +32,7 @@ def cache_dir(tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def make_tiny_cfg(cache_dir):
     """``make_tiny_cfg(runs_dir)``: the smoke preset shrunk further, writing under ``runs_dir``."""
-    from gan_core.config import build_config, load_yaml
+    from albumgan.gan_core.config import build_config, load_yaml
 
     def make(runs_dir) -> object:
         overrides = load_yaml("smoke")

@@ -5,7 +5,7 @@ features, designed for album covers: flat colour fields, gradients, type, shapes
 backgrounds, grain. They are deterministic, need only numpy/scipy/scikit-image/Pillow and take
 about 2.5 s per thousand images on two CPU cores::
 
-    from gan_core.metrics.album_features import album_features
+    from albumgan.gan_core.metrics.album_features import album_features
 
     feats = album_features(images)  # uint8 (N, H, W, 3), H == W >= 16 -> float64 (N, 448)
 

@@ -20,9 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-
-from gan_core.contract import EXTRACTORS
-from gan_core.metrics.album_features import ALBUM_FEATURES_VERSION, album_features
+from albumgan.gan_core.contract import EXTRACTORS
+from albumgan.gan_core.metrics.album_features import ALBUM_FEATURES_VERSION, album_features
 
 INCEPTION_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
 INCEPTION_MD5 = "bcbd6486424b2319ff4ef7d526e38f63"

@@ -4,7 +4,7 @@ Pure numpy/scipy, no TensorFlow: every function takes features of shape (N, D) (
 image, from an extractor in ``extractors.py``) and returns plain floats. The formula each one
 computes is in its docstring. Everything runs in float64, whatever the input dtype.
 
-    from gan_core.metrics.maths import fid_from_features, kid
+    from albumgan.gan_core.metrics.maths import fid_from_features, kid
     fid = fid_from_features(real_feats, fake_feats)
     kid_mean, kid_std = kid(real_feats, fake_feats, subsets=100, seed=0)
 

@@ -15,10 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from gan_core.fileio import atomic_write
-from gan_core.metrics.extractors import Extractor
-from gan_core.metrics.maths import density_coverage, fid_from_features, kid, precision_recall
+from albumgan.gan_core.fileio import atomic_write
+from albumgan.gan_core.metrics.extractors import Extractor
+from albumgan.gan_core.metrics.maths import (
+    density_coverage,
+    fid_from_features,
+    kid,
+    precision_recall,
+)
 
 KID_SUBSETS = 100
 # Subsets of half the smaller set: with subsets as large as the set (the usual default at ~500

@@ -10,8 +10,7 @@ Only this package knows which framework runs; import it after ``gan_core.backend
 from __future__ import annotations
 
 import numpy as np
-
-from gan_core.config import TrainConfig
+from albumgan.gan_core.config import TrainConfig
 
 
 def make_engine(cfg: TrainConfig, policy: str, images: np.ndarray | None = None):
@@ -20,11 +19,11 @@ def make_engine(cfg: TrainConfig, policy: str, images: np.ndarray | None = None)
 
     name = keras.backend.backend()
     if name == "jax":
-        from gan_core.steps.jax import JaxEngine
+        from albumgan.gan_core.steps.jax import JaxEngine
 
         return JaxEngine(cfg, policy, images)
     if name == "tensorflow":
-        from gan_core.steps.tensorflow import TensorFlowEngine
+        from albumgan.gan_core.steps.tensorflow import TensorFlowEngine
 
         return TensorFlowEngine(cfg, policy, images)
     raise RuntimeError(f"Keras runs on {name!r}; albumgan trains on jax or tensorflow")

@@ -26,10 +26,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-
-from gan_core.augment import diff_augment, uniforms_needed
-from gan_core.contract import LOSSES
-from gan_core.steps.engine import Engine, batch_norms, bce, ema_statistics_noise
+from albumgan.gan_core.augment import diff_augment, uniforms_needed
+from albumgan.gan_core.contract import LOSSES
+from albumgan.gan_core.steps.engine import Engine, batch_norms, bce, ema_statistics_noise
 
 _DATA_STREAM, _STEP_STREAM = 0, 1  # keys folded from the seed: data order, per-step draws
 

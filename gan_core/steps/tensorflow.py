@@ -19,11 +19,10 @@ from __future__ import annotations
 import keras
 import numpy as np
 import tensorflow as tf
-
-from gan_core.augment import diff_augment, uniforms_needed
-from gan_core.contract import LOSSES
-from gan_core.steps.engine import Engine, bce
-from gan_core.steps.tf_optimizer import FusedAdam
+from albumgan.gan_core.augment import diff_augment, uniforms_needed
+from albumgan.gan_core.contract import LOSSES
+from albumgan.gan_core.steps.engine import Engine, bce
+from albumgan.gan_core.steps.tf_optimizer import FusedAdam
 
 
 class DCGAN(keras.Model):

@@ -19,10 +19,8 @@ from types import SimpleNamespace
 from urllib.parse import urlsplit
 
 import pytest
-from PIL import Image
-
-from data_tools import cli
-from data_tools.crawl import (
+from albumgan.data_tools import cli
+from albumgan.data_tools.crawl import (
     BingJsonParser,
     CrawlError,
     ProvenanceDownloader,
@@ -30,7 +28,8 @@ from data_tools.crawl import (
     parse_engine_urls,
     report,
 )
-from data_tools.synthetic import generate_cover
+from albumgan.data_tools.synthetic import generate_cover
+from PIL import Image
 
 GOOD = ["/img/0.jpg", "/img/1.jpg", "/img/2.jpg", "/flaky.jpg"]
 BAD = ["/missing.jpg", "/slow.jpg", "/page.jpg", "/small.jpg", "/dup.jpg"]

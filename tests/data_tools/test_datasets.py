@@ -6,9 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from albumgan.data_tools.datasets import DatasetError, load_dataset
 from PIL import Image
-
-from data_tools.datasets import DatasetError, load_dataset
 
 
 def _folder(tmp_path):
@@ -58,8 +57,7 @@ def test_unknown_and_unbuilt_datasets_are_clear_errors(tmp_path):
 
 def test_load_image_is_the_same_eagerly_and_inside_tf_data(tmp_path):
     import tensorflow as tf
-
-    from data_tools.datasets import load_image
+    from albumgan.data_tools.datasets import load_image
 
     paths = []
     for i, size in enumerate([(40, 20), (33, 33), (20, 50)]):
@@ -81,7 +79,7 @@ def test_load_image_is_the_same_eagerly_and_inside_tf_data(tmp_path):
 
 
 def test_data_list_and_synth_commands(tmp_path, monkeypatch):
-    from data_tools.cli import main
+    from albumgan.data_tools.cli import main
 
     monkeypatch.setenv("ALBUMGAN_DATA", str(tmp_path / "data"))
     monkeypatch.setenv("ALBUMGAN_CACHE", str(tmp_path / "cache"))
@@ -90,7 +88,7 @@ def test_data_list_and_synth_commands(tmp_path, monkeypatch):
     assert len(list(made.glob("*.png"))) == 5
     (tmp_path / "data" / "mine" / "images").mkdir(parents=True)
     Image.new("RGB", (8, 8)).save(tmp_path / "data" / "mine" / "images" / "a.png")
-    from data_tools.registry import describe
+    from albumgan.data_tools.registry import describe
 
     rows = {r["name"]: r for r in describe()}
     assert set(rows) == {"synthetic", "gaon", "crawled", "mine"}

@@ -15,10 +15,8 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from PIL import Image
-
-from data_tools.crawl import CrawlError
-from data_tools.gaon import (
+from albumgan.data_tools.crawl import CrawlError
+from albumgan.data_tools.gaon import (
     Album,
     CoverFetcher,
     fetch_covers,
@@ -27,8 +25,9 @@ from data_tools.gaon import (
     normalise,
     similarity,
 )
-from data_tools.prepare import list_inputs
-from data_tools.synthetic import generate_cover
+from albumgan.data_tools.prepare import list_inputs
+from albumgan.data_tools.synthetic import generate_cover
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = """year,rank,artist,album,sales,source,note,artist_alias
@@ -336,7 +335,7 @@ def test_musicbrainz_asks_with_a_real_user_agent(services, chart, tmp_path):
 
 def test_the_command_end_to_end_through_mirror_urls(services, chart, tmp_path):
     out = tmp_path / "gaon"
-    args = [sys.executable, "-m", "experiments.cli", "data", "gaon", "--out", str(out),
+    args = [sys.executable, "-m", "albumgan.experiments.cli", "data", "gaon", "--out", str(out),
             "--chart", str(chart), "--source", "itunes,musicbrainz"]  # fmt: skip
     for name, url in services.urls().items():
         args += ["--source-url", f"{name}={url}"]

@@ -13,10 +13,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from albumgan.data_tools.prepare import prepare
+from albumgan.data_tools.synthetic import generate_cover
 from PIL import Image
-
-from data_tools.prepare import prepare
-from data_tools.synthetic import generate_cover
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -213,7 +212,7 @@ def test_cli_prints_a_summary_and_bad_arguments_exit_2(raw, tmp_path):
         [
             sys.executable,
             "-m",
-            "experiments.cli",
+            "albumgan.experiments.cli",
             "data",
             "prepare",
             str(raw),
@@ -233,7 +232,7 @@ def test_cli_prints_a_summary_and_bad_arguments_exit_2(raw, tmp_path):
         [
             sys.executable,
             "-m",
-            "experiments.cli",
+            "albumgan.experiments.cli",
             "data",
             "prepare",
             str(tmp_path / "nope"),
@@ -249,7 +248,7 @@ def test_cli_prints_a_summary_and_bad_arguments_exit_2(raw, tmp_path):
 
 
 def test_prepared_folder_trains_through_the_registry(raw, tmp_path, monkeypatch):
-    from data_tools.datasets import load_dataset
+    from albumgan.data_tools.datasets import load_dataset
 
     monkeypatch.setenv("ALBUMGAN_DATA", str(tmp_path / "data"))
     prepare(raw, tmp_path / "data" / "crawled", size=64, workers=1)
@@ -322,7 +321,7 @@ def few(tmp_path) -> Path:
 
 
 def _run_prepare(src: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "experiments.cli", "data", "prepare", str(src)]
+    command = [sys.executable, "-m", "albumgan.experiments.cli", "data", "prepare", str(src)]
     command += ["--out", str(out), "--size", "32", "--workers", "1", *extra]
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
 
@@ -373,7 +372,7 @@ def test_out_inside_src_and_src_inside_out_are_refused(few, tmp_path):
 
 
 def test_files_prepare_did_not_write_survive_runs_and_are_not_trained_on(few, tmp_path):
-    from data_tools.datasets import load_dataset
+    from albumgan.data_tools.datasets import load_dataset
 
     out = tmp_path / "out"
     (out / "images" / "sub").mkdir(parents=True)

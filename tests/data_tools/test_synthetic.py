@@ -7,16 +7,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
-from data_tools import synthetic
-from data_tools.synthetic import (
+from albumgan.data_tools import synthetic
+from albumgan.data_tools.synthetic import (
     DONE_MARKER,
     SYNTHETIC_VERSION,
     ensure_synthetic,
     generate_cover,
     main,
 )
+from PIL import Image
 
 
 def _pixels(index: int, size: int = 32, seed: int = 0) -> np.ndarray:

@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from experiments import quiet
-from gan_core.contract import shown
+from albumgan.experiments import quiet
+from albumgan.gan_core.contract import shown
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTICES = ("oneDNN", "E0000", "I0000", "absl::InitializeLog", "cpu_feature_guard")

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from albumgan.gan_core.config import ConfigError
+from albumgan.gan_core.run import Callback, TrainingData
+from albumgan.gan_core.rundir import RunDirLocked, RunLock, lock_holder
+from albumgan.gan_core.training import train as train_on
 
 from albumgan import train
-from gan_core.config import ConfigError
-from gan_core.run import Callback, TrainingData
-from gan_core.rundir import RunDirLocked, RunLock, lock_holder
-from gan_core.training import train as train_on
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = (
@@ -38,7 +38,7 @@ def _env(cache_dir: str) -> dict[str, str]:
 
 def _train_cli(cache_dir: str, *flags: str, **popen) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "experiments.cli", "train", *TINY, *flags],
+        [sys.executable, "-m", "albumgan.experiments.cli", "train", *TINY, *flags],
         cwd=ROOT,
         env=_env(cache_dir),
         capture_output=True,
@@ -67,7 +67,7 @@ def _steps(run_dir: Path) -> list[int]:
 def test_a_second_trainer_on_a_run_dir_is_refused_naming_the_first(cache_dir, tmp_path):
     run_dir = tmp_path / "run"
     first = subprocess.Popen(
-        [sys.executable, "-m", "experiments.cli", "train", *TINY, "--steps=100000",
+        [sys.executable, "-m", "albumgan.experiments.cli", "train", *TINY, "--steps=100000",
          "--log_every=5", f"--run-dir={run_dir}"],
         cwd=ROOT, env=_env(cache_dir), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         text=True,
@@ -96,7 +96,7 @@ def test_a_second_trainer_on_a_run_dir_is_refused_naming_the_first(cache_dir, tm
 def test_kill_9_never_leaves_a_run_dir_locked(tmp_path):
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import sys, time; from gan_core.rundir import RunLock; "
+         "import sys, time; from albumgan.gan_core.rundir import RunLock; "
          f"RunLock({str(tmp_path)!r}).acquire(); print('locked', flush=True); time.sleep(600)"],
         cwd=ROOT, stdout=subprocess.PIPE, text=True,
     )  # fmt: skip

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from albumgan.data_tools.synthetic import generate_cover
+from albumgan.experiments.evaluate import evaluate
+from albumgan.gan_core.sampling import generate, load_sampler
 from PIL import Image
 
 from albumgan import train
-from data_tools.synthetic import generate_cover
-from experiments.evaluate import evaluate
-from gan_core.sampling import generate, load_sampler
 
 ROOT = Path(__file__).resolve().parents[2]
 RESOLUTION = 16
@@ -41,9 +41,9 @@ def run_dir(make_tiny_cfg, tmp_path_factory) -> Path:
 
 
 def _cli(cache_dir: str, *args: str) -> subprocess.CompletedProcess:
-    """``python -m experiments.cli ARGS`` from the repository root; output captured."""
+    """``python -m albumgan.experiments.cli ARGS`` from the repository root; output captured."""
     return subprocess.run(
-        [sys.executable, "-m", "experiments.cli", *args],
+        [sys.executable, "-m", "albumgan.experiments.cli", *args],
         cwd=ROOT,
         env={**os.environ, "ALBUMGAN_CACHE": cache_dir, "TF_CPP_MIN_LOG_LEVEL": "2"},
         capture_output=True,
@@ -59,7 +59,7 @@ def _error_lines(proc: subprocess.CompletedProcess) -> list[str]:
 
 
 def _sample_peak_mib(cache_dir: str, run: Path, n: int, out: Path) -> float:
-    args = [sys.executable, "-m", "experiments.cli", "sample", str(run), "--n", str(n)]
+    args = [sys.executable, "-m", "albumgan.experiments.cli", "sample", str(run), "--n", str(n)]
     proc = subprocess.run(
         [sys.executable, "-c", PEAK_RSS, *args, "--out", str(out)],
         cwd=ROOT,

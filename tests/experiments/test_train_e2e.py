@@ -18,13 +18,13 @@ import keras
 import numpy as np
 import pytest
 import yaml
+from albumgan.gan_core.checkpoint import list_checkpoints, restore_latest
+from albumgan.gan_core.images import to_uint8
+from albumgan.gan_core.run import Callback
+from albumgan.gan_core.steps import make_engine
 from PIL import Image
 
 from albumgan import TrainConfig, train
-from gan_core.checkpoint import list_checkpoints, restore_latest
-from gan_core.images import to_uint8
-from gan_core.run import Callback
-from gan_core.steps import make_engine
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.backend_contract
@@ -98,7 +98,7 @@ def test_grids_come_from_the_same_latents_at_every_step(tiny_cfg):
     grid_z = np.load(run / "grid_z.npy")
     assert grid_z.shape == (4, 1, 1, 16)
     engine = make_engine(tiny_cfg.replace(ema=0.0), "float32")
-    from gan_core.checkpoint import checkpoint_path, restore_file
+    from albumgan.gan_core.checkpoint import checkpoint_path, restore_file
 
     grids = {}
     for step in (6, 12):
@@ -159,7 +159,7 @@ def test_resume_after_interrupt_matches_an_uninterrupted_run(tiny_cfg, tmp_path)
 
 
 def test_rerunning_a_completed_run_is_a_no_op_and_changed_config_is_refused(tiny_cfg, tmp_path):
-    from gan_core.config import ConfigError
+    from albumgan.gan_core.config import ConfigError
 
     run_dir = tmp_path / "r"
     train(tiny_cfg, run_dir=run_dir)
@@ -238,7 +238,7 @@ def test_kill_9_loses_at_most_checkpoint_every_steps_and_resumes(cache_dir, tmp_
     last_seen = json.loads((run_dir / "status.json").read_text())["step"]
     cfg = TrainConfig(**yaml.safe_load((run_dir / "config.yaml").read_text()))
     engine = make_engine(cfg, "float32")
-    from gan_core.checkpoint import restore_file
+    from albumgan.gan_core.checkpoint import restore_file
 
     saved = list_checkpoints(run_dir / "checkpoints")
     assert saved and all(restore_file(engine, path) == step for step, path in saved)
@@ -262,7 +262,7 @@ def test_nan_loss_marks_the_run_diverged_with_exit_3(cache_dir, tmp_path):
     # Adam moves every weight by ~lr per step whatever the gradient: lr=1e30 overflows at once.
     flags = "--resolution=16 --g_width=8 --d_width=8 --lr_g=1e30 --lr_d=1e30 --precision=float32"
     flags += f" --steps=40 --sample_every=1 --checkpoint_every=1 --run-dir={run_dir}"
-    proc = _cli(cache_dir, "-m", "experiments.train", "--config", "smoke", *flags.split())
+    proc = _cli(cache_dir, "-m", "albumgan.experiments.train", "--config", "smoke", *flags.split())
     assert proc.returncode == 3, proc.stderr
     status = json.loads((run_dir / "status.json").read_text())
     assert status["state"] == "diverged"
@@ -277,7 +277,13 @@ def test_nan_loss_marks_the_run_diverged_with_exit_3(cache_dir, tmp_path):
 
 def test_dry_run_prints_parameter_counts(cache_dir):
     proc = _cli(
-        cache_dir, "-m", "experiments.cli", "train", "--config", "seed_popular16", "--dry-run"
+        cache_dir,
+        "-m",
+        "albumgan.experiments.cli",
+        "train",
+        "--config",
+        "seed_popular16",
+        "--dry-run",
     )
     assert proc.returncode == 0, proc.stderr
     assert "generator_params: 3616771" in proc.stdout
@@ -288,7 +294,7 @@ def test_dry_run_prints_parameter_counts(cache_dir):
 def test_sample_command_writes_single_images(tiny_cfg, cache_dir, tmp_path):
     run = train(tiny_cfg).run_dir
     out = tmp_path / "jpgs"
-    args = f"-m experiments.cli sample {run} --n 5 --out {out} --format jpg"
+    args = f"-m albumgan.experiments.cli sample {run} --n 5 --out {out} --format jpg"
     proc = _cli(cache_dir, *args.split())
     assert proc.returncode == 0, proc.stderr
     files = sorted(out.iterdir())
@@ -298,7 +304,7 @@ def test_sample_command_writes_single_images(tiny_cfg, cache_dir, tmp_path):
 
 
 def test_missing_dataset_is_a_clear_exit_2(cache_dir, tmp_path):
-    args = f"-m experiments.train --config seed_popular16 --runs_dir={tmp_path}"
+    args = f"-m albumgan.experiments.train --config seed_popular16 --runs_dir={tmp_path}"
     proc = _cli(cache_dir, *args.split())
     assert proc.returncode == 2
     assert "dataset 'gaon' is not built" in proc.stderr and "Traceback" not in proc.stderr

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy import ndimage
-
-from data_tools.synthetic import generate_cover
-from gan_core.metrics.album_features import (
+from albumgan.data_tools.synthetic import generate_cover
+from albumgan.gan_core.metrics.album_features import (
     ALBUM_FEATURE_BLOCKS,
     ALBUM_FEATURES_DIM,
     WORK_SIZE,
     album_features,
 )
+from scipy import ndimage
 
 
 def covers(indices: range, size: int = 64) -> np.ndarray:

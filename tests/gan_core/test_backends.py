@@ -15,11 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from gan_core import backend, checkpoint
-from gan_core.augment import OPS, diff_augment, uniforms_needed
-from gan_core.config import TrainConfig
-from gan_core.steps import make_engine
+from albumgan.gan_core import backend, checkpoint
+from albumgan.gan_core.augment import OPS, diff_augment, uniforms_needed
+from albumgan.gan_core.config import TrainConfig
+from albumgan.gan_core.steps import make_engine
 
 ROOT = Path(__file__).resolve().parents[2]
 OTHER = {"tensorflow": "jax", "jax": "tensorflow"}
@@ -192,7 +191,7 @@ def test_generator_keras_saved_on_one_backend_samples_the_same_on_the_other(comp
     there_of_here = np.load(d / "there_samples_of_here.npy")
     np.testing.assert_allclose(there_of_here, here["samples"], atol=2e-5)
     # Saved there (from the weights after the pinned step), loaded here.
-    from gan_core.sampling import load_sampler
+    from albumgan.gan_core.sampling import load_sampler
 
     generator = load_sampler(d / "there_run")
     mine = np.asarray(generator(here["noise"], training=False))
@@ -235,7 +234,7 @@ def test_nothing_installed_is_one_line_naming_the_extras_and_exit_2(fresh_proces
         backend.resolve("auto")
     with pytest.raises(backend.BackendError, match="backend=jax but jax is not installed"):
         backend.resolve("jax")
-    from experiments.train import main
+    from albumgan.experiments.train import main
 
     assert main(["--config", "smoke", "--dry-run"]) == 2
     err = capsys.readouterr().err
@@ -259,11 +258,12 @@ def test_a_gpu_plugin_is_looked_for_without_importing_jax(monkeypatch):
 @pytest.mark.parametrize(
     "code",
     [
-        "from experiments.train import parse_args; parse_args(['--config', 'smoke'])",
-        "from experiments.train import main; main(['--help'])",
-        "from sweeps.cli import main; main(['validate', 'sweeps/smoke.yaml'])",
-        "import reports.cli, reports.run_report, reports.sweep_report, reports.compare_report",
-        "import albumgan, gan_core, gan_core.training",
+        "from albumgan.experiments.train import parse_args; parse_args(['--config', 'smoke'])",
+        "from albumgan.experiments.train import main; main(['--help'])",
+        "from albumgan.sweeps.cli import main; main(['validate', 'sweeps/smoke.yaml'])",
+        "import albumgan.reports.cli, albumgan.reports.run_report, albumgan.reports.sweep_report, "
+        "albumgan.reports.compare_report",
+        "import albumgan, albumgan.gan_core, albumgan.gan_core.training",
     ],
 )
 def test_config_help_validate_and_reports_load_no_framework(code, cache_dir):
@@ -282,7 +282,7 @@ def test_a_checkpoint_from_the_other_backend_resumes_here(compared, caplog, back
     _, d = compared
     cfg = TrainConfig(**STEP_CONFIG)
     engine = make_engine(cfg, "float32", np.zeros((8, 16, 16, 3), np.uint8))
-    with caplog.at_level("WARNING", logger="gan_core.checkpoint"):
+    with caplog.at_level("WARNING", logger="albumgan.gan_core.checkpoint"):
         step = checkpoint.restore_file(engine, d / "there_after.npz")
     assert step == 1
     assert (

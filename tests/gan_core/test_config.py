@@ -8,9 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from experiments.train import parse_args
-from gan_core.config import DEFAULT_EMA_DECAY, ConfigError, TrainConfig, parse_value
+from albumgan.experiments.train import parse_args
+from albumgan.gan_core.config import DEFAULT_EMA_DECAY, ConfigError, TrainConfig, parse_value
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -152,7 +151,7 @@ def test_config_is_frozen():
         TrainConfig().steps = 3  # type: ignore[misc]
 
 
-@pytest.mark.parametrize("entry", [["-m", "experiments.train"], ["experiments/train.py"]])
+@pytest.mark.parametrize("entry", [["-m", "albumgan.experiments.train"], ["experiments/train.py"]])
 def test_cli_unknown_key_exits_2_with_one_line(entry):
     proc = subprocess.run(
         [sys.executable, *entry, "--no_such_key=1"],

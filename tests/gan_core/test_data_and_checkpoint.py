@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from gan_core import checkpoint
-from gan_core.config import TrainConfig
-from gan_core.steps.tensorflow import TensorFlowEngine, make_batches
+from albumgan.gan_core import checkpoint
+from albumgan.gan_core.config import TrainConfig
+from albumgan.gan_core.steps.tensorflow import TensorFlowEngine, make_batches
 
 
 def _images(n: int) -> np.ndarray:

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from gan_core.config import TrainConfig
-from gan_core.steps import make_engine
-from gan_core.steps.engine import Engine
+from albumgan.gan_core.config import TrainConfig
+from albumgan.gan_core.steps import make_engine
+from albumgan.gan_core.steps.engine import Engine
 
 pytestmark = pytest.mark.backend_contract
 
 
 def _on_gpu() -> bool:
-    from gan_core.steps import device_name
+    from albumgan.gan_core.steps import device_name
 
     return device_name() != "cpu"
 

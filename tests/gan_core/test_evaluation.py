@@ -10,14 +10,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from albumgan.data_tools.synthetic import generate_cover
+from albumgan.experiments.evaluate import cut_grid, evaluate, parse_grid
+from albumgan.gan_core.metrics.extractors import MetricsError, get_extractor
+from albumgan.gan_core.metrics.score import cached_features
+from albumgan.gan_core.run import Callback
 from PIL import Image
 
 from albumgan import train
-from data_tools.synthetic import generate_cover
-from experiments.evaluate import cut_grid, evaluate, parse_grid
-from gan_core.metrics.extractors import MetricsError, get_extractor
-from gan_core.metrics.score import cached_features
-from gan_core.run import Callback
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,7 +63,7 @@ def test_training_scores_every_eval_every_steps_and_keeps_the_best(tiny_cfg):
         [
             sys.executable,
             "-m",
-            "experiments.cli",
+            "albumgan.experiments.cli",
             "sample",
             str(run),
             "--checkpoint",
@@ -115,7 +115,7 @@ def test_grids_are_cut_into_tiles(tmp_path):
 
 
 def test_real_features_cache_follows_the_dataset(tmp_path):
-    from data_tools.datasets import load_dataset
+    from albumgan.data_tools.datasets import load_dataset
 
     real = _covers(tmp_path / "real", range(6), size=16)
     extractor = get_extractor("album")
@@ -157,7 +157,7 @@ def test_evaluate_cli_json(tmp_path):
         [
             sys.executable,
             "-m",
-            "experiments.cli",
+            "albumgan.experiments.cli",
             "evaluate",
             "--real",
             str(real),
@@ -192,7 +192,7 @@ def test_evaluate_cli_json(tmp_path):
 
 
 def test_kid_falls_as_training_goes_on(cache_dir, tmp_path):
-    from gan_core import TrainConfig
+    from albumgan.gan_core import TrainConfig
 
     cfg = TrainConfig(
         resolution=16,

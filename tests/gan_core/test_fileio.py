@@ -6,8 +6,7 @@ import os
 import stat
 
 import pytest
-
-from gan_core.fileio import atomic_write, write_text
+from albumgan.gan_core.fileio import atomic_write, write_text
 
 
 def test_written_files_are_readable_like_plain_files(tmp_path):

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy import linalg
-from scipy.spatial.distance import cdist
-
-from gan_core.metrics import maths
-from gan_core.metrics.maths import (
+from albumgan.gan_core.metrics import maths
+from albumgan.gan_core.metrics.maths import (
     density_coverage,
     feature_stats,
     fid_from_features,
@@ -17,6 +14,8 @@ from gan_core.metrics.maths import (
     pairwise_distances,
     precision_recall,
 )
+from scipy import linalg
+from scipy.spatial.distance import cdist
 
 
 def _gaussian(seed: int, n: int, d: int, shift: float = 0.0) -> np.ndarray:

@@ -7,10 +7,13 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
-from gan_core.config import TrainConfig
-from gan_core.models import build_discriminator, build_generator
-from gan_core.steps.tf_layers import BottleneckConv2D, BottleneckConv2DTranspose, FusedBatchNorm
+from albumgan.gan_core.config import TrainConfig
+from albumgan.gan_core.models import build_discriminator, build_generator
+from albumgan.gan_core.steps.tf_layers import (
+    BottleneckConv2D,
+    BottleneckConv2DTranspose,
+    FusedBatchNorm,
+)
 
 
 def test_seed_arch_parameter_counts_at_64px():

@@ -7,11 +7,10 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
-from gan_core.augment import OPS, diff_augment, uniforms_needed
-from gan_core.config import TrainConfig
-from gan_core.steps.tensorflow import DCGAN, TensorFlowEngine
-from gan_core.steps.tf_optimizer import FusedAdam
+from albumgan.gan_core.augment import OPS, diff_augment, uniforms_needed
+from albumgan.gan_core.config import TrainConfig
+from albumgan.gan_core.steps.tensorflow import DCGAN, TensorFlowEngine
+from albumgan.gan_core.steps.tf_optimizer import FusedAdam
 
 
 def build_gan(cfg: TrainConfig, policy: str) -> DCGAN:
@@ -183,7 +182,7 @@ def test_mixed_precision_policies_train(policy):
 
 
 def test_auto_precision_follows_the_hardware(monkeypatch):
-    from gan_core import precision
+    from albumgan.gan_core import precision
 
     monkeypatch.setattr(precision, "gpu_capability", lambda backend: None)
     monkeypatch.setattr(precision, "cpu_flags", lambda: {"avx2", "avx512_bf16"})

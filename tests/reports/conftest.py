@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from sweeps.runner import run_sweep
+from albumgan.sweeps.runner import run_sweep
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,9 +11,8 @@ import numpy as np
 import optuna
 import pytest
 import yaml
+from albumgan.reports.replicates import NO_REPLICATES, group_runs, judge, seeds_needed
 from scipy import stats
-
-from reports.replicates import NO_REPLICATES, group_runs, judge, seeds_needed
 
 # A stand-in trainer's KID: a known function of the config plus seeded noise of known size.
 BASE = {16: 1.00, 32: 1.50, 48: 1.01}
@@ -86,7 +85,7 @@ with (run_dir / "metrics.jsonl").open("a") as log:
 
 @pytest.mark.parametrize("method", ["random", "bayes"])
 def test_random_and_bayes_run_every_seed_of_a_configuration(tmp_path, method):
-    from sweeps.runner import run_sweep
+    from albumgan.sweeps.runner import run_sweep
 
     program = tmp_path / "stand_in.py"
     program.write_text(STAND_IN)
@@ -120,8 +119,8 @@ def test_random_and_bayes_run_every_seed_of_a_configuration(tmp_path, method):
 def test_a_grid_of_a_stand_in_trainer_is_grouped_as_computed_directly(tmp_path):
     """Grid over batch size x seed: one trial per run; the report's groups are the direct
     means, sds and t intervals of the stand-in's known values, with the right verdicts."""
-    from reports.sweep_report import trial_rows
-    from sweeps.runner import run_sweep
+    from albumgan.reports.sweep_report import trial_rows
+    from albumgan.sweeps.runner import run_sweep
 
     program = tmp_path / "stand_in.py"
     program.write_text(STAND_IN)

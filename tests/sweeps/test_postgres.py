@@ -16,12 +16,11 @@ import optuna
 import pytest
 import sqlalchemy
 import yaml
+from albumgan.gan_core.contract import shown
+from albumgan.sweeps.runner import UNUSED, make_sampler
+from albumgan.sweeps.spec import load_spec, suggest
+from albumgan.sweeps.storage import open_storage
 from optuna.trial import TrialState
-
-from gan_core.contract import shown
-from sweeps.runner import UNUSED, make_sampler
-from sweeps.spec import load_spec, suggest
-from sweeps.storage import open_storage
 
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE = ROOT / "sweeps" / "smoke.yaml"
@@ -30,7 +29,7 @@ SMOKE = ROOT / "sweeps" / "smoke.yaml"
 def _sweep(cache_dir: str, *args: str) -> subprocess.CompletedProcess:
     """``albumgan sweep ARGS`` in a subprocess, as a user would run it."""
     proc = subprocess.run(
-        [sys.executable, "-m", "experiments.cli", "sweep", *args],
+        [sys.executable, "-m", "albumgan.experiments.cli", "sweep", *args],
         cwd=ROOT,
         env={**os.environ, "ALBUMGAN_CACHE": cache_dir, "TF_CPP_MIN_LOG_LEVEL": "2"},
         capture_output=True,

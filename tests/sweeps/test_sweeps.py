@@ -14,13 +14,12 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
+from albumgan.experiments.train import parse_args
+from albumgan.sweeps.command import build_argv
+from albumgan.sweeps.runner import LOST, THREAD_VARIABLES, run_sweep, thread_limits
+from albumgan.sweeps.spec import SweepError, decode, load_spec, parse_spec, suggest
+from albumgan.sweeps.storage import open_storage
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-
-from experiments.train import parse_args
-from sweeps.command import build_argv
-from sweeps.runner import LOST, THREAD_VARIABLES, run_sweep, thread_limits
-from sweeps.spec import SweepError, decode, load_spec, parse_spec, suggest
-from sweeps.storage import open_storage
 
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE = ROOT / "sweeps" / "smoke.yaml"
@@ -121,7 +120,7 @@ def test_validation_names_every_problem(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(bad))
     proc = subprocess.run(
-        [sys.executable, "-m", "experiments.cli", "sweep", "validate", str(path)],
+        [sys.executable, "-m", "albumgan.experiments.cli", "sweep", "validate", str(path)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -166,7 +165,7 @@ def test_kill_9_of_a_sweep_parent_then_a_rerun_from_a_users_folder(cache_dir, tm
         log_every={"value": 20}, sample_every={"value": 500},
     )  # fmt: skip
     (work / "mine.yaml").write_text(yaml.safe_dump(sweep))
-    cmd = [sys.executable, "-m", "experiments.cli", "sweep", "run", "mine.yaml"]
+    cmd = [sys.executable, "-m", "albumgan.experiments.cli", "sweep", "run", "mine.yaml"]
     cmd += ["--runs-dir", "runs", "--workers", "2"]
     parent = subprocess.Popen(cmd, cwd=work, env=_env(cache_dir), stderr=subprocess.PIPE)
     runs = work / "runs"
@@ -243,7 +242,7 @@ def test_a_trial_waits_for_a_trainer_that_still_holds_its_run_dir(tmp_path):
     # While it holds the lock nobody else may write there: it says whether anyone did.
     holder = subprocess.Popen(
         [sys.executable, "-c",
-         "import time; from pathlib import Path; from gan_core.rundir import RunLock; "
+         "import time; from pathlib import Path; from albumgan.gan_core.rundir import RunLock; "
          f"run = Path({str(run_dir)!r}); lock = RunLock(run).acquire(); print(flush=True); "
          "time.sleep(3); print((run / 'metrics.jsonl').exists(), flush=True)"],
         cwd=ROOT, stdout=subprocess.PIPE, text=True,
@@ -268,7 +267,7 @@ def test_a_sweep_whose_every_trial_fails_exits_non_zero(tmp_path):
     path = tmp_path / "broken.yaml"
     path.write_text(yaml.safe_dump(sweep))
     proc = subprocess.run(
-        [sys.executable, "-m", "experiments.cli", "sweep", "run", str(path), "--runs-dir",
+        [sys.executable, "-m", "albumgan.experiments.cli", "sweep", "run", str(path), "--runs-dir",
          str(tmp_path / "runs")],
         cwd=tmp_path, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
@@ -281,7 +280,7 @@ def test_validate_names_a_program_that_does_not_exist(tmp_path):
     path = tmp_path / "typo.yaml"
     path.write_text(yaml.safe_dump(sweep))
     proc = subprocess.run(
-        [sys.executable, "-m", "experiments.cli", "sweep", "validate", str(path)],
+        [sys.executable, "-m", "albumgan.experiments.cli", "sweep", "validate", str(path)],
         cwd=tmp_path, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert proc.returncode == 2 and "program: 'experiments/trian.py' not found" in proc.stderr
@@ -289,7 +288,7 @@ def test_validate_names_a_program_that_does_not_exist(tmp_path):
     ok = _spec({"lr_g": {"values": [0.001]}}, method="grid", program="experiments/train.py")
     path.write_text(yaml.safe_dump(ok))
     proc = subprocess.run(
-        [sys.executable, "-m", "experiments.cli", "sweep", "validate", str(path)],
+        [sys.executable, "-m", "albumgan.experiments.cli", "sweep", "validate", str(path)],
         cwd=tmp_path, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
@@ -391,8 +390,8 @@ def test_workers_split_the_cores_between_their_trainers(monkeypatch):
 def test_leaderboards_follow_the_studys_direction(tmp_path, capsys, goal):
     """`sweep status` and the sweep report rank by `metric.goal`: best first, then the trials
     with no value (failed, diverged) in trial order."""
-    from reports.sweep_report import trial_rows
-    from sweeps.cli import main as sweep_main
+    from albumgan.reports.sweep_report import trial_rows
+    from albumgan.sweeps.cli import main as sweep_main
 
     journal = str(tmp_path / "goal.journal")
     study = optuna.create_study(study_name="goal", storage=open_storage(journal), direction=goal)
@@ -416,7 +415,7 @@ def test_leaderboards_follow_the_studys_direction(tmp_path, capsys, goal):
 
 
 def test_status_of_a_study_that_is_not_there_names_the_ones_that_are(tmp_path, capsys):
-    from sweeps.cli import main as sweep_main
+    from albumgan.sweeps.cli import main as sweep_main
 
     journal = str(tmp_path / "s.journal")
     optuna.create_study(study_name="real", storage=open_storage(journal))

@@ -15,12 +15,11 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
-
-from sweeps.command import build_argv
-from sweeps.hyperband import WandbHyperband, bands
-from sweeps.sampling import grid_values, quantile
-from sweeps.spec import NOT_OFFLINE, SweepError, grid_points, parse_spec, suggest
-from sweeps.wandb_schema import violations
+from albumgan.sweeps.command import build_argv
+from albumgan.sweeps.hyperband import WandbHyperband, bands
+from albumgan.sweeps.sampling import grid_values, quantile
+from albumgan.sweeps.spec import NOT_OFFLINE, SweepError, grid_points, parse_spec, suggest
+from albumgan.sweeps.wandb_schema import violations
 
 ROOT = Path(__file__).resolve().parents[2]
 OK = "ok"  # W&B accepts it and `albumgan sweep run` runs it
@@ -255,7 +254,7 @@ def test_normal_and_beta_follow_their_quantiles():
     q1, median, q3 = statistics.quantiles(draws, n=4)
     assert median == pytest.approx(5.0, abs=0.15)
     assert (q1, q3) == pytest.approx((5.0 - 2 * 0.6745, 5.0 + 2 * 0.6745), abs=0.2)
-    from sweeps.sampling import Param
+    from albumgan.sweeps.sampling import Param
 
     beta = Param(("x",), "beta", {"a": 2.0, "b": 5.0})
     assert quantile(beta, 0.5) == pytest.approx(0.26445, abs=1e-4)  # Beta(2, 5) median
@@ -299,7 +298,7 @@ def test_nested_parameters_reach_the_program_as_wandb_agent_passes_them(tmp_path
     assert config == {"seed": 3, "adam": {"beta1": 0.3, "lr_g": 0.001}}
     argv = build_argv(None, "train.py", config, tmp_path)
     assert argv[3:] == ["--seed=3", "--adam={'beta1': 0.3, 'lr_g': 0.001}"]
-    from experiments.train import parse_args
+    from albumgan.experiments.train import parse_args
 
     cfg, _ = parse_args(argv[3:])
     assert (cfg.seed, cfg.beta1, cfg.lr_g) == (3, 0.3, 0.001)
@@ -367,7 +366,7 @@ MACROS = [
 
 @pytest.mark.parametrize("command", MACROS, ids=[c[2] for c in MACROS])
 def test_each_command_macro_trains_with_the_argv_wandb_agent_builds(command, cache_dir, tmp_path):
-    from sweeps.runner import run_sweep
+    from albumgan.sweeps.runner import run_sweep
 
     sweep = yaml.safe_load((ROOT / "sweeps" / "smoke.yaml").read_text())
     sweep["parameters"] = {
@@ -412,7 +411,7 @@ for step in (1, 2):
 
 
 def test_metric_target_ends_the_sweep_once_a_trial_reaches_it(tmp_path):
-    from sweeps.runner import run_sweep
+    from albumgan.sweeps.runner import run_sweep
 
     program = tmp_path / "fake_train.py"
     program.write_text(TARGET_TRAINER)
