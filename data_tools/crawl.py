@@ -15,9 +15,12 @@ extension, and Bing's ``turl`` thumbnail only as a flagged fallback), and our
 - every file gets one line in ``DIR/manifest.jsonl``: engine, keyword, source URL, sha256, bytes,
   width, height, format, time, and ``"thumbnail": true`` on a file that is Bing's thumbnail
   (the key is absent for full-size images); re-running skips URLs and contents already there;
-- network errors, timeouts and 429/5xx answers are retried with exponential backoff; 404s,
-  non-images and images smaller than ``--min-size`` are counted and skipped; each file is written
-  as it arrives, so an interrupted crawl keeps what it got.
+- every request goes through one ``data_tools.http.PoliteSession`` per crawl: network errors,
+  timeouts and 429/5xx answers are retried with exponential backoff (or the server's
+  ``Retry-After``), 3 tries in all; what is still failing then (``HTTP 503 after 3 attempts``,
+  ``timeout``), 404s, non-images and images smaller than ``--min-size`` are counted per reason and
+  skipped, and so are result pages that could not be had; each file is written as it arrives, so
+  an interrupted crawl keeps what it got.
 
 Every engine x keyword pair is counted, and pairs that returned nothing are named (icrawler's
 Google crawler currently "succeeds" with zero images, icrawler issue #135). An engine that cannot
@@ -41,13 +44,15 @@ from string import Formatter
 from urllib.parse import quote_plus
 
 import requests
-from albumgan.gan_core.fileio import read_jsonl, write_bytes
 from bs4 import BeautifulSoup
 from icrawler import Crawler, ImageDownloader
 from icrawler.builtin.bing import BingFeeder, BingParser
 from icrawler.builtin.google import GoogleFeeder, GoogleParser
 from icrawler.builtin.urllist import PseudoParser, UrlListFeeder
 from PIL import Image
+
+from albumgan.data_tools.http import PoliteSession
+from albumgan.gan_core.fileio import read_jsonl, write_bytes
 
 # The seed notebook's search terms, English and Korean.
 DEFAULT_KEYWORDS = (
@@ -66,7 +71,6 @@ ENGINE_URLS = {
 # The placeholders each engine's feeder fills in a result-page URL template.
 TEMPLATE_FIELDS = {"bing": ("keyword", "offset"), "google": ("keyword", "offset", "page")}
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "BMP": "bmp"}
-RETRY_STATUS = {429, 500, 502, 503, 504}
 
 
 class CrawlError(RuntimeError):
@@ -104,17 +108,18 @@ class Manifest:
 
 
 class ProvenanceDownloader(ImageDownloader):
-    """icrawler downloader: content-hash names, retries with backoff, a manifest line per file.
+    """icrawler downloader: content-hash names, a manifest line per file, a reason per skip.
 
-    Set ``folder``, ``manifest``, ``engine``, ``keyword`` and ``result`` before each crawl.
+    Set ``session`` (a ``PoliteSession``: it does the retrying), ``folder``, ``manifest``,
+    ``engine``, ``keyword`` and ``result`` before each crawl.
     """
 
+    session: PoliteSession
     folder: Path
     manifest: Manifest
     engine: str
     keyword: str
     result: PairResult
-    backoff: float = 0.5
 
     def download(self, task, default_ext, timeout=5, max_retry=3, overwrite=False, **kwargs):
         url = task["file_url"]
@@ -122,7 +127,7 @@ class ProvenanceDownloader(ImageDownloader):
             if url in self.manifest.urls:
                 self.result.skipped["url already crawled"] += 1
                 return False
-        response = self._fetch(url, timeout, max_retry)
+        response = self._fetch(url, timeout)
         if response is None:
             return False
         try:
@@ -167,29 +172,38 @@ class ProvenanceDownloader(ImageDownloader):
         task["success"], task["filename"] = True, name
         return True
 
-    def _fetch(self, url: str, timeout: float, max_retry: int) -> requests.Response | None:
-        """GET with retries and exponential backoff; None (and a counted reason) on failure."""
-        reason = "failed"
-        for attempt in range(max(1, max_retry)):
-            if self.signal.get("reach_max_num"):
-                return None
-            if attempt:
-                time.sleep(self.backoff * 2 ** (attempt - 1))
-            try:
-                response = self.session.get(url, timeout=timeout)
-            except requests.Timeout:
-                reason = "timeout"
-                continue
-            except requests.RequestException as exc:
-                reason = f"network error ({type(exc).__name__})"
-                continue
-            if response.status_code == 200:
-                return response
-            reason = f"HTTP {response.status_code}"
-            if response.status_code not in RETRY_STATUS:
-                break
-        self.result.skipped[reason] += 1
-        return None
+    def _fetch(self, url: str, timeout: float) -> requests.Response | None:
+        """The 200 answer for ``url`` (the session retried what may pass); None, and the reason
+        counted, when there is none."""
+        if self.signal.get("reach_max_num"):
+            return None
+        try:
+            response = self.session.get(url, timeout=timeout)
+        except requests.RequestException as exc:
+            self.result.skipped[self.session.reason(exc)] += 1
+            return None
+        if response.status_code != 200:
+            self.result.skipped[f"HTTP {response.status_code}"] += 1
+            return None
+        return response
+
+
+class _CountedPages:
+    """What a parser fetches result pages with: the crawl's session, which also counts in the
+    pair's result each page it could not have (icrawler's parser only logs those)."""
+
+    def __init__(self, session: PoliteSession, result: PairResult) -> None:
+        self.session, self.result = session, result
+
+    def get(self, url: str, **kwargs) -> requests.Response:
+        try:
+            response = self.session.get(url, **kwargs)
+        except requests.RequestException as exc:
+            self.result.skipped[f"result page {self.session.reason(exc)}"] += 1
+            raise
+        if response.status_code != 200:
+            self.result.skipped[f"result page HTTP {response.status_code}"] += 1
+        return response
 
 
 def _http_url(value: object) -> str | None:
@@ -348,13 +362,15 @@ def parse_engine_urls(values: list[str], engines: tuple[str, ...]) -> dict[str, 
     return urls
 
 
-def reachable(url: str, timeout: float = 5.0) -> bool:
-    """Whether the engine's host answers at all (any HTTP status counts)."""
+def reachable(url: str, session: PoliteSession) -> bool:
+    """Whether the engine's host answers at all (any HTTP status counts, a 503 given up on too)."""
     try:
-        requests.head(url.split("?")[0].format(keyword="", offset=0, page=0), timeout=timeout)
+        session.head(url.split("?")[0].format(keyword="", offset=0, page=0))
+    except requests.exceptions.RetryError:
         return True
     except requests.RequestException:
         return False
+    return True
 
 
 def crawl_pair(
@@ -368,9 +384,15 @@ def crawl_pair(
     queue_timeout: float = 2.0,
     request_timeout: float = 5.0,
     threads: int = 4,
+    session: PoliteSession | None = None,
 ) -> PairResult:
-    """One engine x keyword (for ``urls``, ``keyword`` is a list file of URLs)."""
+    """One engine x keyword (for ``urls``, ``keyword`` is a list file of URLs).
+
+    ``session`` makes every request (default: a ``PoliteSession`` of its own); icrawler's own
+    retry loops are turned off, so the session's ``attempts`` are the tries per request.
+    """
     result = PairResult(engine, keyword)
+    session = session or PoliteSession(timeout=request_timeout)
     feeder_cls, parser_cls = ENGINES[engine]
     crawler = Crawler(
         feeder_cls,
@@ -380,8 +402,10 @@ def crawl_pair(
         storage={"backend": "FileSystem", "root_dir": str(out)},
         log_level=logging.CRITICAL,
     )
+    crawler.session = crawler.feeder.session = session
+    crawler.parser.session = _CountedPages(session, result)
     downloader = crawler.downloader
-    downloader.folder, downloader.manifest = out, manifest
+    downloader.session, downloader.folder, downloader.manifest = session, out, manifest
     downloader.engine, downloader.keyword, downloader.result = engine, keyword, result
     if engine == "urls":
         urls = [u.strip() for u in Path(keyword).read_text(encoding="utf-8").splitlines()]
@@ -395,7 +419,11 @@ def crawl_pair(
         }
     crawler.crawl(
         feeder_kwargs=feeder_kwargs,
-        parser_kwargs={"queue_timeout": queue_timeout, "req_timeout": request_timeout},
+        parser_kwargs={
+            "queue_timeout": queue_timeout,
+            "req_timeout": request_timeout,
+            "max_retry": 1,  # the session retries
+        },
         downloader_kwargs={
             "max_num": max_num,
             "min_size": min_size,
@@ -416,8 +444,13 @@ def crawl(
     engine_urls: dict[str, str] | None = None,
     queue_timeout: float = 2.0,
     request_timeout: float = 5.0,
+    attempts: int = 3,
+    backoff: float = 0.5,
 ) -> list[PairResult]:
     """Crawl every engine x keyword into ``out``; see the module docstring.
+
+    Args:
+        attempts: tries per request (``PoliteSession``), ``backoff`` its backoff factor (s).
 
     Raises:
         ValueError: an ``engine_urls`` template that ``check_engine_url`` refuses.
@@ -427,13 +460,14 @@ def crawl(
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     manifest = Manifest(folder)
+    session = PoliteSession(attempts=attempts, backoff=backoff, timeout=request_timeout)
     pairs = [(engine, keyword) for engine in engines for keyword in keywords]
     if urls_file:
         pairs.append(("urls", str(urls_file)))
     results = []
     for engine, keyword in pairs:
         url = engine_urls.get(engine, ENGINE_URLS.get(engine, ""))
-        if engine != "urls" and not reachable(url, request_timeout):
+        if engine != "urls" and not reachable(url, session):
             results.append(PairResult(engine, keyword, reachable=False))
             continue
         results.append(
@@ -447,6 +481,7 @@ def crawl(
                 url or None,
                 queue_timeout,
                 request_timeout,
+                session=session,
             )
         )
     if pairs and not any(r.reachable for r in results):

@@ -14,7 +14,7 @@ pixels on its shorter side:
 - ``itunes``: the iTunes Search API (no key; ``entity=album``, ``country=kr``); the best match by
   artist and title; the artwork URL, in either of Apple's forms (``.../100x100bb.jpg`` or
   ``.../name.100x100-75.jpg``), rewritten to ask for 1200x1200; at most one request every 3 s
-  (Apple's documented ~20 per minute);
+  to its host (Apple's documented ~20 per minute);
 - ``musicbrainz``: a MusicBrainz release-group search (a real User-Agent, at most one request per
   second, MusicBrainz's rule), then the Cover Art Archive: its index of the release group gives
   the front image at full size (``image``), else its largest thumbnail; without an index,
@@ -37,6 +37,15 @@ skipped on a re-run; albums no source could serve are listed at the end with wha
 said. ``--source-url NAME=BASE`` points a service at a mirror or proxy: BASE replaces the scheme
 and host and keeps the paths (``itunes``, ``musicbrainz``, ``coverart``), or is the whole result
 page template for ``bing`` (as ``data crawl --engine-url``).
+
+Every request goes through one ``data_tools.http.PoliteSession``: 429/5xx answers, broken
+connections and timeouts are retried (3 tries, exponential backoff or the server's
+``Retry-After``). ``MIN_INTERVAL`` holds for each service's own host (Apple's, MusicBrainz's,
+...); a mirror or proxy set with ``--source-url`` is paced only by an interval the caller gives
+for its service (``CoverFetcher(intervals=...)``). A service that still fails stops the command
+with one line (``CrawlError``: "gave up on HOST after 3 attempts (HTTP 503)", "cannot reach HOST
+after 3 attempts (offline?)"); an image that still fails is that album's problem, listed at the
+end, and the next URL or source is tried.
 """
 
 from __future__ import annotations
@@ -46,7 +55,6 @@ import hashlib
 import io
 import json
 import re
-import threading
 import time
 import unicodedata
 from collections import Counter
@@ -57,12 +65,13 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import requests
-from albumgan.data_tools.crawl import ENGINE_URLS, EXTENSIONS, CrawlError, Manifest, crawl_pair
-from albumgan.gan_core.fileio import read_jsonl, write_bytes
 from PIL import Image
 
+from albumgan.data_tools.crawl import ENGINE_URLS, EXTENSIONS, CrawlError, Manifest, crawl_pair
+from albumgan.data_tools.http import PoliteSession, host_of
+from albumgan.gan_core.fileio import read_jsonl, write_bytes, write_text
+
 SOURCES = ("itunes", "musicbrainz", "bing")
-USER_AGENT = "albumgan/0.1 (K-pop album-art DC-GAN research; https://pypi.org/project/albumgan)"
 # Where each service lives; ``--source-url NAME=BASE`` replaces scheme and host, keeps the paths.
 SERVICE_BASES = {
     "itunes": "https://itunes.apple.com",
@@ -75,6 +84,7 @@ SERVICE_PATHS = {
     "coverart": "/release-group/{id}",
 }
 SERVICES = (*SERVICE_BASES, "bing")  # what --source-url may name
+# Seconds between two requests to a service's own host; "download": any other host (images).
 MIN_INTERVAL = {"itunes": 3.0, "musicbrainz": 1.0, "coverart": 1.0, "bing": 1.0, "download": 0.0}
 MIN_MATCH = 0.6  # artist and title similarity both at least this, else "no match"
 MUSICBRAINZ_TRUSTED = 90  # MusicBrainz's own score (0-100) that vouches for an artist we cannot
@@ -207,22 +217,6 @@ def _musicbrainz_artist_names(group: dict) -> list[str]:
     return [credit, *names]
 
 
-class RateLimiter:
-    """At most one call per ``interval`` seconds (thread-safe)."""
-
-    def __init__(self, interval: float) -> None:
-        self.interval = interval
-        self.lock = threading.Lock()
-        self.last = 0.0
-
-    def wait(self) -> None:
-        with self.lock:
-            pause = self.last + self.interval - time.monotonic()
-            if pause > 0:
-                time.sleep(pause)
-            self.last = time.monotonic()
-
-
 @dataclass(frozen=True)
 class Candidate:
     """What a source found for an album: image URLs to try in order, and why it matched."""
@@ -252,24 +246,42 @@ class CoverFetcher:
         urls: dict[str, str] | None = None,
         intervals: dict[str, float] | None = None,
         timeout: float = 10.0,
+        attempts: int = 3,
+        backoff: float = 0.5,
     ) -> None:
         """
         Args:
             urls: per service (``itunes``, ``musicbrainz``, ``coverart``) a BASE replacing
                 ``SERVICE_BASES``' scheme and host; ``bing``: the result page template.
-            intervals: seconds between requests, per service (``MIN_INTERVAL``).
+            intervals: seconds between requests, per service, for the host it is asked at
+                (mirror or not; a host several services share gets the longest); the
+                services' own hosts keep ``MIN_INTERVAL`` otherwise, other hosts ``download``.
+            timeout, attempts, backoff: per request, as ``PoliteSession`` takes them.
         """
         urls = dict(urls or {})
         unknown = sorted(set(urls) - set(SERVICES))
         if unknown:
             raise ValueError(f"--source-url: unknown service {unknown[0]!r}; one of {SERVICES}")
+        given = dict(intervals or {})
+        unknown = sorted(set(given) - set(MIN_INTERVAL))
+        if unknown:
+            raise ValueError(f"intervals: unknown service {unknown[0]!r}; one of {MIN_INTERVAL}")
         self.bing_template = urls.pop("bing", ENGINE_URLS["bing"])
         self.bases = {**SERVICE_BASES, **{k: v.rstrip("/") for k, v in urls.items()}}
-        intervals = {**MIN_INTERVAL, **(intervals or {})}
-        self.limiters = {name: RateLimiter(seconds) for name, seconds in intervals.items()}
-        self.timeout = timeout
-        self.session = requests.Session()
-        self.session.headers["User-Agent"] = USER_AGENT
+        own = {**SERVICE_BASES, "bing": ENGINE_URLS["bing"]}
+        per_host = {host_of(url): MIN_INTERVAL[service] for service, url in own.items()}
+        chosen: dict[str, float] = {}
+        for service, url in {**self.bases, "bing": self.bing_template}.items():
+            if service in given:
+                host = host_of(url)
+                chosen[host] = max(chosen.get(host, 0.0), given[service])
+        self.session = PoliteSession(
+            attempts=attempts,
+            backoff=backoff,
+            timeout=timeout,
+            intervals={**per_host, **chosen},
+            default_interval=given.get("download", MIN_INTERVAL["download"]),
+        )
 
     def url(self, service: str, **fields) -> str:
         return self.bases[service] + SERVICE_PATHS[service].format(**fields)
@@ -284,12 +296,16 @@ class CoverFetcher:
         tail = parts.path + (f"?{parts.query}" if parts.query else "")
         return self.bases[service] + tail
 
-    def _get(self, url: str, limiter: str, **params) -> requests.Response:
-        self.limiters[limiter].wait()
+    def _get(self, url: str, **params) -> requests.Response:
+        """A service's answer (any status but one retried in vain).
+
+        Raises:
+            CrawlError: the session gave up (what it got, in one line).
+        """
         try:
-            return self.session.get(url, params=params or None, timeout=self.timeout)
-        except requests.ConnectionError as exc:
-            raise CrawlError(f"cannot reach {urlsplit(url).netloc} (offline?)") from exc
+            return self.session.get(url, params=params or None)
+        except requests.RequestException as exc:
+            raise CrawlError(self.session.explain(exc)) from exc
 
     # -- finding --------------------------------------------------------------------------------
 
@@ -303,7 +319,6 @@ class CoverFetcher:
     def _find_itunes(self, album: Album) -> Candidate | None:
         response = self._get(
             self.url("itunes"),
-            "itunes",
             term=f"{album.artist} {album.album}",
             entity="album",
             country="kr",
@@ -334,9 +349,7 @@ class CoverFetcher:
 
     def _find_musicbrainz(self, album: Album) -> Candidate | None:
         query = f'releasegroup:"{album.album}" AND artist:"{album.artist}"'
-        response = self._get(
-            self.url("musicbrainz"), "musicbrainz", query=query, fmt="json", limit=5
-        )
+        response = self._get(self.url("musicbrainz"), query=query, fmt="json", limit=5)
         if response.status_code != 200:
             return None
         for group in response.json().get("release-groups", []):
@@ -358,7 +371,7 @@ class CoverFetcher:
         """The release group's front cover, largest first: from the archive's index when it has
         one, else its fixed ``front-1200``, ``front-500`` and ``front`` addresses."""
         index_url = self.url("coverart", id=group_id)
-        response = self._get(index_url, "coverart")
+        response = self._get(index_url)
         images = []
         if response.status_code == 200:
             try:
@@ -390,10 +403,15 @@ class CoverFetcher:
     # -- downloading ----------------------------------------------------------------------------
 
     def download(self, candidate: Candidate) -> tuple[Cover | None, str]:
-        """The first of the candidate's URLs that gives an image, and what went wrong if none."""
+        """The first of the candidate's URLs that gives an image, and what went wrong if none
+        (an image the session gave up on included: it is the album's problem, not the run's)."""
         problems = []
         for url, asked in zip(candidate.urls, candidate.size_asked):
-            response = self._get(url, "download")
+            try:
+                response = self.session.get(url)
+            except requests.RequestException as exc:
+                problems.append(f"{self.session.reason(exc)} for {asked}")
+                continue
             if response.status_code != 200:
                 problems.append(f"HTTP {response.status_code} for {asked}")
                 continue
@@ -528,12 +546,11 @@ def _fetch_with_bing(
     album: Album, folder: Path, manifest: Manifest, fetcher: CoverFetcher, min_size: int
 ) -> str:
     """The first Bing image of at least ``min_size`` px for "{artist} {album} album cover"."""
-    fetcher.limiters["bing"].wait()
     keyword = f"{album.artist} {album.album} album cover"
     before = len(read_jsonl(folder / "manifest.jsonl"))
     found = crawl_pair(
         folder, manifest, "bing", keyword, max_num=1, min_size=min_size,
-        engine_url=fetcher.bing_template,
+        engine_url=fetcher.bing_template, session=fetcher.session,
     )  # fmt: skip
     records = read_jsonl(folder / "manifest.jsonl")
     if found.new_files == 0 or len(records) == before:
@@ -554,5 +571,5 @@ def _fetch_with_bing(
         match=keyword,
     )
     lines = [json.dumps(r, ensure_ascii=False) for r in records[:-1] + [record]]
-    (folder / "manifest.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_text(folder / "manifest.jsonl", "\n".join(lines) + "\n")
     return ""

@@ -19,17 +19,17 @@ from types import SimpleNamespace
 from urllib.parse import urlsplit
 
 import pytest
+from PIL import Image
+
 from albumgan.data_tools import cli
 from albumgan.data_tools.crawl import (
     BingJsonParser,
     CrawlError,
-    ProvenanceDownloader,
     crawl,
     parse_engine_urls,
     report,
 )
 from albumgan.data_tools.synthetic import generate_cover
-from PIL import Image
 
 GOOD = ["/img/0.jpg", "/img/1.jpg", "/img/2.jpg", "/flaky.jpg"]
 BAD = ["/missing.jpg", "/slow.jpg", "/page.jpg", "/small.jpg", "/dup.jpg"]
@@ -177,11 +177,6 @@ def server():
     srv.httpd.shutdown()
 
 
-@pytest.fixture(autouse=True)
-def fast_backoff(monkeypatch):
-    monkeypatch.setattr(ProvenanceDownloader, "backoff", 0.05)
-
-
 def _crawl(server, out, **kwargs):
     bing = server.base + "/bing?q={keyword}&first={offset}"
     return crawl(
@@ -193,6 +188,7 @@ def _crawl(server, out, **kwargs):
         engine_urls={"bing": bing},
         queue_timeout=0.5,
         request_timeout=1.0,
+        backoff=0.05,
         **kwargs,
     )
 

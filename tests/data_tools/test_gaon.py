@@ -15,6 +15,8 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from PIL import Image
+
 from albumgan.data_tools.crawl import CrawlError
 from albumgan.data_tools.gaon import (
     Album,
@@ -27,7 +29,6 @@ from albumgan.data_tools.gaon import (
 )
 from albumgan.data_tools.prepare import list_inputs
 from albumgan.data_tools.synthetic import generate_cover
-from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = """year,rank,artist,album,sales,source,note,artist_alias
@@ -244,9 +245,9 @@ def chart(tmp_path):
     return path
 
 
-def _fetcher(services: _Services) -> CoverFetcher:
+def _fetcher(services: _Services, **intervals: float) -> CoverFetcher:
     no_waiting = {name: 0.0 for name in ("itunes", "musicbrainz", "coverart", "bing")}
-    return CoverFetcher(urls=services.urls(), intervals=no_waiting, timeout=5)
+    return CoverFetcher(urls=services.urls(), intervals={**no_waiting, **intervals}, timeout=5)
 
 
 def _manifest(folder: Path) -> list[dict]:
@@ -353,8 +354,7 @@ def test_the_command_end_to_end_through_mirror_urls(services, chart, tmp_path):
 
 
 def test_rate_limit_spaces_requests(services, chart, tmp_path):
-    fetcher = _fetcher(services)
-    fetcher.limiters["itunes"].interval = 0.2
+    fetcher = _fetcher(services, itunes=0.2)  # every service is on the one local host
     start = time.monotonic()
     fetch_covers(tmp_path / "g", chart, ("itunes",), fetcher, min_size=300)
     calls = len([p for p, _, _ in services.requests if p == "/it/search"])
