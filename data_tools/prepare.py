@@ -6,7 +6,8 @@
 Writes ``DIR/images/*.png`` (the dataset), ``DIR/flagged/*.png`` (likely non-covers, held back
 until a person confirms them), ``DIR/manifest.jsonl`` (exactly one line per input file, with its
 crawl/gaon ``origin`` when known) and ``DIR/review.html`` (a contact sheet of flagged images with
-their reasons and a button that downloads the list to pass back as ``--confirm``).
+their reasons and a button that downloads the list to pass back as ``--confirm``; rendered from
+``data_tools/templates/review.html.j2``).
 
 Every file is opened safely (``data_tools.imageops``): empty, truncated, non-image, HTML-as-.jpg
 and decompression-bomb files are rejected with a reason, never fatal. Exact duplicates (same
@@ -25,7 +26,6 @@ from __future__ import annotations
 
 import filecmp
 import hashlib
-import html
 import json
 import os
 import re
@@ -39,11 +39,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import imagehash
+import jinja2
 import numpy as np
+from PIL import Image
+
 from albumgan.data_tools.imageops import FITS, UnreadableImage, open_rgb, square_resize
 from albumgan.data_tools.registry import is_prepare_manifest
-from albumgan.gan_core.fileio import atomic_write, read_jsonl
-from PIL import Image
+from albumgan.gan_core.fileio import atomic_write, read_jsonl, write_text
 
 STATUSES = ("kept", "duplicate", "flagged", "rejected")
 HARD_MIN_SIDE = 32  # smaller than this is not a cover at all: rejected, not flagged
@@ -465,7 +467,7 @@ def prepare(
     manifest = out_dir / "manifest.jsonl"
     _write_manifest(records, manifest)
     review = out_dir / "review.html"
-    review.write_text(render_review(records), encoding="utf-8")
+    write_text(review, render_review(records))
     counts = Counter(r["status"] for r in records)
     seconds = time.perf_counter() - start
     return Summary(out_dir, dict(counts), seconds, manifest, review, foreign)
@@ -475,66 +477,22 @@ def prepare(
 # review.html
 # ------------------------------------------------------------------------------------------------
 
-_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Dataset review</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 1.5rem; color: #222; }}
-.grid {{ display: flex; flex-wrap: wrap; gap: 12px; }}
-.card {{ width: 200px; border: 1px solid #ccc; border-radius: 6px; padding: 6px;
-        font-size: 12px; }}
-.card img {{ width: 200px; height: 200px; object-fit: contain; background: #eee; }}
-.reason {{ color: #a33; }} table {{ border-collapse: collapse; font-size: 13px; }}
-td, th {{ border: 1px solid #ddd; padding: 3px 8px; text-align: left; }}
-</style></head><body>
-<h1>Dataset review</h1>
-<p>{summary}</p>
-<h2>Flagged: held out until you confirm them</h2>
-<p>Tick the real album covers, download the list, and re-run<br>
-<code>albumgan data prepare SRC --out DIR --confirm confirmed.txt</code></p>
-<button id="download">Download confirmed.txt</button>
-<div class="grid">{flagged}</div>
-<h2>Duplicates</h2>
-<table><tr><th>file</th><th>reason</th></tr>{duplicates}</table>
-<h2>Rejected</h2>
-<table><tr><th>file</th><th>reason</th></tr>{rejected}</table>
-<script>
-document.getElementById("download").addEventListener("click", function () {{
-  var names = Array.from(document.querySelectorAll("input.confirm:checked"))
-    .map(function (box) {{ return box.dataset.src; }});
-  var blob = new Blob([names.join("\\n") + "\\n"], {{type: "text/plain"}});
-  var link = document.createElement("a");
-  link.href = URL.createObjectURL(blob);
-  link.download = "confirmed.txt";
-  link.click();
-}});
-</script>
-</body></html>
-"""
+_TEMPLATES = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+    autoescape=True,  # file names and reasons come from the raw folder: "<img onerror>.png"
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+)
 
 
 def render_review(records: Sequence[dict]) -> str:
-    """The contact sheet; every string from file names or reasons is HTML-escaped."""
-    esc = html.escape
+    """The contact sheet (``templates/review.html.j2``); every file name and reason escaped."""
     counts = Counter(r["status"] for r in records)
-    summary = ", ".join(f"{counts.get(s, 0)} {s}" for s in STATUSES)
-    flagged = "".join(
-        f'<div class="card"><img src="{esc(r["out"])}" alt="{esc(r["src"])}">'
-        f'<label><input type="checkbox" class="confirm" data-src="{esc(r["src"])}"> '
-        f'{esc(r["src"])}</label><div class="reason">{esc(r["reason"])}</div></div>'
-        for r in records
-        if r["status"] == "flagged"
-    )
-
-    def rows(status: str) -> str:
-        return "".join(
-            f"<tr><td>{esc(r['src'])}</td><td>{esc(r['reason'])}</td></tr>"
-            for r in records
-            if r["status"] == status
-        )
-
-    return _PAGE.format(
-        summary=esc(summary),
-        flagged=flagged or "<p>none</p>",
-        duplicates=rows("duplicate"),
-        rejected=rows("rejected"),
+    return _TEMPLATES.get_template("review.html.j2").render(
+        summary=", ".join(f"{counts.get(s, 0)} {s}" for s in STATUSES),
+        flagged=[r for r in records if r["status"] == "flagged"],
+        duplicates=[r for r in records if r["status"] == "duplicate"],
+        rejected=[r for r in records if r["status"] == "rejected"],
     )
