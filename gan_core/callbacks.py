@@ -21,7 +21,7 @@ from typing import Any
 
 from albumgan.gan_core import checkpoint
 from albumgan.gan_core.contract import LOSSES, shown
-from albumgan.gan_core.fileio import append_jsonl
+from albumgan.gan_core.fileio import append_jsonl, write_text
 from albumgan.gan_core.images import save_grid
 from albumgan.gan_core.run import Callback, Run, due, exit_code
 
@@ -54,7 +54,7 @@ class MetricsLog(Callback):
                     kept.append(line)
             except (json.JSONDecodeError, KeyError, TypeError):
                 continue  # a line cut by kill -9
-        self.path.write_text("".join(f"{line}\n" for line in kept), encoding="utf-8")
+        write_text(self.path, "".join(f"{line}\n" for line in kept))  # killed midway: old file
 
     def on_steps_end(self, run: Run, step: int, logs: dict[str, float]) -> None:
         n = logs["steps"]

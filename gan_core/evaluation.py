@@ -18,7 +18,7 @@ import time
 import numpy as np
 from albumgan.gan_core import checkpoint
 from albumgan.gan_core.contract import SCORES
-from albumgan.gan_core.fileio import default_cache_dir, read_json, write_json
+from albumgan.gan_core.fileio import atomic_write, default_cache_dir, read_json, write_json
 from albumgan.gan_core.images import save_grid, to_uint8
 from albumgan.gan_core.metrics.extractors import get_extractor
 from albumgan.gan_core.metrics.score import cached_features, score_features
@@ -75,5 +75,6 @@ def _eval_latents(run: Run, count: int) -> np.ndarray:
             return stored
     rng = np.random.default_rng([run.cfg.seed, 0xE7A1])
     eval_z = rng.standard_normal((count, *run.cfg.noise_shape)).astype(np.float32)
-    np.save(path, eval_z)
+    with atomic_write(path) as handle:  # it replaces a stored set of another count
+        np.save(handle, eval_z)
     return eval_z

@@ -29,7 +29,7 @@ import numpy as np
 from albumgan.gan_core import backend, checkpoint
 from albumgan.gan_core.config import ConfigError, TrainConfig
 from albumgan.gan_core.contract import EXIT_USAGE, LOSSES
-from albumgan.gan_core.fileio import read_json, read_jsonl, write_json
+from albumgan.gan_core.fileio import atomic_write, read_json, read_jsonl, write_json
 from albumgan.gan_core.images import save_grid
 from albumgan.gan_core.run import Callback, Run, TrainingData, exit_code
 from albumgan.gan_core.rundir import (
@@ -85,7 +85,8 @@ def _grid_latents(cfg: TrainConfig, run_dir: Path) -> np.ndarray:
         return np.load(path)
     rng = np.random.default_rng([cfg.seed, 0x9E1D])
     grid_z = rng.standard_normal((cfg.grid_size**2, *cfg.noise_shape)).astype(np.float32)
-    np.save(path, grid_z)
+    with atomic_write(path) as handle:  # never half a file for a resumed run to load
+        np.save(handle, grid_z)
     return grid_z
 
 
