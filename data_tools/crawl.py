@@ -20,7 +20,8 @@ extension, and Bing's ``turl`` thumbnail only as a flagged fallback), and our
   ``Retry-After``), 3 tries in all; what is still failing then (``HTTP 503 after 3 attempts``,
   ``timeout``), 404s, non-images and images smaller than ``--min-size`` are counted per reason and
   skipped, and so are result pages that could not be had; each file is written as it arrives, so
-  an interrupted crawl keeps what it got.
+  an interrupted crawl keeps what it got. Result pages are asked for with icrawler's browser
+  headers (engines serve their result markup to browsers), files with albumgan's User-Agent.
 
 Every engine x keyword pair is counted, and pairs that returned nothing are named (icrawler's
 Google crawler currently "succeeds" with zero images, icrawler issue #135). An engine that cannot
@@ -189,13 +190,15 @@ class ProvenanceDownloader(ImageDownloader):
 
 
 class _CountedPages:
-    """What a parser fetches result pages with: the crawl's session, which also counts in the
-    pair's result each page it could not have (icrawler's parser only logs those)."""
+    """What a parser fetches result pages with: the crawl's session with a browser's headers
+    (search engines serve the markup our parsers read to browsers), counting in the pair's
+    result each page it could not have (icrawler's parser only logs those)."""
 
-    def __init__(self, session: PoliteSession, result: PairResult) -> None:
-        self.session, self.result = session, result
+    def __init__(self, session: PoliteSession, result: PairResult, headers: dict) -> None:
+        self.session, self.result, self.headers = session, result, headers
 
     def get(self, url: str, **kwargs) -> requests.Response:
+        kwargs["headers"] = {**self.headers, **(kwargs.get("headers") or {})}
         try:
             response = self.session.get(url, **kwargs)
         except requests.RequestException as exc:
@@ -388,8 +391,9 @@ def crawl_pair(
 ) -> PairResult:
     """One engine x keyword (for ``urls``, ``keyword`` is a list file of URLs).
 
-    ``session`` makes every request (default: a ``PoliteSession`` of its own); icrawler's own
-    retry loops are turned off, so the session's ``attempts`` are the tries per request.
+    ``session`` makes every request (default: a ``PoliteSession`` of its own), result pages
+    with icrawler's browser headers, files with the session's User-Agent; icrawler's own retry
+    loops are turned off, so the session's ``attempts`` are the tries per request.
     """
     result = PairResult(engine, keyword)
     session = session or PoliteSession(timeout=request_timeout)
@@ -402,8 +406,9 @@ def crawl_pair(
         storage={"backend": "FileSystem", "root_dir": str(out)},
         log_level=logging.CRITICAL,
     )
+    browser = dict(crawler.session.headers)  # icrawler's: a desktop Chrome's User-Agent
     crawler.session = crawler.feeder.session = session
-    crawler.parser.session = _CountedPages(session, result)
+    crawler.parser.session = _CountedPages(session, result, browser)
     downloader = crawler.downloader
     downloader.session, downloader.folder, downloader.manifest = session, out, manifest
     downloader.engine, downloader.keyword, downloader.result = engine, keyword, result
@@ -450,7 +455,8 @@ def crawl(
     """Crawl every engine x keyword into ``out``; see the module docstring.
 
     Args:
-        attempts: tries per request (``PoliteSession``), ``backoff`` its backoff factor (s).
+        attempts: tries per request, in all (``PoliteSession``).
+        backoff: the session's backoff factor in seconds.
 
     Raises:
         ValueError: an ``engine_urls`` template that ``check_engine_url`` refuses.

@@ -1,6 +1,6 @@
-"""The one HTTP client of data_tools: a ``requests.Session`` that retries, times out, paces.
+"""data_tools' one HTTP client (retry, timeout, pace per host); imports requests and urllib3 only.
 
-Imports requests and urllib3 only, nothing of the project; ``data_tools.crawl`` and
+A ``requests.Session`` that imports nothing of the project; ``data_tools.crawl`` and
 ``data_tools.gaon`` make every request through it.
 
     session = PoliteSession(attempts=3, intervals={"musicbrainz.org": 1.0})

@@ -33,11 +33,13 @@ def _jpeg(seed: int, size: int = 400) -> tuple[int, dict, bytes]:
 
 class _Scripted:
     """Answers each path from its script: the answers in turn, the last one for ever after
-    (``"slow"``: no answer for 0.6 s, then 200). Records when each request came, per path."""
+    (``"slow"``: no answer for 0.6 s, then 200). Records when each request came, per path,
+    and the User-Agent it came with."""
 
     def __init__(self, routes: dict[str, list]) -> None:
         self.routes = routes
         self.times: dict[str, list[float]] = {}
+        self.agents: dict[str, set[str]] = {}
         self.lock = threading.Lock()
         server = self
 
@@ -54,6 +56,8 @@ class _Scripted:
                 with server.lock:
                     seen = server.times.setdefault(path, [])
                     seen.append(time.monotonic())
+                    agent = self.headers.get("User-Agent", "")
+                    server.agents.setdefault(path, set()).add(agent)
                     script = server.routes.get(path, [(404, {}, b"not found")])
                     answer = script[min(len(seen), len(script)) - 1]
                 if answer == "slow":
@@ -213,6 +217,10 @@ def test_the_crawl_command_retries_and_says_what_it_gave_up_on(serve, tmp_path, 
     assert code == 0
     assert [server.hits(p) for p in ("/k", "/flaky.jpg", "/down.jpg")] == [3, 2, 3]
     assert "bing        1  k  [HTTP 503 after 3 attempts: 1]\n" in stdout
+    # The engine's page is asked for as a browser would (its markup is for browsers), the
+    # files with albumgan's name.
+    ((page_agent,), (file_agent,)) = server.agents["/k"], server.agents["/flaky.jpg"]
+    assert page_agent.startswith("Mozilla/5.0") and file_agent.startswith("albumgan/")
     (record,) = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
     assert record["url"] == f"{server.base}/flaky.jpg"
 
