@@ -1,7 +1,7 @@
 """data_tools' one HTTP client (retry, timeout, pace per host); imports requests and urllib3 only.
 
-A ``requests.Session`` that imports nothing of the project; ``data_tools.crawl`` and
-``data_tools.gaon`` make every request through it.
+``PoliteSession`` is a ``requests.Session``; ``data_tools.crawl`` and ``data_tools.gaon`` make
+every request through one, and nothing of the project is imported here.
 
     session = PoliteSession(attempts=3, intervals={"musicbrainz.org": 1.0})
     try:
