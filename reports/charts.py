@@ -17,6 +17,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy import stats  # noqa: E402
 
+from albumgan.gan_core.fileio import atomic_write  # noqa: E402
+
 DPI = 110
 # Curves drawn per panel: (title, [(metrics.jsonl key, label)]).
 PANELS = (
@@ -40,8 +42,8 @@ def _finite(value) -> bool:
 
 
 def _save(fig, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    with atomic_write(path, durable=False) as handle:  # a report re-made under a reader
+        fig.savefig(handle, format=path.suffix.lstrip(".") or "png", dpi=DPI, bbox_inches="tight")
     plt.close(fig)
 
 
@@ -83,9 +85,12 @@ def metric_curves(runs: Sequence[tuple[str, list[dict]]], path: Path) -> None:
     _save(fig, path)
 
 
-def param_effect(name: str, values: list, kids: list[float], path: Path, log: bool) -> None:
-    """KID against one swept parameter: every run (each seed) as a point; for choices a strip per
-    value with the mean and its 95% t interval, for ranges a scatter."""
+def param_effect(
+    name: str, values: list, kids: list[float], path: Path, log: bool, metric: str = "kid"
+) -> None:
+    """The sweep's metric (``kids``: its values) against one swept parameter: every run (each
+    seed) as a point; for choices a strip per value with the mean and its 95% t interval, for
+    ranges a scatter."""
     fig, ax = plt.subplots(figsize=(4.2, 3.0))
     numeric = all(_finite(v) for v in values)
     if numeric and len(set(values)) > 6:
@@ -107,9 +112,9 @@ def param_effect(name: str, values: list, kids: list[float], path: Path, log: bo
                 ax.errorbar(i, mean, yerr=half, color="black", capsize=4, linewidth=1)
         ax.set_xticks(range(len(labels)), labels, rotation=20 if len(labels) > 3 else 0)
     ax.set_xlabel(name)
-    ax.set_ylabel("KID")
+    ax.set_ylabel(metric)
     ax.grid(alpha=0.3)
-    ax.set_title(f"KID vs {name}", fontsize=10)
+    ax.set_title(f"{metric} vs {name}", fontsize=10)
     _save(fig, path)
 
 
@@ -120,15 +125,17 @@ def _natural(label: str):
         return (1, 0.0, label)
 
 
-def history(numbers: list[int], kids: list[float], path: Path, maximize: bool = False) -> None:
-    """Each trial's KID in trial order, with the best so far."""
+def history(
+    numbers: list[int], kids: list[float], path: Path, maximize: bool = False, metric: str = "kid"
+) -> None:
+    """Each trial's value of the sweep's metric in trial order, with the best so far."""
     fig, ax = plt.subplots(figsize=(6, 3.2))
     ax.scatter(numbers, kids, s=18, label="trial")
     order = np.argsort(numbers)
     best = (np.maximum if maximize else np.minimum).accumulate(np.asarray(kids)[order])
     ax.step(np.asarray(numbers)[order], best, where="post", color="C3", label="best so far")
     ax.set_xlabel("trial")
-    ax.set_ylabel("KID")
+    ax.set_ylabel(metric)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title("optimization history", fontsize=10)
@@ -136,10 +143,15 @@ def history(numbers: list[int], kids: list[float], path: Path, maximize: bool = 
 
 
 def parallel_coordinates(
-    params: list[str], rows: list[dict], kids: list[float], path: Path
+    params: list[str],
+    rows: list[dict],
+    kids: list[float],
+    path: Path,
+    metric: str = "kid",
+    maximize: bool = False,
 ) -> None:
     """One line per trial across the swept parameters (each axis scaled to [0, 1]; choices
-    spaced evenly), coloured by KID (darker = lower = better)."""
+    spaced evenly), coloured by the sweep's metric (darker = better)."""
     axes_values = []
     ticks = []
     for name in params:
@@ -155,10 +167,11 @@ def parallel_coordinates(
             ticks.append([(i / span, label) for i, label in enumerate(labels)])
     axes_values.append(_unit(kids))
     ticks.append([(0.0, f"{min(kids):.3g}"), (1.0, f"{max(kids):.3g}")])
-    names = [*params, "KID"]
+    names = [*params, metric]
     fig, ax = plt.subplots(figsize=(max(5, 1.6 * len(names)), 3.6))
-    colours = plt.cm.viridis(_unit(kids))
-    for t in np.argsort(kids)[::-1]:  # best drawn last, on top
+    badness = [-k for k in kids] if maximize else kids
+    colours = plt.cm.viridis(_unit(badness))
+    for t in np.argsort(badness)[::-1]:  # best drawn last, on top
         ax.plot(range(len(names)), [col[t] for col in axes_values], color=colours[t], alpha=0.8)
     for i, axis_ticks in enumerate(ticks):
         ax.axvline(i, color="grey", linewidth=0.8)
@@ -167,7 +180,8 @@ def parallel_coordinates(
     ax.set_xticks(range(len(names)), names, fontsize=8)
     ax.set_yticks([])
     ax.set_ylim(-0.08, 1.08)
-    ax.set_title("parallel coordinates (darker = lower KID)", fontsize=10)
+    better = "higher" if maximize else "lower"
+    ax.set_title(f"parallel coordinates (darker = {better} {metric})", fontsize=10)
     _save(fig, path)
 
 
@@ -176,12 +190,12 @@ def _unit(values: list[float]) -> list[float]:
     return [(v - low) / (high - low) if high > low else 0.5 for v in values]
 
 
-def importance(scores: dict[str, float], path: Path) -> None:
+def importance(scores: dict[str, float], path: Path, metric: str = "kid") -> None:
     """Optuna's parameter importances as horizontal bars."""
     names = list(scores)[::-1]
     fig, ax = plt.subplots(figsize=(5, 0.45 * len(names) + 1.0))
     ax.barh(names, [scores[n] for n in names], color="C0")
-    ax.set_xlabel("importance for KID (fANOVA)")
+    ax.set_xlabel(f"importance for {metric} (fANOVA)")
     ax.set_xlim(0, 1)
     ax.grid(alpha=0.3, axis="x")
     _save(fig, path)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
-import sys
-
-from albumgan.gan_core.contract import EXIT_USAGE
+from albumgan.gan_core.contract import ArgumentParser, handles_errors
 
 
+@handles_errors
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="albumgan report")
+    parser = ArgumentParser(prog="albumgan report")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="report of one run directory (RUN_DIR/report/)")
     run.add_argument("run_dir")
@@ -28,25 +26,18 @@ def main(argv: list[str]) -> int:
     compare.add_argument("--out", help="default: <runs folder>/compare-<run ids>")
     args = parser.parse_args(argv)
 
-    from albumgan.reports.rundata import ReportError
-    from albumgan.sweeps.storage import StorageError
+    if args.command == "run":
+        from albumgan.reports.run_report import run_report
 
-    try:
-        if args.command == "run":
-            from albumgan.reports.run_report import run_report
+        index = run_report(args.run_dir, args.out)
+    elif args.command == "sweep":
+        from albumgan.reports.sweep_report import sweep_report
 
-            index = run_report(args.run_dir, args.out)
-        elif args.command == "sweep":
-            from albumgan.reports.sweep_report import sweep_report
+        index = sweep_report(args.storage, args.study, args.out, not args.no_run_reports)
+    else:
+        from albumgan.reports.compare_report import compare_report
 
-            index = sweep_report(args.storage, args.study, args.out, not args.no_run_reports)
-        else:
-            from albumgan.reports.compare_report import compare_report
-
-            index = compare_report(args.run_dirs, args.out)
-    except (ReportError, StorageError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        index = compare_report(args.run_dirs, args.out)
     print(f"report: {index}")
     print(f"        {index.with_name('report.md')}")
     return 0

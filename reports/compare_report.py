@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from albumgan.gan_core.contract import REPLICATE_KEY
+from albumgan.gan_core.contract import GOALS, PRIMARY_SCORE, REPLICATE_KEY
+from albumgan.gan_core.metrics.replicates import group_runs, judge
 from albumgan.reports import charts
 from albumgan.reports.render import write_report
-from albumgan.reports.replicates import group_runs, judge
 from albumgan.reports.run_report import run_panels
-from albumgan.reports.rundata import ReportError, headline, load_run
+from albumgan.reports.rundata import ReportError, load_run
 
 # Keys that differ between any two runs without changing what was trained.
 BOOKKEEPING = {"name", "runs_dir", "cache_dir", "data_dir"}
@@ -25,8 +25,11 @@ def differing_keys(configs: list[dict]) -> list[str]:
     return [k for k in keys if len({repr(c.get(k)) for c in configs}) > 1]
 
 
-def compare_report(run_dirs: list[str | Path], out: str | Path | None = None) -> Path:
-    """Write the comparison of ``run_dirs`` (at least two); returns its index.html."""
+def compare_report(
+    run_dirs: list[str | Path], out: str | Path | None = None, metric: str = PRIMARY_SCORE
+) -> Path:
+    """Write the comparison of ``run_dirs`` (at least two); returns its index.html. Runs that
+    differ only in seed are judged on their final ``metric`` (its own goal, ``GOALS``)."""
     if len(run_dirs) < 2:
         raise ReportError(f"compare needs at least two run directories, got {len(run_dirs)}")
     runs = [load_run(path) for path in run_dirs]
@@ -45,7 +48,7 @@ def compare_report(run_dirs: list[str | Path], out: str | Path | None = None) ->
     rows = [
         {
             "params": {k: run.config.get(k) for k in [*group_params, REPLICATE_KEY]},
-            "value": headline(run)["final_kid"],
+            "value": (run.final_eval or {}).get(metric),
         }
         for run in runs
     ]
@@ -55,8 +58,8 @@ def compare_report(run_dirs: list[str | Path], out: str | Path | None = None) ->
         "curves_all": f"{assets.name}/curves_all.png",
         "keys": keys,
         "differing": differing,
-        "judgement": judge(group_runs(rows), "minimize", rank=False),
+        "judgement": judge(group_runs(rows), GOALS[metric], rank=False),
         "group_params": group_params,
-        "metric": "final KID",
+        "metric": f"final {metric}",
     }
     return write_report(out, "compare", context)

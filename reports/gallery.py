@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, ImageDraw
+
 from albumgan.data_tools.datasets import load_dataset
 from albumgan.data_tools.registry import DatasetError
-from albumgan.gan_core.fileio import default_cache_dir
+from albumgan.gan_core.fileio import atomic_write, default_cache_dir
 from albumgan.gan_core.metrics.extractors import get_extractor
 from albumgan.gan_core.metrics.score import cached_features
 from albumgan.reports.rundata import RunData
-from PIL import Image, ImageDraw
 
 TIMELINE_GRIDS = 8  # grids shown side by side: first, last and evenly spaced between
 GIF_FRAMES = 40
@@ -57,8 +58,10 @@ def progress_gif(run: RunData, path: Path) -> bool:
     size = frames[-1].size
     frames = [f if f.size == size else f.resize(size) for f in frames]
     durations = [GIF_FRAME_MS] * (len(frames) - 1) + [GIF_FRAME_MS * 10]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frames[0].save(path, save_all=True, append_images=frames[1:], duration=durations, loop=0)
+    with atomic_write(path, durable=False) as handle:  # a browser may be showing the old one
+        frames[0].save(
+            handle, "GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0
+        )
     return True
 
 
@@ -168,5 +171,5 @@ def _save_strip(rows: list[list[np.ndarray]], path: Path) -> None:
             picture = Image.fromarray(image).resize((tile, tile), Image.NEAREST)
             canvas.paste(picture, (x, r * (tile + gap)))
     ImageDraw.Draw(canvas).line([(tile + gap, 0), (tile + gap, canvas.height)], "grey")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    canvas.save(path)
+    with atomic_write(path, durable=False) as handle:
+        canvas.save(handle, "PNG")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+
 from albumgan.gan_core.fileio import (
     write_text,  # atomic: a browser refreshing never sees half a page
 )
@@ -58,7 +59,7 @@ def timestamp(epoch: float | None = None) -> str:
 
 
 _ENV = jinja2.Environment(
-    loader=jinja2.PackageLoader("reports", "templates"),
+    loader=jinja2.PackageLoader("albumgan.reports", "templates"),
     autoescape=jinja2.select_autoescape(enabled_extensions=("html", "html.j2")),
     undefined=jinja2.StrictUndefined,  # a template typo fails the test, not the reader
     trim_blocks=True,

@@ -21,12 +21,12 @@ STATE_NOTES = {
     "running": "This run is still in progress: the report shows it as of now; re-run "
     "`albumgan report run` for newer results.",
     "stalled": "status.json says running, but its process is gone (killed hard?): resume it "
-    "with `python -m albumgan.experiments.train --run-dir {path}`.",
+    "with `albumgan train --run-dir {path}`.",
     "interrupted": "This run was interrupted (SIGINT/SIGTERM) and checkpointed; resume it with "
-    "`python -m albumgan.experiments.train --run-dir {path}`.",
+    "`albumgan train --run-dir {path}`.",
     "diverged": "This run diverged (a non-finite loss) and was stopped.",
     "failed": "This run stopped on an error ({message}); once that is fixed, resume it with "
-    "`python -m albumgan.experiments.train --run-dir {path}`.",
+    "`albumgan train --run-dir {path}`.",
     "not started": "No status.json yet: the run has not started training.",
 }
 

@@ -8,19 +8,20 @@ written is fine: half-written lines are skipped and the state says so.
 from __future__ import annotations
 
 import re
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from albumgan.gan_core.contract import PRIMARY_SCORE, SCORES, AlbumganError, RunState
 from albumgan.gan_core.fileio import read_json, read_jsonl
-from albumgan.gan_core.rundir import LOCK_NAME, lock_holder, process_alive
+from albumgan.gan_core.rundir import lock_holder
 
 _GRID = re.compile(r"^step_(\d+)\.png$")
 
 
-class ReportError(ValueError):
+class ReportError(AlbumganError):
     """A report cannot be made from what was given (a user error: exit code 2)."""
 
 
@@ -47,24 +48,19 @@ class RunData:
         if not self.status:
             return "not started"
         state = self.status.get("state", "unknown")
-        if state != "running":
+        if state != RunState.RUNNING:
             return state
-        if (self.path / LOCK_NAME).exists():  # its writer holds the lock while it lives
-            return "running" if lock_holder(self.path) else "stalled"
-        # A run from before run-dir locks: only its pid on this host can tell.
-        if self.status.get("host") == socket.gethostname():
-            if not process_alive(int(self.status.get("pid") or 0)):
-                return "stalled"
-        return state
+        # Its writer holds the run directory's lock while it lives.
+        return RunState.RUNNING if lock_holder(self.path) else RunState.STALLED
 
     @property
     def in_progress(self) -> bool:
-        return self.state in ("running", "stalled")
+        return self.state in (RunState.RUNNING, RunState.STALLED)
 
     @property
     def evals(self) -> list[dict[str, Any]]:
         """The metrics.jsonl records that carry an evaluation (KID and friends)."""
-        return [r for r in self.metrics if r.get("kid") is not None]
+        return [r for r in self.metrics if any(r.get(k) is not None for k in SCORES)]
 
     @property
     def final_eval(self) -> dict[str, Any] | None:
@@ -119,6 +115,9 @@ def headline(run: RunData) -> dict[str, Any]:
         "final_kid_std": final.get("kid_std") if final else None,
         "final_fid": final.get("fid") if final else None,
         "best_kid": best.get("kid") if best else None,
+        # What chose the best checkpoint (best.json): the run's best_metric, KID by default.
+        "best_metric": run.config.get("best_metric") or PRIMARY_SCORE,
+        "best_value": best.get(run.config.get("best_metric") or PRIMARY_SCORE) if best else None,
         "best_step": best.get("step") if best else None,
         "best_fid": best.get("fid") if best else None,
         "extractor": measured.get("extractor"),

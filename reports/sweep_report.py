@@ -14,17 +14,16 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from albumgan.gan_core.contract import REPLICATE_KEY
-from albumgan.reports import charts, gallery
-from albumgan.reports.render import relative, write_report
-from albumgan.reports.replicates import Group, group_runs, judge
-from albumgan.reports.run_report import run_report
-from albumgan.reports.rundata import RunData, headline, load_run
-from albumgan.sweeps.runner import ranked_trials, trial_params
-from albumgan.sweeps.storage import load_study
 from optuna.trial import TrialState
 
-DEFAULT_METRIC = "kid"
+from albumgan.gan_core.contract import PRIMARY_SCORE, REPLICATE_KEY
+from albumgan.gan_core.metrics.replicates import Group, group_runs, judge
+from albumgan.reports import charts, gallery
+from albumgan.reports.render import relative, write_report
+from albumgan.reports.run_report import run_report
+from albumgan.reports.rundata import RunData, headline, load_run
+from albumgan.sweeps.results import ranked_trials, trial_params
+from albumgan.sweeps.storage import load_study
 
 
 def trial_rows(study: optuna.Study, metric: str) -> list[dict]:
@@ -98,7 +97,7 @@ def sweep_report(
     """Write the sweep report; returns its index.html."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "new study created" lines
     study = load_study(storage, study_name)
-    metric = study.user_attrs.get("metric", DEFAULT_METRIC)
+    metric = study.user_attrs.get("metric", PRIMARY_SCORE)
     rows = trial_rows(study, metric)
     runs = [r["run"] for r in rows if r["run"]]
     if out is None:
@@ -164,9 +163,9 @@ def _charts(
         return result
     kids = [r["value"] for r in points]
     maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
-    charts.history(
-        [r["number"] for r in rows], [r["value"] for r in rows], assets / "history.png", maximize
-    )
+    metric = study.user_attrs.get("metric", PRIMARY_SCORE)
+    numbers, values = [r["number"] for r in rows], [r["value"] for r in rows]
+    charts.history(numbers, values, assets / "history.png", maximize, metric)
     result["history"] = f"{assets.name}/history.png"
     params = [p for p in params if p != REPLICATE_KEY]  # seed noise is not an effect
     swept = [p for p in params if len({str(r["params"].get(p)) for r in points}) > 1]
@@ -179,11 +178,11 @@ def _charts(
         path = assets / f"effect_{name}.png"
         values = [r["params"].get(name) for r in points]
         log = _is_log(study, name)
-        charts.param_effect(name, values, kids, path, log)
+        charts.param_effect(name, values, kids, path, log, metric)
         result["effects"].append({"param": name, "src": f"{assets.name}/{path.name}"})
     if swept:
         charts.parallel_coordinates(
-            swept, [r["params"] for r in points], kids, assets / "parallel.png"
+            swept, [r["params"] for r in points], kids, assets / "parallel.png", metric, maximize
         )
         result["parallel"] = f"{assets.name}/parallel.png"
     try:
@@ -195,7 +194,7 @@ def _charts(
         scores = {k.removesuffix(".u"): v for k, v in scores.items()}
         scores = {k: v for k, v in scores.items() if k in swept}
         if scores:
-            charts.importance(scores, assets / "importance.png")
+            charts.importance(scores, assets / "importance.png", metric)
             result["importance"] = f"{assets.name}/importance.png"
             result["importance_scores"] = scores
     except (ValueError, RuntimeError) as exc:

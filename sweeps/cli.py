@@ -1,16 +1,26 @@
-"""``albumgan sweep validate|run|status``: W&B sweep files, run by Optuna."""
+"""``albumgan sweep validate|run|status``: W&B sweep files, run by Optuna; the leaderboards.
+
+The command's words only: running is ``sweeps.runner``'s, reading a study ``sweeps.results``',
+the statistics of seeds ``gan_core.metrics.replicates``'.
+"""
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
-from albumgan.gan_core.contract import EXIT_FAILED, EXIT_USAGE
-from albumgan.sweeps.spec import SweepError, load_spec
+import optuna
+
+from albumgan.gan_core.contract import EXIT_FAILED, ArgumentParser, handles_errors, shown
+from albumgan.gan_core.metrics.replicates import group_runs, judge
+from albumgan.sweeps import results
+from albumgan.sweeps.spec import load_spec
 
 
+@handles_errors
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="albumgan sweep")
+    parser = ArgumentParser(prog="albumgan sweep")
     sub = parser.add_subparsers(dest="command", required=True)
     check = sub.add_parser("validate", help="check a sweep YAML (W&B schema + our config keys)")
     check.add_argument("file")
@@ -31,57 +41,49 @@ def main(argv: list[str]) -> int:
     status.add_argument("--storage", required=True)
     status.add_argument("--study", required=True)
     args = parser.parse_args(argv)
-    try:
-        if args.command == "validate":
-            spec = load_spec(args.file)
-            seeds = spec.replicate_seeds
-            each = f", each on seeds {', '.join(map(str, seeds))}" if seeds else ""
-            print(
-                f"{args.file}: ok ({spec.method}, metric {spec.metric} {spec.goal}, "
-                f"{len(spec.swept)} swept parameters{each})"
-            )
-            return 0
-        from albumgan.sweeps import runner
-
-        if args.command == "run":
-            if args.worker_index:
-                from albumgan.sweeps.children import die_with_parent
-
-                die_with_parent()  # a worker started by `sweep run` ends with it
-                runner.run_worker(
-                    args.file,
-                    args.study,
-                    args.storage,
-                    args.n_trials,
-                    args.runs_dir,
-                    args.worker_index,
-                    args.wandb,
-                )
-                return 0
-            study = runner.run_sweep(
-                args.file,
-                args.study,
-                args.storage,
-                args.n_trials,
-                args.workers,
-                args.runs_dir,
-                args.wandb,
-            )
-            print(runner.leaderboard(study))
-            print()
-            print(runner.grouped_leaderboard(study))
-            return _summary(runner.outcome(study))
-        else:
-            from albumgan.sweeps.storage import load_study
-
-            study = load_study(args.storage, args.study)
-        print(runner.leaderboard(study))
-        print()
-        print(runner.grouped_leaderboard(study))
+    if args.command == "validate":
+        spec = load_spec(args.file)
+        seeds = spec.replicate_seeds
+        each = f", each on seeds {', '.join(map(str, seeds))}" if seeds else ""
+        print(
+            f"{args.file}: ok ({spec.method}, metric {spec.metric} {spec.goal}, "
+            f"{len(spec.swept)} swept parameters{each})"
+        )
         return 0
-    except SweepError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    from albumgan.sweeps import runner
+
+    if args.command == "run" and args.worker_index:
+        from albumgan.sweeps.children import die_with_parent
+
+        die_with_parent()  # a worker started by `sweep run` ends with it
+        runner.run_worker(
+            args.file,
+            args.study,
+            args.storage,
+            args.n_trials,
+            args.runs_dir,
+            args.worker_index,
+            args.wandb,
+        )
+        return 0
+    if args.command == "run":
+        study = runner.run_sweep(
+            args.file,
+            args.study,
+            args.storage,
+            args.n_trials,
+            args.workers,
+            args.runs_dir,
+            args.wandb,
+        )
+    else:
+        from albumgan.sweeps.storage import load_study
+
+        study = load_study(args.storage, args.study)
+    print(leaderboard(study))
+    print()
+    print(grouped_leaderboard(study))
+    return _summary(results.outcome(study)) if args.command == "run" else 0
 
 
 def _summary(counts: dict[str, int]) -> int:
@@ -93,3 +95,48 @@ def _summary(counts: dict[str, int]) -> int:
     reason = line or "no trials"
     print(f"error: no trial completed ({reason}); see each trial's trial.log", file=sys.stderr)
     return EXIT_FAILED  # the sweep ran, and not one trial completed
+
+
+def leaderboard(study: optuna.Study) -> str:
+    """A plain-text table of trials, ranked (``ranked_trials``)."""
+    metric = study.user_attrs.get("metric", "value")
+    lines = [f"{'#':>4} {metric:>10} {'state':<9} {'run':<11} params  (run dir)"]
+    for trial in results.ranked_trials(study):
+        value = trial.value
+        text = shown(value) if value is not None and math.isfinite(value) else "-"
+        params = " ".join(f"{k}={v}" for k, v in results.trial_params(trial).items())
+        attrs = trial.user_attrs
+        lines.append(
+            f"{trial.number:>4} {text:>10} {trial.state.name:<9} "
+            f"{attrs.get('state', ''):<11} {params}  ({attrs.get('run_dir', '')})"
+        )
+    return "\n".join(lines)
+
+
+def grouped_leaderboard(study: optuna.Study) -> str:
+    """Configurations (trials that differ only in ``seed``, or a trial's own seeds) ranked by
+    their mean, with a 95% t interval and a verdict against the best
+    (``gan_core.metrics.replicates``)."""
+    judgement = judge(group_runs(results.finished_rows(study)), results.goal(study))
+    metric = study.user_attrs.get("metric", "value")
+    lines = [
+        f"{'rank':>4} {'seeds':>5} {'mean ' + metric:>12} {'95% interval':>21}  verdict  config"
+    ]
+    for rank, group in enumerate(judgement.groups, start=1):
+        interval = group.interval
+        span = f"{shown(interval[0])} .. {shown(interval[1])}" if interval else "-"
+        mean = shown(group.mean) if group.mean is not None else "-"
+        p = f" (p={group.p_value:.2g})" if group.p_value is not None else ""
+        config = " ".join(f"{k}={v}" for k, v in group.params.items())
+        lines.append(f"{rank:>4} {group.n:>5} {mean:>12} {span:>21}  {group.verdict}{p}  {config}")
+    if not judgement.replicated:
+        lines.append(
+            "every configuration ran with one seed: its differences cannot be told from "
+            "seed noise (add seed: {values: [0, 1, 2]})"
+        )
+    elif judgement.closest and judgement.seeds_needed:
+        lines.append(
+            f"closest call: about {judgement.seeds_needed} seeds per configuration would "
+            "tell it apart at the observed spread (80% power, alpha 0.05)"
+        )
+    return "\n".join(lines)

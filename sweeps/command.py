@@ -30,6 +30,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from albumgan.gan_core.fileio import write_text
+
 DEFAULT_COMMAND = ("${env}", "${interpreter}", "${program}", "${args}")
 ARGS_JSON_FILE = "sweep-args.json"  # in the trial's run directory, for ${args_json_file}
 _ENVVAR = re.compile(r"\$\{envvar:([A-Z0-9_]*)\}")
@@ -75,6 +77,6 @@ def _macro(name: str, program: str | Path, args: dict[str, Any], run_dir: Path) 
         return [json.dumps(args)]
     if name == "args_json_file":
         path = run_dir / ARGS_JSON_FILE
-        path.write_text(json.dumps(args), encoding="utf-8")
+        write_text(path, json.dumps(args))
         return [str(path)]
     return []  # an unknown macro: W&B's agent drops it

@@ -1,4 +1,4 @@
-"""``albumgan sweep run FILE``: a W&B sweep YAML driven by Optuna, offline or across machines.
+"""Workers and the sweep: ``albumgan sweep run FILE`` runs a W&B sweep YAML with Optuna.
 
     albumgan sweep run sweeps/smoke.yaml [--study NAME] [--storage PATH_OR_URL] [--n-trials N]
                        [--workers K]
@@ -27,30 +27,30 @@ Nothing lost, nothing done twice:
   locked waits for the holder instead of starting a second writer.
 - Grid points are queued under a lock on the journal (or SQLite) file, so two ``sweep run``
   commands started together queue each point once.
+
+The parts: ``sweeps.trial`` runs one trial, ``sweeps.recovery`` settles dead workers' trials,
+``sweeps.results`` reads a study back, ``sweeps.cli`` prints the leaderboards. This module may
+import those, ``sweeps.spec``/``storage``/``hyperband``/``children`` and ``gan_core``; never
+``reports``.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
-import socket
 import subprocess
 import sys
-import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import optuna
-from albumgan.gan_core.contract import EXIT_DIVERGED, EXIT_USAGE, SCORES, shown
-from albumgan.gan_core.fileio import read_json, read_jsonl
-from albumgan.gan_core.rundir import lock_holder, process_alive
+from optuna.trial import TrialState as OptunaState
+
+from albumgan.gan_core.contract import TrialState
 from albumgan.sweeps.children import child_env
-from albumgan.sweeps.command import build_argv
 from albumgan.sweeps.hyperband import WandbHyperband
-from albumgan.sweeps.sampling import decode
+from albumgan.sweeps.recovery import settle_stale_trials
 from albumgan.sweeps.spec import (
     SweepError,
     SweepSpec,
@@ -58,16 +58,9 @@ from albumgan.sweeps.spec import (
     load_spec,
     resolve_program,
     resolve_sweep_file,
-    suggest,
 )
 from albumgan.sweeps.storage import absolute_location, open_storage, storage_lock
-from optuna.trial import TrialState
-
-POLL_SECONDS = 0.5
-# A trial that a worker opened when the grid's queue had just been emptied by another worker:
-# it runs nothing, and leaderboards and reports leave it out.
-UNUSED = "unused (grid already taken)"
-LOST = "worker died; queued again"
+from albumgan.sweeps.trial import Objective, TrialFailed
 
 
 def make_sampler(spec: SweepSpec, worker: int, seed: int = 0) -> optuna.samplers.BaseSampler:
@@ -85,56 +78,6 @@ def make_pruner(spec: SweepSpec) -> optuna.pruners.BasePruner:
     return WandbHyperband(spec.early_terminate)
 
 
-def _trial_id(storage, study: optuna.Study, number: int) -> int:
-    """Storage id of trial ``number`` (public storage API: Optuna's own ``_trial_id`` is not)."""
-    study_id = storage.get_study_id_from_name(study.study_name)
-    return storage.get_trial_id_from_study_id_trial_number(study_id, number)
-
-
-def stale_trials(study: optuna.Study) -> list:
-    """RUNNING trials whose worker process on this host is gone."""
-    stale = []
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        attrs = trial.user_attrs
-        if attrs.get("host") == socket.gethostname() and not process_alive(
-            int(attrs.get("pid", 0))
-        ):
-            stale.append(trial)
-    return stale
-
-
-def settle_stale_trials(study: optuna.Study, storage, spec: SweepSpec) -> None:
-    """Trials left RUNNING by a dead worker on this host, settled before any worker starts.
-
-    A run that got to the end (its trainer finished before the worker could record it) is
-    recorded with its result, never as a failure. Any other is failed as "worker died" and its
-    parameters queued again; the new trial resumes the same run directory from its checkpoint,
-    waiting first for a trainer that may still hold it.
-    """
-    for trial in stale_trials(study):
-        run_dir = Path(trial.user_attrs.get("run_dir", ""))
-        status = (read_json(run_dir / "status.json") or {}) if run_dir.name else {}
-        final = _last_metric(run_dir, spec.metric) if run_dir.name else {}
-        trial_id = _trial_id(storage, study, trial.number)
-        if lock_holder(run_dir) is None and status.get("state") in ("completed", "diverged"):
-            storage.set_trial_user_attr(trial_id, "state", status["state"])
-            storage.set_trial_user_attr(trial_id, "exit_code", status.get("exit_code"))
-            for key in SCORES:
-                if key in final:
-                    storage.set_trial_user_attr(trial_id, key, final[key])
-            if status["state"] == "completed" and spec.metric in final:
-                study.tell(trial.number, float(final[spec.metric]))
-                continue
-            study.tell(trial.number, state=TrialState.FAIL)
-            continue
-        storage.set_trial_user_attr(trial_id, "state", LOST)
-        study.tell(trial.number, state=TrialState.FAIL)
-        attrs = {"resume_run_dir": str(run_dir)} if run_dir.name else {}
-        if "grid_point" in trial.user_attrs:
-            attrs["grid_point"] = trial.user_attrs["grid_point"]
-        study.enqueue_trial(trial.params, user_attrs=attrs)
-
-
 def _point_key(params: dict[str, Any]) -> str:
     return json.dumps(params, sort_keys=True, default=str)
 
@@ -147,12 +90,10 @@ def queue_grid(study: optuna.Study, spec: SweepSpec) -> int:
     """
     taken = set()
     for trial in study.get_trials(deepcopy=False):
-        if trial.state == TrialState.FAIL and trial.user_attrs.get("state") == LOST:
+        if trial.state == OptunaState.FAIL and trial.user_attrs.get("state") == TrialState.LOST:
             continue
         if "grid_point" in trial.user_attrs:
             taken.add(trial.user_attrs["grid_point"])
-        elif trial.params:  # a trial from before grids were queued
-            taken.add(_point_key(trial.params))
     queued = 0
     for params in grid_points(spec):
         key = _point_key(params)
@@ -160,189 +101,6 @@ def queue_grid(study: optuna.Study, spec: SweepSpec) -> int:
             study.enqueue_trial(params, user_attrs={"grid_point": key})
             queued += 1
     return queued
-
-
-@dataclass
-class Replicate:
-    """One training run of a trial: the trial's config with one seed, in its own run directory.
-    A trial without replicates has one, with ``seed`` None."""
-
-    seed: Any
-    run_dir: Path
-    argv: list[str]
-    proc: subprocess.Popen | None = None
-
-
-class Objective:
-    """Runs one trial as training subprocesses (one per replicate seed, side by side) and
-    reports its metric, the mean over seeds, to Optuna."""
-
-    def __init__(
-        self,
-        spec: SweepSpec,
-        study_name: str,
-        runs_dir: Path,
-        program: Path,
-        wandb: bool = False,
-        trial_env: dict[str, str] | None = None,
-    ) -> None:
-        self.spec = spec
-        self.study_name = study_name
-        self.runs_dir = runs_dir  # absolute: trials run in the user's folder, not ours
-        self.program = program
-        self.wandb = wandb
-        self.trial_env = trial_env or {}
-
-    def __call__(self, trial: optuna.Trial) -> float:
-        if self.spec.method == "grid" and not _from_queue(trial):
-            # Optuna opened a fresh trial because another worker took the last queued point in
-            # the same instant: there is nothing left to run.
-            trial.set_user_attr("state", UNUSED)
-            trial.study.stop()
-            raise optuna.TrialPruned("every grid point is taken")
-        args = suggest(trial, self.spec)  # the run config, as `wandb agent` passes it
-        # A re-queued trial (worker died) or a heartbeat retry (its user attrs copied) resumes
-        # the run directory of the trial it replaces, from its newest checkpoint.
-        run_dir = Path(
-            trial.user_attrs.get("resume_run_dir")
-            or trial.user_attrs.get("run_dir")
-            or self.runs_dir / self.study_name / f"trial-{trial.number:04d}"
-        )
-        seeds = self.spec.replicate_seeds
-        replicates = [
-            self._replicate({**args, "seed": seed}, run_dir / f"seed-{seed}", seed)
-            for seed in seeds
-        ] or [self._replicate(args, run_dir, None)]
-        for key, value in (
-            ("run_dir", str(run_dir)),
-            ("pid", os.getpid()),
-            ("host", socket.gethostname()),
-            ("params", args),
-            ("argv", replicates[0].argv),
-        ):
-            trial.set_user_attr(key, value)
-        pruned = self._run(trial, replicates)
-        return self._result(trial, replicates, pruned)
-
-    def _replicate(self, args: dict[str, Any], run_dir: Path, seed: Any) -> Replicate:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        # Exactly the argv the sweep's command gives under `wandb agent`; where to write goes in
-        # the environment, as the agent passes its own settings.
-        return Replicate(seed, run_dir, build_argv(self.spec.command, self.program, args, run_dir))
-
-    def _run(self, trial: optuna.Trial, replicates: list[Replicate]) -> bool:
-        """Start every replicate, report the metric until they end; True when pruned."""
-        env = {**child_env(), **self.trial_env}  # the trainers die with this worker
-        if self.wandb:
-            # An offline W&B run per trial, grouped by study: `wandb sync` shows the whole sweep.
-            env["ALBUMGAN_WANDB"] = "1"
-            env.setdefault("WANDB_MODE", "offline")
-            env["WANDB_RUN_GROUP"] = self.study_name
-        waiting = list(replicates)
-        while waiting:
-            for rep in waiting:
-                self._wait_for_writer(trial, rep.run_dir)
-                with (rep.run_dir / "trial.log").open("ab") as log:
-                    rep.proc = subprocess.Popen(
-                        rep.argv,
-                        env={**env, "ALBUMGAN_RUN_DIR": str(rep.run_dir)},
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                    )
-            if self._watch(trial, replicates):
-                return True
-            # A run directory another process took between our look and the trainer's start:
-            # still running elsewhere, not a failure; start that one again once it is free.
-            waiting = [
-                r
-                for r in waiting
-                if r.proc.returncode == EXIT_USAGE and lock_holder(r.run_dir) is not None
-            ]
-        return False
-
-    def _result(self, trial: optuna.Trial, replicates: list[Replicate], pruned: bool) -> float:
-        metric = self.spec.metric
-        finals = [_last_metric(rep.run_dir, metric) for rep in replicates]
-        states = [(read_json(r.run_dir / "status.json") or {}).get("state") for r in replicates]
-        codes = [rep.proc.returncode for rep in replicates]
-        worst = next((c for c in codes if c not in (0, EXIT_DIVERGED)), None)
-        unfinished = [state or "crashed" for state in states if state != "completed"]
-        trial.set_user_attr("state", "pruned" if pruned else (unfinished or ["completed"])[0])
-        trial.set_user_attr("exit_code", worst if worst is not None else max(codes))
-        if self.spec.replicate_seeds:
-            trial.set_user_attr(
-                "replicates",
-                [
-                    {"seed": rep.seed, "value": final.get(metric), "run_dir": str(rep.run_dir)}
-                    for rep, final in zip(replicates, finals)
-                ],
-            )
-        for key in SCORES:  # the mean over seeds, as the trial's value
-            values = [float(f[key]) for f in finals if key in f]
-            if len(values) == len(finals):
-                trial.set_user_attr(key, sum(values) / len(values))
-        if pruned:
-            raise optuna.TrialPruned("stopped by hyperband")
-        if worst is None and EXIT_DIVERGED in codes:  # marked, the study goes on
-            return math.nan
-        if worst is not None or any(metric not in f for f in finals):
-            logs = ", ".join(str(rep.run_dir / "trial.log") for rep in replicates)
-            raise RuntimeError(f"trial {trial.number} failed (exit {worst}); see {logs}")
-        return sum(float(f[metric]) for f in finals) / len(finals)
-
-    @staticmethod
-    def _wait_for_writer(trial: optuna.Trial, run_dir: Path) -> None:
-        """Wait while another process (a trainer left from an earlier attempt) writes
-        ``run_dir``: one writer per run directory, and its result is this trial's to take."""
-        waited = False
-        while (holder := lock_holder(run_dir)) is not None:
-            if not waited:
-                where = f"pid {holder.get('pid', '?')} on {holder.get('host', '?')}"
-                trial.set_user_attr("state", f"waiting for {where}")
-                waited = True
-            time.sleep(POLL_SECONDS)
-
-    def _watch(self, trial: optuna.Trial, replicates: list[Replicate]) -> bool:
-        """Report the metric as the runs log it: the k-th value is reported once every
-        replicate has logged its k-th (their mean, at the first one's step). Stop every run
-        (SIGTERM: they checkpoint and exit) when the pruner says so."""
-        running = [r.proc for r in replicates if r.proc is not None]
-        reported = 0
-        while True:
-            alive = any(proc.poll() is None for proc in running)
-            if alive:
-                time.sleep(POLL_SECONDS)
-            series = [_metric_records(r.run_dir, self.spec.metric) for r in replicates]
-            ready = min(len(s) for s in series)
-            for k in range(reported, ready):
-                mean = sum(float(s[k][self.spec.metric]) for s in series) / len(series)
-                trial.report(mean, series[0][k]["step"])
-                reported = k + 1
-                if alive and trial.should_prune():
-                    for proc in running:
-                        if proc.poll() is None:
-                            proc.terminate()  # the trainer checkpoints and exits cleanly
-                    for proc in running:
-                        proc.wait()
-                    return True
-            if not alive:
-                return False
-
-
-def _from_queue(trial: optuna.Trial) -> bool:
-    """A grid trial that carries a point: queued by ``queue_grid`` or ``settle_stale_trials``,
-    or a heartbeat retry (which copies the lost trial's attributes, its run directory too)."""
-    return any(k in trial.user_attrs for k in ("grid_point", "resume_run_dir", "run_dir"))
-
-
-def _metric_records(run_dir: Path, metric: str) -> list[dict[str, Any]]:
-    records = read_jsonl(run_dir / "metrics.jsonl")
-    return [r for r in records if r.get(metric) is not None]
-
-
-def _last_metric(run_dir: Path, metric: str) -> dict[str, Any]:
-    records = _metric_records(run_dir, metric)
-    return records[-1] if records else {}
 
 
 def run_worker(
@@ -375,10 +133,10 @@ def run_worker(
     )
     grid = spec.method == "grid"
     cap = min((x for x in (n_trials, spec.run_cap) if x), default=None)
-    finished = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    finished = (OptunaState.COMPLETE, OptunaState.PRUNED, OptunaState.FAIL)
     callbacks = []
     if cap:  # a global cap over all workers: trials started anywhere count
-        states = (*finished, TrialState.RUNNING)
+        states = (*finished, OptunaState.RUNNING)
         callbacks.append(optuna.study.MaxTrialsCallback(cap, states=states))
     elif not grid:
         raise SweepError(f"{spec_path}: a {spec.method} sweep needs run_cap or --n-trials")
@@ -393,13 +151,13 @@ def run_worker(
     if not cap or len(study.get_trials(deepcopy=False, states=finished)) < cap:
         program = resolve_program(spec.program)
         objective = Objective(spec, study_name, runs, program, wandb, trial_env)
-        study.optimize(objective, callbacks=callbacks, catch=(RuntimeError,))
+        study.optimize(objective, callbacks=callbacks, catch=(TrialFailed,))
     return study
 
 
 def target_reached(study: optuna.Study, spec: SweepSpec) -> bool:
     """Whether a completed trial reached ``metric.target``."""
-    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    done = study.get_trials(deepcopy=False, states=(OptunaState.COMPLETE,))
     return any(spec.reached_target(t.value) for t in done)
 
 
@@ -409,7 +167,7 @@ def _stop_at_target(study: optuna.Study, spec: SweepSpec) -> None:
 
 
 def _queued(study: optuna.Study) -> bool:
-    return bool(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+    return bool(study.get_trials(deepcopy=False, states=(OptunaState.WAITING,)))
 
 
 def _stop_when_queue_empty(study: optuna.Study, trial) -> None:
@@ -513,100 +271,3 @@ def thread_limits(workers: int) -> dict[str, str]:
         return {}
     share = str(max(1, (os.cpu_count() or 1) // workers))
     return {name: share for name in THREAD_VARIABLES if name not in os.environ}
-
-
-def outcome(study: optuna.Study) -> dict[str, int]:
-    """How many trials ended in each state; "lost": failed with their worker and queued again
-    (their run went on in a later trial). Unused grid trials are left out."""
-    counts = {"complete": 0, "pruned": 0, "fail": 0, "lost": 0, "running": 0, "waiting": 0}
-    for trial in visible_trials(study):
-        lost = trial.state == TrialState.FAIL and trial.user_attrs.get("state") == LOST
-        name = "lost" if lost else trial.state.name.lower()
-        counts[name] = counts.get(name, 0) + 1
-    return counts
-
-
-def trial_params(trial) -> dict[str, Any]:
-    """The swept values a trial ran with, as its program got them (W&B's meaning: a drawn
-    quantile already turned into its value; a group as one dict); constants left out. Trials
-    from before this was recorded: Optuna's params."""
-    if "params" in trial.user_attrs:
-        swept = {name.split(".")[0] for name in trial.distributions}  # "lr_g.u", "adam.lr_g"
-        return {k: v for k, v in trial.user_attrs["params"].items() if k in swept}
-    return {name: decode(value) for name, value in trial.params.items()}
-
-
-def visible_trials(study: optuna.Study) -> list:
-    """The trials a person should read about: every one except those that ran nothing (a grid
-    point already taken; "duplicate grid point" in studies from before grids were queued)."""
-    return [
-        t
-        for t in study.get_trials(deepcopy=False)
-        if t.user_attrs.get("state") != UNUSED
-        and not str(t.user_attrs.get("state", "")).startswith("duplicate grid point")
-    ]
-
-
-def ranked_trials(study: optuna.Study) -> list:
-    """The visible trials, best first in the study's direction (``metric.goal``); trials without
-    a finite value (running, failed, pruned, diverged) last, in trial order."""
-    sign = -1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
-
-    def order(trial) -> tuple:
-        value = trial.value
-        if value is None or not math.isfinite(value):
-            return (1, 0.0, trial.number)
-        return (0, sign * value, trial.number)
-
-    return sorted(visible_trials(study), key=order)
-
-
-def leaderboard(study: optuna.Study) -> str:
-    """A plain-text table of trials, ranked (``ranked_trials``)."""
-    metric = study.user_attrs.get("metric", "value")
-    lines = [f"{'#':>4} {metric:>10} {'state':<9} {'run':<11} params  (run dir)"]
-    for trial in ranked_trials(study):
-        value = trial.value
-        text = shown(value) if value is not None and math.isfinite(value) else "-"
-        params = " ".join(f"{k}={v}" for k, v in trial_params(trial).items())
-        attrs = trial.user_attrs
-        lines.append(
-            f"{trial.number:>4} {text:>10} {trial.state.name:<9} "
-            f"{attrs.get('state', ''):<11} {params}  ({attrs.get('run_dir', '')})"
-        )
-    return "\n".join(lines)
-
-
-def grouped_leaderboard(study: optuna.Study) -> str:
-    """Configurations (trials that differ only in ``seed``, or a trial's own seeds) ranked by
-    their mean, with a 95% t interval and a verdict against the best (``reports.replicates``)."""
-    from albumgan.reports.replicates import group_runs, judge
-
-    rows = [
-        {"params": trial_params(t), "value": t.value, "replicates": t.user_attrs.get("replicates")}
-        for t in visible_trials(study)
-        if t.state == TrialState.COMPLETE and t.value is not None and math.isfinite(t.value)
-    ]
-    judgement = judge(group_runs(rows), study.direction.name.lower())
-    metric = study.user_attrs.get("metric", "value")
-    lines = [
-        f"{'rank':>4} {'seeds':>5} {'mean ' + metric:>12} {'95% interval':>21}  verdict  config"
-    ]
-    for rank, group in enumerate(judgement.groups, start=1):
-        interval = group.interval
-        span = f"{shown(interval[0])} .. {shown(interval[1])}" if interval else "-"
-        mean = shown(group.mean) if group.mean is not None else "-"
-        p = f" (p={group.p_value:.2g})" if group.p_value is not None else ""
-        config = " ".join(f"{k}={v}" for k, v in group.params.items())
-        lines.append(f"{rank:>4} {group.n:>5} {mean:>12} {span:>21}  {group.verdict}{p}  {config}")
-    if not judgement.replicated:
-        lines.append(
-            "every configuration ran with one seed: its differences cannot be told from "
-            "seed noise (add seed: {values: [0, 1, 2]})"
-        )
-    elif judgement.closest and judgement.seeds_needed:
-        lines.append(
-            f"closest call: about {judgement.seeds_needed} seeds per configuration would "
-            "tell it apart at the observed spread (80% power, alpha 0.05)"
-        )
-    return "\n".join(lines)

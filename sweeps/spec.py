@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from albumgan.gan_core.config import KEYS, ConfigError, parse_value
-from albumgan.gan_core.contract import REPLICATE_KEY
+from albumgan.gan_core.contract import REPLICATE_KEY, AlbumganError
 from albumgan.sweeps import sampling
 from albumgan.sweeps.sampling import GRID_FORMS, Param, decode, encode, grid_values, nest
 from albumgan.sweeps.wandb_schema import FORMS, form_of, parameter_problems, violations
@@ -32,7 +33,7 @@ NOT_OFFLINE = "valid for W&B, not run offline"
 PARAMETER_DEFAULTS = {"q": 1.0, "mu": 0.0, "sigma": 1.0, "a": 1.0, "b": 1.0}
 
 
-class SweepError(ValueError):
+class SweepError(AlbumganError):
     """A sweep file that cannot run, with every problem named."""
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+
 from albumgan.sweeps.spec import SweepError
 
 __all__ = [

@@ -20,7 +20,7 @@ import os
 import sys
 from typing import Any
 
-from albumgan.gan_core.contract import LOSSES, SCORES
+from albumgan.gan_core.contract import LOSSES, PRIMARY_SCORE, SCORES
 from albumgan.gan_core.fileio import read_jsonl
 from albumgan.gan_core.images import tile, to_uint8
 from albumgan.gan_core.run import Callback
@@ -45,7 +45,7 @@ def wanted(flag: bool) -> bool:
 class WandbLogger(Callback):
     """Streams a run to W&B; one instance per training run."""
 
-    def __init__(self, metric: str = "kid") -> None:
+    def __init__(self, metric: str = PRIMARY_SCORE) -> None:
         self.metric = metric
         self.run = None
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from albumgan.sweeps.runner import run_sweep
 
 ROOT = Path(__file__).resolve().parents[2]

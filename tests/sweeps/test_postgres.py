@@ -16,11 +16,13 @@ import optuna
 import pytest
 import sqlalchemy
 import yaml
+from optuna.trial import TrialState
+
+from albumgan.gan_core import contract
 from albumgan.gan_core.contract import shown
-from albumgan.sweeps.runner import UNUSED, make_sampler
+from albumgan.sweeps.runner import make_sampler, queue_grid
 from albumgan.sweeps.spec import load_spec, suggest
 from albumgan.sweeps.storage import open_storage
-from optuna.trial import TrialState
 
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE = ROOT / "sweeps" / "smoke.yaml"
@@ -65,7 +67,7 @@ def test_two_workers_resume_and_status_on_postgresql(postgres_url, cache_dir, tm
     # Every grid point was queued once: no other rows (a worker that finds the queue emptied in
     # the same instant opens one UNUSED trial, which no leaderboard shows).
     others = [t for t in trials if t.state != TrialState.COMPLETE]
-    assert all(t.user_attrs["state"] == UNUSED for t in others), summary
+    assert all(t.user_attrs["state"] == contract.TrialState.UNUSED for t in others), summary
     run_dirs = sorted(runs.glob(f"{study}/trial-*"))
 
     # Running it again finds every grid point done: nothing is trained twice.
@@ -102,8 +104,10 @@ def test_a_trial_with_a_stale_heartbeat_is_failed_and_retried(postgres_url, cach
     study = optuna.create_study(
         study_name=study_name, storage=storage, sampler=make_sampler(spec, 0), direction=spec.goal
     )
-    lost = study.ask()
+    queue_grid(study, spec)
+    lost = study.ask()  # pops the queued point, as that worker's sweep did
     suggest(lost, spec)
+    assert "grid_point" in lost.user_attrs
     lost.set_user_attr("host", "another-machine")
     lost_run_dir = tmp_path / "runs" / study_name / "trial-0000"  # on storage both machines share
     lost.set_user_attr("run_dir", str(lost_run_dir))

@@ -14,12 +14,14 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
 from albumgan.experiments.train import parse_args
+from albumgan.gan_core.contract import TrialState
 from albumgan.sweeps.command import build_argv
-from albumgan.sweeps.runner import LOST, THREAD_VARIABLES, run_sweep, thread_limits
+from albumgan.sweeps.runner import THREAD_VARIABLES, run_sweep, thread_limits
 from albumgan.sweeps.spec import SweepError, decode, load_spec, parse_spec, suggest
 from albumgan.sweeps.storage import open_storage
-from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 ROOT = Path(__file__).resolve().parents[2]
 SMOKE = ROOT / "sweeps" / "smoke.yaml"
@@ -208,7 +210,7 @@ def test_kill_9_of_a_sweep_parent_then_a_rerun_from_a_users_folder(cache_dir, tm
         assert run_dir.parent == runs / "smoke" and t.user_attrs["state"] == "completed"
         assert t.value == pytest.approx(t.user_attrs["kid"])
     lost = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
-    assert len(lost) == 2 and all(t.user_attrs["state"] == LOST for t in lost), summary
+    assert len(lost) == 2 and all(t.user_attrs["state"] == TrialState.LOST for t in lost), summary
     for t in lost:  # resumed from its checkpoint by the trial that completed its point
         status = json.loads((Path(t.user_attrs["run_dir"]) / "status.json").read_text())
         assert status["state"] == "completed" and status["resumed_from"] >= 20
@@ -255,7 +257,7 @@ def test_a_trial_waits_for_a_trainer_that_still_holds_its_run_dir(tmp_path):
     assert written_while_held == "False"  # the trial's trainer waited for the lock
     trials = study.trials
     assert [t.state.name for t in trials] == ["FAIL", "COMPLETE"]
-    assert trials[0].user_attrs["state"] == LOST
+    assert trials[0].user_attrs["state"] == TrialState.LOST
     assert trials[1].user_attrs["run_dir"] == str(run_dir)
     assert trials[1].value == pytest.approx(1.0 + 1 / 10)
 
@@ -347,6 +349,29 @@ status("completed", 10)
 """
 
 
+# A stand-in trainer that logs, as its precision, whether the sweep told it its metric and goal.
+BEST_ECHO = """
+import json, os
+from pathlib import Path
+run_dir = Path(os.environ["ALBUMGAN_RUN_DIR"]); run_dir.mkdir(parents=True, exist_ok=True)
+told = (os.environ.get("ALBUMGAN_BEST_METRIC"), os.environ.get("ALBUMGAN_BEST_GOAL"))
+value = 1.0 if told == ("precision", "maximize") else 0.0
+(run_dir / "metrics.jsonl").write_text(json.dumps({"step": 1, "precision": value}) + "\\n")
+(run_dir / "status.json").write_text(json.dumps({"state": "completed", "step": 1}))
+"""
+
+
+def test_each_trial_is_told_the_sweeps_metric_for_its_best_checkpoint(tmp_path):
+    program = tmp_path / "echo.py"
+    program.write_text(BEST_ECHO)
+    sweep = _spec({"lr_g": {"values": [0.001]}}, method="grid", program=str(program))
+    sweep["metric"] = {"name": "precision", "goal": "maximize"}
+    path = tmp_path / "best.yaml"
+    path.write_text(yaml.safe_dump(sweep))
+    study = run_sweep(path, "best", str(tmp_path / "b.journal"), runs_dir=tmp_path / "runs")
+    assert [t.value for t in study.trials] == [1.0]
+
+
 def test_hyperband_prunes_on_a_deterministic_metric(tmp_path):
     program = tmp_path / "fake_train.py"
     program.write_text(FAKE_TRAINER)
@@ -398,7 +423,8 @@ def test_leaderboards_follow_the_studys_direction(tmp_path, capsys, goal):
     study.set_user_attr("metric", "precision")
     for value in (0.2, 0.9, None, 0.5, float("nan")):  # nan: Optuna fails the trial, warning
         trial = study.ask()
-        trial.suggest_int("batch_size", 8, 128)
+        # What the trial's runs got, as sweeps.trial records it.
+        trial.set_user_attr("params", {"batch_size": trial.suggest_int("batch_size", 8, 128)})
         if value is None:
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
         else:

@@ -147,8 +147,9 @@ def test_sweep_trials_write_offline_runs_grouped_by_study(cache_dir, tmp_path, m
     """`albumgan sweep run --wandb`: every trial leaves an offline W&B run in the study's group,
     so one `wandb sync` later shows the whole sweep."""
     import yaml
-    from albumgan.sweeps.runner import run_sweep
     from wandb.proto import wandb_internal_pb2 as pb
+
+    from albumgan.sweeps.runner import run_sweep
 
     for key in [k for k in os.environ if k.startswith("WANDB_")]:
         monkeypatch.delenv(key)

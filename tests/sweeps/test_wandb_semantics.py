@@ -15,6 +15,7 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
+
 from albumgan.sweeps.command import build_argv
 from albumgan.sweeps.hyperband import WandbHyperband, bands
 from albumgan.sweeps.sampling import grid_values, quantile

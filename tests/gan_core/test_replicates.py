@@ -11,8 +11,9 @@ import numpy as np
 import optuna
 import pytest
 import yaml
-from albumgan.reports.replicates import NO_REPLICATES, group_runs, judge, seeds_needed
 from scipy import stats
+
+from albumgan.gan_core.metrics.replicates import NO_REPLICATES, group_runs, judge, seeds_needed
 
 # A stand-in trainer's KID: a known function of the config plus seeded noise of known size.
 BASE = {16: 1.00, 32: 1.50, 48: 1.01}

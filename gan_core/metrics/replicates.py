@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from albumgan.gan_core.contract import REPLICATE_KEY
 from scipy import stats
+
+from albumgan.gan_core.contract import REPLICATE_KEY
 
 ALPHA = 0.05
 POWER = 0.8

@@ -1,0 +1,73 @@
+"""Reading a study back: which trials a person should see, in what order, with which values.
+
+``sweep status``, ``sweep run``'s closing leaderboards (``sweeps.cli``) and ``albumgan report
+sweep`` all read trials through these functions, so they agree on what a trial ran with, which
+trials count and which is best.
+
+May import: ``gan_core`` (contract) and Optuna. Never ``reports``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState as OptunaState
+
+from albumgan.gan_core.contract import TrialState
+
+
+def outcome(study: optuna.Study) -> dict[str, int]:
+    """How many trials ended in each state; "lost": failed with their worker and queued again
+    (their run went on in a later trial). Unused grid trials are left out."""
+    counts = {"complete": 0, "pruned": 0, "fail": 0, "lost": 0, "running": 0, "waiting": 0}
+    for trial in visible_trials(study):
+        lost = trial.state == OptunaState.FAIL and trial.user_attrs.get("state") == TrialState.LOST
+        name = "lost" if lost else trial.state.name.lower()
+        counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def trial_params(trial) -> dict[str, Any]:
+    """The swept values a trial ran with, as its program got them (W&B's meaning: a drawn
+    quantile already turned into its value; a group as one dict); constants left out. Empty for
+    a trial that has not started its runs yet."""
+    swept = {name.split(".")[0] for name in trial.distributions}  # "lr_g.u", "adam.lr_g"
+    return {k: v for k, v in trial.user_attrs.get("params", {}).items() if k in swept}
+
+
+def visible_trials(study: optuna.Study) -> list:
+    """The trials a person should read about: every one except those that ran nothing (opened
+    after another worker took the grid's last point)."""
+    trials = study.get_trials(deepcopy=False)
+    return [t for t in trials if t.user_attrs.get("state") != TrialState.UNUSED]
+
+
+def ranked_trials(study: optuna.Study) -> list:
+    """The visible trials, best first in the study's direction (``metric.goal``); trials without
+    a finite value (running, failed, pruned, diverged) last, in trial order."""
+    sign = -1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else 1.0
+
+    def order(trial) -> tuple:
+        value = trial.value
+        if value is None or not math.isfinite(value):
+            return (1, 0.0, trial.number)
+        return (0, sign * value, trial.number)
+
+    return sorted(visible_trials(study), key=order)
+
+
+def finished_rows(study: optuna.Study) -> list[dict[str, Any]]:
+    """Completed trials with a finite value, as ``gan_core.metrics.replicates.group_runs``
+    takes them: swept values, the trial's value and, for a replicated trial, one value per seed."""
+    return [
+        {"params": trial_params(t), "value": t.value, "replicates": t.user_attrs.get("replicates")}
+        for t in visible_trials(study)
+        if t.state == OptunaState.COMPLETE and t.value is not None and math.isfinite(t.value)
+    ]
+
+
+def goal(study: optuna.Study) -> str:
+    """The study's direction as a sweep file says it: minimize | maximize."""
+    return study.direction.name.lower()
