@@ -87,6 +87,7 @@ def part(report: Report, name: str, fn, *args) -> None:
 def device() -> dict:
     import jax
     import keras
+
     from albumgan.gan_core.steps import device_name
 
     dev = jax.devices()[0]
@@ -106,10 +107,9 @@ def device() -> dict:
 
 
 def trainer(workdir: Path, quick: bool) -> dict:
+    from albumgan import TrainConfig, load_data
     from albumgan.gan_core.run import Callback
     from albumgan.gan_core.training import train
-
-    from albumgan import TrainConfig, load_data
 
     class Clock(Callback):
         """(time, step) at the end of every execution, after the callbacks before it."""
@@ -258,6 +258,7 @@ def trial_timeline(journal: Path, sweep_started: float) -> list[dict]:
     when the trainer's loop began (imports, data, model and first compile before it), when the
     loop ended, and when the worker recorded the result."""
     import optuna
+
     from albumgan.sweeps.storage import open_storage
 
     storage = open_storage(str(journal))

@@ -19,6 +19,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
+
 from albumgan.data_tools.synthetic import generate_cover  # noqa: E402
 from albumgan.gan_core.contract import shown  # noqa: E402
 from albumgan.gan_core.metrics.extractors import get_extractor  # noqa: E402

@@ -19,9 +19,10 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
 from albumgan.data_tools.prepare import prepare  # noqa: E402
 from albumgan.data_tools.synthetic import generate_cover  # noqa: E402
-from PIL import Image  # noqa: E402
 
 
 def make_raw(folder: Path, n: int, seed: int = 0) -> None:

@@ -21,6 +21,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import yaml  # noqa: E402
+
 from albumgan.sweeps.runner import run_sweep  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -48,12 +48,12 @@ BACKEND = backend.activate(_backend_from_argv())
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-from albumgan.data_tools.synthetic import generate_cover  # noqa: E402
-from albumgan.gan_core.precision import resolve_precision  # noqa: E402
 from keras import ops  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from albumgan import TrainConfig, train  # noqa: E402
+from albumgan.data_tools.synthetic import generate_cover  # noqa: E402
+from albumgan.gan_core.precision import resolve_precision  # noqa: E402
 
 BATCH, RESOLUTION, NOISE = 16, 64, (1, 1, 100)
 

@@ -15,27 +15,23 @@ import sys
 from pathlib import Path
 
 from albumgan.data_tools import registry, synthetic
-from albumgan.gan_core.contract import EXIT_FAILED, EXIT_USAGE
+from albumgan.gan_core.contract import ArgumentParser, UsageError, handles_errors
 
 
 def _prepare(args: argparse.Namespace) -> int:
     from albumgan.data_tools.prepare import _read_names, prepare
 
-    try:
-        summary = prepare(
-            args.src,
-            args.out,
-            size=args.size,
-            fit=args.fit,
-            dedupe_distance=args.dedupe_distance,
-            exclude=_read_names(args.exclude),
-            confirm=_read_names(args.confirm),
-            min_source=args.min_source,
-            workers=args.workers,
-        )
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    summary = prepare(
+        args.src,
+        args.out,
+        size=args.size,
+        fit=args.fit,
+        dedupe_distance=args.dedupe_distance,
+        exclude=_read_names(args.exclude),
+        confirm=_read_names(args.confirm),
+        min_source=args.min_source,
+        workers=args.workers,
+    )
     print(summary.table())
     if summary.note():
         print(summary.note(), file=sys.stderr)
@@ -46,33 +42,19 @@ def _prepare(args: argparse.Namespace) -> int:
 
 
 def _crawl(args: argparse.Namespace) -> int:
-    from albumgan.data_tools.crawl import (
-        DEFAULT_KEYWORDS,
-        CrawlError,
-        crawl,
-        parse_engine_urls,
-        report,
-    )
+    from albumgan.data_tools.crawl import DEFAULT_KEYWORDS, crawl, parse_engine_urls, report
 
     engines = tuple(args.engine or ["bing"])
-    try:
-        engine_urls = parse_engine_urls(args.engine_url or [], engines)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        results = crawl(
-            args.out,
-            engines=engines,
-            keywords=tuple(args.keyword or DEFAULT_KEYWORDS),
-            max_num=args.max_num,
-            min_size=args.min_size,
-            urls_file=args.urls,
-            engine_urls=engine_urls,
-        )
-    except CrawlError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+    engine_urls = parse_engine_urls(args.engine_url or [], engines)
+    results = crawl(
+        args.out,
+        engines=engines,
+        keywords=tuple(args.keyword or DEFAULT_KEYWORDS),
+        max_num=args.max_num,
+        min_size=args.min_size,
+        urls_file=args.urls,
+        engine_urls=engine_urls,
+    )
     print(report(results))
     print(
         f"files and manifest.jsonl in {args.out}; next: albumgan data prepare {args.out} --out DIR"
@@ -81,18 +63,13 @@ def _crawl(args: argparse.Namespace) -> int:
 
 
 def _gaon(args: argparse.Namespace) -> int:
-    from albumgan.data_tools.crawl import CrawlError
     from albumgan.data_tools.gaon import CoverFetcher, fetch_covers, parse_sources
 
-    try:
-        sources = parse_sources(args.source)
-        urls = dict(_name_value("--source-url", item) for item in args.source_url or [])
-        result = fetch_covers(
-            args.out, args.chart, sources, CoverFetcher(urls=urls), min_size=args.min_size
-        )
-    except (CrawlError, ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAILED if isinstance(exc, CrawlError) else EXIT_USAGE
+    sources = parse_sources(args.source)
+    urls = dict(_name_value("--source-url", item) for item in args.source_url or [])
+    result = fetch_covers(
+        args.out, args.chart, sources, CoverFetcher(urls=urls), min_size=args.min_size
+    )
     served = ", ".join(f"{source} {result.served[source]}" for source in sources)
     print(f"fetched {len(result.fetched)} covers into {args.out} ({served})")
     if result.set_aside:
@@ -114,16 +91,12 @@ def _gaon(args: argparse.Namespace) -> int:
 def _name_value(flag: str, text: str) -> tuple[str, str]:
     name, sep, value = text.partition("=")
     if not sep or not name or not value:
-        raise ValueError(f"{flag}: expected NAME=URL, got {text!r}")
+        raise UsageError(f"{flag}: expected NAME=URL, got {text!r}")
     return name.strip(), value.strip()
 
 
 def _synth(args: argparse.Namespace) -> int:
-    try:
-        folder = synthetic.ensure_synthetic(args.out, n=args.n, size=args.size, seed=args.seed)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    folder = synthetic.ensure_synthetic(args.out, n=args.n, size=args.size, seed=args.seed)
     print(folder)
     return 0
 
@@ -140,7 +113,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="albumgan data", description="Build and list datasets.")
+    parser = ArgumentParser(prog="albumgan data", description="Build and list datasets.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     prep = sub.add_parser("prepare", help="clean a raw image folder into a dataset")
@@ -212,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@handles_errors
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     return args.run(args)

@@ -53,6 +53,7 @@ from icrawler.builtin.urllist import PseudoParser, UrlListFeeder
 from PIL import Image
 
 from albumgan.data_tools.http import PoliteSession
+from albumgan.gan_core.contract import EXIT_FAILED, AlbumganError, UsageError
 from albumgan.gan_core.fileio import read_jsonl, write_bytes
 
 # The seed notebook's search terms, English and Korean.
@@ -74,8 +75,10 @@ TEMPLATE_FIELDS = {"bing": ("keyword", "offset"), "google": ("keyword", "offset"
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "BMP": "bmp"}
 
 
-class CrawlError(RuntimeError):
-    """Nothing could be crawled (e.g. offline); the CLI prints it and exits 1."""
+class CrawlError(AlbumganError):
+    """Nothing could be crawled or downloaded (e.g. offline): the command ran and got nothing."""
+
+    exit_code = EXIT_FAILED
 
 
 @dataclass
@@ -297,29 +300,29 @@ def check_engine_url(engine: str, template: str) -> str:
     """``template`` if it is a usable result-page URL template for ``engine``.
 
     Raises:
-        ValueError: not an http(s) URL, no ``{keyword}``, a placeholder the engine's feeder does
+        UsageError: not an http(s) URL, no ``{keyword}``, a placeholder the engine's feeder does
             not fill (bing: ``{keyword}``, ``{offset}``; google: also ``{page}``) or stray braces.
     """
     fields = TEMPLATE_FIELDS.get(engine)
     if fields is None:
-        raise ValueError(f"no URL template for engine {engine!r}; expected one of bing, google")
+        raise UsageError(f"no URL template for engine {engine!r}; expected one of bing, google")
     if not _http_url(template):
-        raise ValueError(
+        raise UsageError(
             f"{engine} URL template must start with http:// or https://, got {template!r}"
         )
     try:
         names = {name for _, name, _, _ in Formatter().parse(template) if name is not None}
     except ValueError as exc:
-        raise ValueError(f"{engine} URL template {template!r} is malformed: {exc}") from None
+        raise UsageError(f"{engine} URL template {template!r} is malformed: {exc}") from None
     unknown = sorted(names - set(fields))
     if unknown:
         allowed = ", ".join("{" + f + "}" for f in fields)
-        raise ValueError(
+        raise UsageError(
             f"{engine} URL template has unknown placeholder {{{unknown[0]}}} "
             f"(allowed: {allowed}), got {template!r}"
         )
     if "keyword" not in names:
-        raise ValueError(f"{engine} URL template must contain {{keyword}}, got {template!r}")
+        raise UsageError(f"{engine} URL template must contain {{keyword}}, got {template!r}")
     return template
 
 
@@ -334,7 +337,7 @@ def parse_engine_urls(values: list[str], engines: tuple[str, ...]) -> dict[str, 
         engine -> checked template.
 
     Raises:
-        ValueError: an unknown or uncrawled NAME, a NAME given twice, a bare template with more
+        UsageError: an unknown or uncrawled NAME, a NAME given twice, a bare template with more
             than one engine, or a template ``check_engine_url`` refuses.
     """
     crawled = sorted(set(engines))
@@ -345,22 +348,22 @@ def parse_engine_urls(values: list[str], engines: tuple[str, ...]) -> dict[str, 
         if sep and name.replace("_", "").replace("-", "").isalnum():
             engine, template = name, rest
             if engine not in TEMPLATE_FIELDS:
-                raise ValueError(
+                raise UsageError(
                     f"--engine-url names unknown engine {engine!r}; expected bing or google"
                 )
             if engine not in crawled:
-                raise ValueError(
+                raise UsageError(
                     f"--engine-url names {engine}, which is not crawled (add --engine {engine})"
                 )
         elif len(crawled) == 1:
             engine, template = crawled[0], value
         else:
-            raise ValueError(
+            raise UsageError(
                 f"--engine-url {value!r} has no NAME= prefix but {len(crawled)} engines are "
                 f"crawled ({', '.join(crawled)}); write --engine-url NAME=TEMPLATE"
             )
         if engine in urls:
-            raise ValueError(f"--engine-url given twice for {engine}")
+            raise UsageError(f"--engine-url given twice for {engine}")
         urls[engine] = check_engine_url(engine, template)
     return urls
 
@@ -459,7 +462,7 @@ def crawl(
         backoff: the session's backoff factor in seconds.
 
     Raises:
-        ValueError: an ``engine_urls`` template that ``check_engine_url`` refuses.
+        UsageError: an ``engine_urls`` template that ``check_engine_url`` refuses.
         CrawlError: no engine could be reached (offline).
     """
     engine_urls = {e: check_engine_url(e, t) for e, t in (engine_urls or {}).items()}

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from albumgan.data_tools.imageops import open_rgb, square_resize
 from albumgan.data_tools.registry import (
     BUILD_HINTS,

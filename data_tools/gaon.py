@@ -69,6 +69,7 @@ from PIL import Image
 
 from albumgan.data_tools.crawl import ENGINE_URLS, EXTENSIONS, CrawlError, Manifest, crawl_pair
 from albumgan.data_tools.http import PoliteSession, host_of
+from albumgan.gan_core.contract import UsageError
 from albumgan.gan_core.fileio import read_jsonl, write_bytes, write_text
 
 SOURCES = ("itunes", "musicbrainz", "bing")
@@ -261,11 +262,11 @@ class CoverFetcher:
         urls = dict(urls or {})
         unknown = sorted(set(urls) - set(SERVICES))
         if unknown:
-            raise ValueError(f"--source-url: unknown service {unknown[0]!r}; one of {SERVICES}")
+            raise UsageError(f"--source-url: unknown service {unknown[0]!r}; one of {SERVICES}")
         given = dict(intervals or {})
         unknown = sorted(set(given) - set(MIN_INTERVAL))
         if unknown:
-            raise ValueError(f"intervals: unknown service {unknown[0]!r}; one of {MIN_INTERVAL}")
+            raise UsageError(f"intervals: unknown service {unknown[0]!r}; one of {MIN_INTERVAL}")
         self.bing_template = urls.pop("bing", ENGINE_URLS["bing"])
         self.bases = {**SERVICE_BASES, **{k: v.rstrip("/") for k, v in urls.items()}}
         own = {**SERVICE_BASES, "bing": ENGINE_URLS["bing"]}
@@ -446,7 +447,7 @@ def parse_sources(text: str) -> tuple[str, ...]:
     names = tuple(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
     unknown = [n for n in names if n not in SOURCES]
     if unknown or not names:
-        raise ValueError(f"--source: expected a comma list of {', '.join(SOURCES)}, got {text!r}")
+        raise UsageError(f"--source: expected a comma list of {', '.join(SOURCES)}, got {text!r}")
     return names
 
 

@@ -45,6 +45,7 @@ from PIL import Image
 
 from albumgan.data_tools.imageops import FITS, UnreadableImage, open_rgb, square_resize
 from albumgan.data_tools.registry import is_prepare_manifest
+from albumgan.gan_core.contract import UsageError
 from albumgan.gan_core.fileio import atomic_write, read_jsonl, write_text
 
 STATUSES = ("kept", "duplicate", "flagged", "rejected")
@@ -169,8 +170,12 @@ def _read_names(path: Path | None) -> set[str]:
     """Names in an --exclude/--confirm file: one per line, '#' comments, relative path or name."""
     if path is None:
         return set()
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read it ({exc.strerror or exc})") from exc
     names = set()
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
+    for line in text.splitlines():
         line = line.split("#", 1)[0].strip()
         if line:
             names.add(line)
@@ -267,7 +272,7 @@ def _check_out(src_dir: Path, out_dir: Path) -> set[str]:
     the only files in images/ and flagged/ that this run may replace or remove.
 
     Raises:
-        ValueError: ``out_dir`` overlaps ``src_dir``, is not a folder, or holds a manifest.jsonl,
+        UsageError: ``out_dir`` overlaps ``src_dir``, is not a folder, or holds a manifest.jsonl,
             review.html, images or flagged that prepare did not write.
     """
     src_real, out_real = src_dir.resolve(), out_dir.resolve()
@@ -280,21 +285,21 @@ def _check_out(src_dir: Path, out_dir: Path) -> set[str]:
     else:
         why = ""
     if why:
-        raise ValueError(
+        raise UsageError(
             f"--out {_shown(out_dir)} {why} SRC {_shown(src_dir)}: prepare writes images/, "
             "flagged/, manifest.jsonl and review.html into --out and must not mix them with the "
             "raw files it reads; choose an --out outside SRC that does not contain it"
         )
     if os.path.lexists(out_dir) and not out_dir.is_dir():
-        raise ValueError(f"--out must be a folder, got the file {str(out_dir)!r}")
+        raise UsageError(f"--out must be a folder, got the file {str(out_dir)!r}")
     for folder in OUTPUT_FOLDERS:
         if os.path.lexists(out_dir / folder) and not (out_dir / folder).is_dir():
-            raise ValueError(
+            raise UsageError(
                 f"{out_dir / folder} is not a folder; move it away or pick another --out"
             )
     review = out_dir / "review.html"
     if os.path.lexists(review) and not (review.is_file() and _is_review_page(review)):
-        raise ValueError(
+        raise UsageError(
             f"{review} was not written by prepare; move it away or pick another --out"
         )
     manifest = out_dir / "manifest.jsonl"
@@ -305,7 +310,7 @@ def _check_out(src_dir: Path, out_dir: Path) -> set[str]:
     except (OSError, UnicodeDecodeError):
         records = [None]  # a folder, or not text: not a manifest prepare wrote
     if not is_prepare_manifest(records):
-        raise ValueError(
+        raise UsageError(
             f"{manifest} was not written by prepare (a crawl or gaon manifest?); prepare would "
             "replace it: choose another --out"
         )
@@ -335,7 +340,7 @@ def _place_outputs(
     folders is left as it is and returned (paths relative to ``out``).
 
     Raises:
-        ValueError: an output's name is taken by a different file that prepare did not write
+        UsageError: an output's name is taken by a different file that prepare did not write
             (checked for every output before anything in ``out`` changes).
     """
     wanted = {record["out"]: item for record, item in zip(records, inspected) if record["out"]}
@@ -348,7 +353,7 @@ def _place_outputs(
         if target.is_file() and filecmp.cmp(target, item.staged, shallow=False):
             adopted.add(rel)
             continue
-        raise ValueError(
+        raise UsageError(
             f"{target} exists and was not written by prepare (it is not in "
             f"{out / 'manifest.jsonl'}); move it away or choose another --out"
         )
@@ -427,16 +432,16 @@ def prepare(
     """Clean ``src`` into ``out``; see the module docstring.
 
     Raises:
-        ValueError: bad arguments, ``src`` not a folder, or an ``out`` that overlaps ``src`` or
+        UsageError: bad arguments, ``src`` not a folder, or an ``out`` that overlaps ``src`` or
             holds files prepare would have to replace without having written them.
     """
     src_dir, out_dir = Path(src), Path(out)
     if not src_dir.is_dir():
-        raise ValueError(f"SRC must be a folder, got {str(src_dir)!r}")
+        raise UsageError(f"SRC must be a folder, got {str(src_dir)!r}")
     if fit not in FITS:
-        raise ValueError(f"--fit must be one of {', '.join(FITS)}, got {fit!r}")
+        raise UsageError(f"--fit must be one of {', '.join(FITS)}, got {fit!r}")
     if size < 16 or dedupe_distance < 0 or min_source < 0:
-        raise ValueError(
+        raise UsageError(
             f"expected --size >= 16, --dedupe-distance >= 0, --min-source >= 0; got "
             f"{size=}, {dedupe_distance=}, {min_source=}"
         )

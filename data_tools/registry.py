@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from albumgan.data_tools import synthetic
+from albumgan.gan_core.contract import AlbumganError
 from albumgan.gan_core.fileio import default_cache_dir, read_jsonl
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
@@ -30,7 +31,7 @@ BUILD_HINTS = {
 }
 
 
-class DatasetError(ValueError):
+class DatasetError(AlbumganError):
     """The dataset cannot be found or holds no usable image (a user error: exit code 2)."""
 
 

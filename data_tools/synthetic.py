@@ -22,7 +22,6 @@ which writes ``OUT_DIR/synthetic-v{SYNTHETIC_VERSION}-s{seed}-{size}px-n{n}/cove
 
 from __future__ import annotations
 
-import argparse
 import colorsys
 import json
 import os
@@ -35,6 +34,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
+
+from albumgan.gan_core.contract import ArgumentParser, UsageError
 
 SYNTHETIC_VERSION: int = 1
 
@@ -694,13 +695,13 @@ def _compose(rng: np.random.Generator, noise_rng: np.random.Generator, size: int
 
 def _check_args(n: int = 1, size: int = MIN_SIZE, seed: int = 0, index: int = 0) -> None:
     if n < 1:
-        raise ValueError(f"n must be >= 1, got {n=}")
+        raise UsageError(f"n must be >= 1, got {n=}")
     if size < MIN_SIZE:
-        raise ValueError(f"size must be >= {MIN_SIZE}, got {size=}")
+        raise UsageError(f"size must be >= {MIN_SIZE}, got {size=}")
     if seed < 0:
-        raise ValueError(f"seed must be >= 0, got {seed=}")
+        raise UsageError(f"seed must be >= 0, got {seed=}")
     if index < 0:
-        raise ValueError(f"index must be >= 0, got {index=}")
+        raise UsageError(f"index must be >= 0, got {index=}")
 
 
 def generate_cover(index: int, size: int = 256, seed: int = 0) -> Image.Image:
@@ -752,8 +753,8 @@ def ensure_synthetic(
         The complete dataset folder.
 
     Raises:
-        ValueError: If an argument is out of range.
-        FileExistsError: If the target folder exists but has no ``DONE`` marker (not made here).
+        UsageError: If an argument is out of range, or the target folder exists but has no
+            ``DONE`` marker (not made here).
     """
     _check_args(n=n, size=size, seed=seed)
     cache = Path(cache_dir)
@@ -775,7 +776,7 @@ def ensure_synthetic(
             if (final / DONE_MARKER).is_file():
                 shutil.rmtree(tmp, ignore_errors=True)
                 return final
-            raise FileExistsError(
+            raise UsageError(
                 f"{final} exists but has no {DONE_MARKER} marker; remove it and retry"
             ) from None
     except BaseException:
@@ -786,7 +787,7 @@ def ensure_synthetic(
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Command line: write a synthetic dataset folder and print its path."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m albumgan.data_tools.synthetic", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("out_dir", help="parent folder for the dataset folder")
@@ -796,7 +797,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         path = ensure_synthetic(args.out_dir, n=args.n, size=args.size, seed=args.seed)
-    except (ValueError, FileExistsError) as err:
+    except UsageError as err:
         parser.error(str(err))  # one line on stderr, exit code 2
     print(path)
 

@@ -15,23 +15,24 @@ albumgan report compare RUN_DIR RUN_DIR... [--out DIR]    runs side by side
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 from albumgan.experiments import train as train_entry
 from albumgan.gan_core.contract import (
-    EXIT_FAILED,
     EXIT_USAGE,
     EXTRA_SCORES,
     EXTRACTORS,
     SCORES,
+    ArgumentParser,
+    UsageError,
+    handles_errors,
     shown,
 )
 
 
 def _sample(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="albumgan sample", description="Write generated images.")
+    parser = ArgumentParser(prog="albumgan sample", description="Write generated images.")
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--n", type=int, default=64, help="how many images (default 64)")
     parser.add_argument(
@@ -52,26 +53,19 @@ def _sample(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.n < 1:
         parser.error(f"--n must be >= 1, got {args.n}")
-    from albumgan.gan_core.backend import BackendError
-    from albumgan.gan_core.checkpoint import CheckpointError
     from albumgan.gan_core.sampling import sample_images
 
     out = args.out or args.run_dir / "generated"
     if out.exists() and not out.is_dir():  # before loading anything: fail in a second
         label = f"--out {out}" if args.out else str(out)
-        print(f"error: {label}: is a file, not a folder", file=sys.stderr)
-        return EXIT_USAGE
-    try:
-        count = sample_images(args.run_dir, args.n, out, args.format, args.seed, args.checkpoint)
-    except (OSError, BackendError, CheckpointError) as exc:  # OSError: FileNotFoundError, ...
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        raise UsageError(f"{label}: is a file, not a folder")
+    count = sample_images(args.run_dir, args.n, out, args.format, args.seed, args.checkpoint)
     print(f"wrote {count} images to {out}")
     return 0
 
 
 def _evaluate(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="albumgan evaluate", description="Score images.")
+    parser = ArgumentParser(prog="albumgan evaluate", description="Score images.")
     parser.add_argument("--real", required=True, help="dataset name or folder of real images")
     parser.add_argument("--fake", required=True, type=Path, help="folder, run dir or grid folder")
     parser.add_argument("--grid", help="cut each fake image into ROWSxCOLS tiles, e.g. 8x8")
@@ -83,26 +77,17 @@ def _evaluate(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     import json
 
-    from albumgan.data_tools.registry import DatasetError
     from albumgan.experiments.evaluate import evaluate
-    from albumgan.gan_core.backend import BackendError
-    from albumgan.gan_core.checkpoint import CheckpointError
-    from albumgan.gan_core.metrics.extractors import MetricsError
 
-    try:
-        scores = evaluate(
-            args.real,
-            args.fake,
-            args.resolution,
-            args.extractor,
-            args.grid,
-            args.checkpoint,
-            args.inception_weights,
-        )
-    except (DatasetError, MetricsError, BackendError, CheckpointError, ValueError,
-            FileNotFoundError) as exc:  # fmt: skip
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    scores = evaluate(
+        args.real,
+        args.fake,
+        args.resolution,
+        args.extractor,
+        args.grid,
+        args.checkpoint,
+        args.inception_weights,
+    )
     if args.json:
         print(json.dumps(scores))
     else:
@@ -117,17 +102,13 @@ def _evaluate(argv: list[str]) -> int:
 
 
 def _metrics(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="albumgan metrics")
+    parser = ArgumentParser(prog="albumgan metrics")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("fetch-weights", help="download the Keras InceptionV3 weights (online)")
     parser.parse_args(argv)
-    from albumgan.gan_core.metrics.extractors import MetricsError, fetch_inception_weights
+    from albumgan.gan_core.metrics.extractors import fetch_inception_weights
 
-    try:
-        print(fetch_inception_weights())
-    except MetricsError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+    print(fetch_inception_weights())
     return 0
 
 
@@ -160,17 +141,19 @@ COMMANDS = {
 }
 
 
+@handles_errors
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
-        print(__doc__, file=sys.stderr if argv and argv[0] not in ("-h", "--help") else sys.stdout)
-        if argv and argv[0] not in ("-h", "--help"):
-            print(
-                f"error: unknown command {argv[0]!r}; commands: {', '.join(COMMANDS)}",
-                file=sys.stderr,
-            )
-            return EXIT_USAGE
-        return 0 if argv else EXIT_USAGE
+    if argv[:1] in (["-h"], ["--help"]):
+        print(__doc__)
+        return 0
+    if not argv:
+        print(__doc__, file=sys.stderr)
+        return EXIT_USAGE
+    if argv[0] not in COMMANDS:
+        raise UsageError(
+            f"unknown command {argv[0]!r}; commands: {', '.join(COMMANDS)} (see albumgan --help)"
+        )
     return COMMANDS[argv[0]](argv[1:])
 
 

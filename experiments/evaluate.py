@@ -16,27 +16,29 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
+
 from albumgan.data_tools.datasets import load_dataset
 from albumgan.data_tools.imageops import RESAMPLE, open_rgb, square_resize
 from albumgan.data_tools.registry import list_images
+from albumgan.gan_core.contract import UsageError
 from albumgan.gan_core.fileio import default_cache_dir
 from albumgan.gan_core.metrics.extractors import get_extractor
 from albumgan.gan_core.metrics.score import cached_features, score_features
-from PIL import Image
 
 
 def parse_grid(text: str) -> tuple[int, int]:
     """ "8x8" -> (8, 8).
 
     Raises:
-        ValueError: not ROWSxCOLS with positive integers.
+        UsageError: not ROWSxCOLS with positive integers.
     """
     try:
         rows, cols = (int(part) for part in text.lower().split("x"))
     except ValueError:
-        raise ValueError(f"--grid must look like 8x8 (rows x columns), got {text!r}") from None
+        raise UsageError(f"--grid must look like 8x8 (rows x columns), got {text!r}") from None
     if rows < 1 or cols < 1:
-        raise ValueError(f"--grid must have positive rows and columns, got {text!r}")
+        raise UsageError(f"--grid must have positive rows and columns, got {text!r}")
     return rows, cols
 
 
@@ -49,12 +51,12 @@ def check_tiles(size: tuple[int, int], rows: int, cols: int, name: str) -> None:
     """Refuse a grid whose tiles would be under ``MIN_TILE`` px on a side.
 
     Raises:
-        ValueError: naming the tile size, the grid and the image size.
+        UsageError: naming the tile size, the grid and the image size.
     """
     width, height = size
     tile_w, tile_h = width / cols, height / rows
     if min(tile_w, tile_h) < MIN_TILE:
-        raise ValueError(
+        raise UsageError(
             f"--grid {rows}x{cols} cuts {name} ({width}x{height} px) into "
             f"{tile_w:g}x{tile_h:g} px tiles; tiles must be at least {MIN_TILE} px"
         )
@@ -91,7 +93,7 @@ def folder_images(folder: Path, resolution: int, grid: tuple[int, int] | None) -
                 tile = square_resize(tile, resolution)
             arrays.append(np.asarray(tile, np.uint8))
     if not arrays:
-        raise ValueError(f"no images in {folder}")
+        raise UsageError(f"no images in {folder}")
     return np.stack(arrays)
 
 
@@ -139,7 +141,7 @@ def evaluate(
     if fakes is None:
         fakes = fake_images(fake, resolution, len(dataset.images), grid_shape, which, seed)
     if len(fakes) < 2:
-        raise ValueError(f"need at least 2 fake images, got {len(fakes)}")
+        raise UsageError(f"need at least 2 fake images, got {len(fakes)}")
     return score_features(
         real_feats, feature_fn(fakes), feature_fn, resolution, with_density=True, seed=seed
     )

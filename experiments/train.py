@@ -15,7 +15,8 @@ Every argument form a sweep's ``command:`` can produce is read (``sweeps.command
 ``+key=value`` and ``++key=value`` (Hydra macros), a JSON object (``${args_json}``) and the path
 of a ``.json`` file (``${args_json_file}``). ``$ALBUMGAN_RUN_DIR`` (set by ``albumgan sweep run``
 for each trial, as W&B's agent passes its own settings in the environment) is the default
-``--run-dir``, and ``ALBUMGAN_WANDB=1`` means ``--wandb``.
+``--run-dir``, ``ALBUMGAN_WANDB=1`` means ``--wandb``, and ``ALBUMGAN_BEST_METRIC`` /
+``ALBUMGAN_BEST_GOAL`` (the sweep's ``metric``) give ``best_metric`` and ``best_goal``.
 
 Backend: ``--backend=auto|tensorflow|jax`` (a config key). ``auto`` takes JAX when it sees a
 GPU, else TensorFlow, else JAX on the CPU; it is resolved here, before Keras is imported, and the
@@ -43,6 +44,7 @@ if __package__ in (None, "") and (_CHECKOUT / "albumgan" / "__init__.py").is_fil
     sys.path.insert(0, str(_CHECKOUT))
 
 import yaml  # noqa: E402
+
 from albumgan.gan_core.config import (  # noqa: E402
     BARE_MEANS_TRUE,
     KEYS,
@@ -55,7 +57,7 @@ from albumgan.gan_core.config import (  # noqa: E402
     parse_bool,
     parse_value,
 )
-from albumgan.gan_core.contract import EXIT_USAGE  # noqa: E402
+from albumgan.gan_core.contract import handles_errors  # noqa: E402
 
 _OPTIONS = ("config", "config_json", "run_dir", "resume", "dry_run", "help", "h")
 
@@ -105,7 +107,13 @@ def parse_args(argv: list[str]) -> tuple[TrainConfig, Options]:
             )
     if options.pop("help", False):
         raise _Help()
-    overrides: dict[str, object] = {}
+    # A sweep's metric (``albumgan sweep run`` sets these for each trial): which evaluation keeps
+    # the best checkpoint, unless the config says otherwise.
+    overrides: dict[str, object] = {
+        key: os.environ[variable]
+        for key, variable in BEST_VARIABLES.items()
+        if variable in os.environ
+    }
     if yaml_path:
         overrides.update(load_yaml(yaml_path))
     if json_path:
@@ -154,6 +162,7 @@ def split_flags(argv: list[str]) -> list[tuple[str, str | None]]:
     return pairs
 
 
+BEST_VARIABLES = {"best_metric": "ALBUMGAN_BEST_METRIC", "best_goal": "ALBUMGAN_BEST_GOAL"}
 ARGS_JSON = "<json>"  # the key split_flags gives a JSON-object argument
 
 
@@ -207,6 +216,7 @@ def _usage() -> str:
     return f"{__doc__}\nConfig keys and defaults:\n{keys}\n"
 
 
+@handles_errors
 def main(argv: list[str] | None = None) -> int:
     from albumgan.sweeps.children import die_with_parent
 
@@ -217,33 +227,19 @@ def main(argv: list[str] | None = None) -> int:
     except _Help:
         print(_usage())
         return 0
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    from albumgan.gan_core.backend import BackendError, activate
+    from albumgan.gan_core.backend import activate
 
-    try:
-        backend_name = activate(cfg.backend)  # sets KERAS_BACKEND before Keras is imported
-    except BackendError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    backend_name = activate(cfg.backend)  # sets KERAS_BACKEND before Keras is imported
     if options.dry_run:
         return _dry_run(cfg, backend_name)
 
-    from albumgan.data_tools.datasets import DatasetError
-    from albumgan.gan_core.checkpoint import CheckpointError
+    from albumgan import load_data
     from albumgan.gan_core.training import train
     from albumgan.sweeps.wandb_logger import WandbLogger, wanted
 
-    from albumgan import load_data
-
     callbacks = [WandbLogger()] if wanted(options.wandb) else []
-    try:
-        data = load_data(cfg)
-        result = train(cfg, data, callbacks, run_dir=options.run_dir, resume=options.resume)
-    except (ConfigError, DatasetError, CheckpointError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    data = load_data(cfg)
+    result = train(cfg, data, callbacks, run_dir=options.run_dir, resume=options.resume)
     print(f"run_dir: {result.run_dir}")
     print(f"state: {result.state} at step {result.step} ({result.backend})")
     return result.exit_code
@@ -254,11 +250,7 @@ def _dry_run(cfg: TrainConfig, backend_name: str) -> int:
     from albumgan.gan_core.precision import resolve_precision
 
     print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
-    try:
-        precision = resolve_precision(cfg.precision, backend_name)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    precision = resolve_precision(cfg.precision, backend_name)
     print(f"resolved_backend: {backend_name}")
     print(f"resolved_precision: {precision}")
     print(f"generator_params: {build_generator(cfg).count_params()}")

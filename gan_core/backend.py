@@ -24,6 +24,8 @@ import os
 import re
 import sys
 
+from albumgan.gan_core.contract import AlbumganError
+
 BACKENDS = ("auto", "tensorflow", "jax")
 INSTALL_HINT = (
     "install a backend: pip install 'albumgan[cpu]' (TensorFlow, the CPU path), "
@@ -34,7 +36,7 @@ GPU_PLATFORMS = ("gpu", "cuda", "rocm")  # what jax.Device.platform says for a G
 _JAX_GPU_PLUGIN = re.compile(r"^jax[-_](cuda|rocm)\d*[-_](plugin|pjrt)$", re.IGNORECASE)
 
 
-class BackendError(RuntimeError):
+class BackendError(AlbumganError):
     """The requested backend cannot run here (not installed, or Keras already runs another)."""
 
 

@@ -21,7 +21,8 @@ import re
 from pathlib import Path
 
 import numpy as np
-from albumgan.gan_core.config import first_line
+
+from albumgan.gan_core.contract import AlbumganError, first_line
 from albumgan.gan_core.fileio import atomic_write
 
 log = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ log = logging.getLogger(__name__)
 _NAME = re.compile(r"^ckpt-(\d{6,})\.npz$")
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(AlbumganError):
     """A checkpoint does not match the model it is loaded into, or none can be read."""
 
 

@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from albumgan.gan_core.backend import BACKENDS
-from albumgan.gan_core.contract import EXTRACTORS
+from albumgan.gan_core.contract import EXTRACTORS, GOALS, PRIMARY_SCORE, SCORES, AlbumganError
 
 ARCHS = ("seed", "dcgan")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
@@ -36,15 +37,8 @@ DEFAULT_EMA_DECAY = 0.999
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "experiments" / "configs"
 
 
-class ConfigError(ValueError):
+class ConfigError(AlbumganError):
     """A user error in a config: bad key or bad value. The CLI turns it into exit code 2."""
-
-
-def first_line(exc: BaseException) -> str:
-    """The first line of an exception's message (its type when it has none), for the one-line
-    errors the commands print."""
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 # ------------------------------------------------------------------------------------------------
@@ -286,6 +280,11 @@ class TrainConfig:
     # generated images per evaluation; 0 = as many as real, at most 1000
     eval_samples: int = _key(0, _int(0, "as many as real"), resumable=True)
     inception_weights: str = _key("", _str, resumable=True)  # weights for eval_extractor=inception
+    # The score whose best evaluation keeps checkpoints/best.npz and best.json, and which way is
+    # better ("" = the score's own: KID and FID lower, precision and recall higher). A sweep
+    # passes its metric.name and metric.goal.
+    best_metric: str = _key(PRIMARY_SCORE, _choice(SCORES), resumable=True)
+    best_goal: str = _key("", _choice(("", "minimize", "maximize")), resumable=True)
     keep_checkpoints: int = _key(3, _int(1), resumable=True)
     grid_size: int = _key(8, _int(1))  # sample grids are grid_size x grid_size images
     runs_dir: str = _key("runs", _str, resumable=True)
@@ -297,6 +296,11 @@ class TrainConfig:
         # field through the same parser the CLI uses.
         for f in fields(self):
             object.__setattr__(self, f.name, parse_value(f.name, getattr(self, f.name)))
+
+    @property
+    def best_direction(self) -> str:
+        """``best_goal``, or ``best_metric``'s own goal when it is not set."""
+        return self.best_goal or GOALS[self.best_metric]
 
     @property
     def noise_dim(self) -> int:

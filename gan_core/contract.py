@@ -7,6 +7,12 @@ command agree. Imports nothing (no framework, no project module): anything may i
 
 from __future__ import annotations
 
+import argparse
+import functools
+import sys
+from collections.abc import Callable
+from enum import StrEnum
+
 # --- metrics ------------------------------------------------------------------------------------
 # What an evaluation scores, under the names metrics.jsonl, best.json, the sweep's `metric.name`,
 # Optuna's trial attributes and W&B use. People see the same raw values (``shown``).
@@ -24,6 +30,44 @@ def shown(value: float) -> str:
 # Runs that differ only in this config key are replicates of one configuration: sweeps run a
 # random/bayes configuration on every listed seed, reports group such runs.
 REPLICATE_KEY = "seed"
+
+# What a sweep optimizes when its file does not say, and each score's own direction: the best
+# checkpoint of a run follows ``best_metric``/``best_goal`` (a sweep passes its ``metric``).
+PRIMARY_SCORE = "kid"
+GOALS = {"kid": "minimize", "kid_std": "minimize", "fid": "minimize"}
+GOALS.update(precision="maximize", recall="maximize", density="maximize", coverage="maximize")
+
+
+def better(value: float, than: float, goal: str) -> bool:
+    """Whether ``value`` beats ``than`` for ``goal`` (minimize | maximize)."""
+    return value > than if goal == "maximize" else value < than
+
+
+# --- run and trial states -----------------------------------------------------------------------
+class RunState(StrEnum):
+    """``status.json``'s ``state``: what a run directory says of itself."""
+
+    RUNNING = "running"
+    COMPLETED = "completed"
+    DIVERGED = "diverged"  # a non-finite loss: stopped, marked, its last good checkpoint kept
+    INTERRUPTED = "interrupted"  # SIGINT/SIGTERM after a checkpoint: resumable
+    FAILED = "failed"  # stopped on an error it cannot recover from (disk full, missing weights)
+    STALLED = "stalled"  # readers only: says running, but no process holds the run directory
+
+
+class TrialState(StrEnum):
+    """A sweep trial's ``state`` attribute (beside Optuna's own state): how its run ended."""
+
+    COMPLETED = "completed"
+    DIVERGED = "diverged"
+    INTERRUPTED = "interrupted"
+    FAILED = "failed"
+    PRUNED = "pruned"  # stopped by hyperband
+    CRASHED = "crashed"  # its trainer left no status.json
+    LOST = "worker died; queued again"  # its worker died; the point ran again in a later trial
+    UNUSED = "unused (grid already taken)"  # opened after the grid's queue emptied: ran nothing
+    WAITING = "waiting"  # its run directory is held by another process (the prefix of the text)
+
 
 # --- feature extractors -------------------------------------------------------------------------
 EXTRACTORS = ("album", "inception")  # album: offline, ours; inception: Keras InceptionV3 weights
@@ -49,3 +93,39 @@ class AlbumganError(Exception):
     """
 
     exit_code: int = EXIT_USAGE
+
+
+class UsageError(AlbumganError, ValueError):
+    """A bad argument or input path (a folder that is not one, a malformed value); a ValueError
+    too, as a bad argument to a Python function is."""
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's message on one line (its type when it has none): the lines of a message
+    that names several problems are joined with "; "."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return "; ".join(lines) if lines else type(exc).__name__
+
+
+def handles_errors(main: Callable[..., int]) -> Callable[..., int]:
+    """A command's ``main`` with the one error handler every CLI uses: an ``AlbumganError``
+    becomes ``error: <message>`` on one line of stderr and its exit code."""
+
+    @functools.wraps(main)
+    def run(*args, **kwargs) -> int:
+        try:
+            return main(*args, **kwargs)
+        except AlbumganError as exc:
+            print(f"error: {first_line(exc)}", file=sys.stderr)
+            return exc.exit_code
+
+    return run
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser, whose usage errors are one line too (``error: PROG: MESSAGE``, exit 2),
+    like every other error a command prints; ``--help`` still shows the usage."""
+
+    def error(self, message: str):
+        print(f"error: {self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)

@@ -4,20 +4,21 @@ The EMA generator (or G) draws ``eval_samples`` images from latents drawn ONCE a
 (``eval_z.npy``) and is scored against the training images with the configured extractor (real
 features cached on disk). The result goes into ``logs`` (``kid``, ``kid_std``, ``fid``,
 ``precision``, ``recall``) for the callbacks after this one (metrics log, sweeps), into
-``metrics.jsonl`` with its extractor, resolution and sample counts, and the lowest KID so far
-keeps ``checkpoints/best.npz`` (+ ``best.json``, and ``best_samples.png``: the first 64 scored
-images at full resolution, for reports). Evaluation time is counted apart from training time
-(``eval_seconds`` in status.json).
+``metrics.jsonl`` with its extractor, resolution and sample counts, and the best ``best_metric``
+so far (lowest KID by default; ``best_goal``) keeps ``checkpoints/best.npz`` (+ ``best.json``,
+and ``best_samples.png``: the first 64 scored images at full resolution, for reports).
+Evaluation time is counted apart from training time (``eval_seconds`` in status.json).
 """
 
 from __future__ import annotations
 
-import math
 import time
 
 import numpy as np
+
 from albumgan.gan_core import checkpoint
-from albumgan.gan_core.contract import SCORES
+from albumgan.gan_core.config import TrainConfig
+from albumgan.gan_core.contract import SCORES, better
 from albumgan.gan_core.fileio import atomic_write, default_cache_dir, read_json, write_json
 from albumgan.gan_core.images import save_grid, to_uint8
 from albumgan.gan_core.metrics.extractors import get_extractor
@@ -31,12 +32,20 @@ BEST_SAMPLES = 64  # images of the best evaluation kept as best_samples.png (an 
 class Evaluator(Callback):
     """Scores the sampling generator every ``eval_every`` steps; keeps the best checkpoint."""
 
+    def __init__(self, cfg: TrainConfig) -> None:
+        """Loads the extractor at once: missing weights fail before the run starts.
+
+        Raises:
+            MetricsError: the extractor cannot be loaded (InceptionV3 weights not found).
+        """
+        self.active = cfg.eval_every > 0
+        if self.active:
+            self.extractor = get_extractor(cfg.eval_extractor, cfg.inception_weights or None)
+
     def on_train_begin(self, run: Run) -> None:
         cfg = run.cfg
-        self.active = cfg.eval_every > 0
         if not self.active:
             return
-        self.extractor = get_extractor(cfg.eval_extractor, cfg.inception_weights or None)
         cache = cfg.cache_dir or default_cache_dir()
         data = run.data
         key = f"{data.name}-{data.fingerprint}"
@@ -44,7 +53,7 @@ class Evaluator(Callback):
         n_fake = cfg.eval_samples or min(len(data.images), MAX_EVAL_SAMPLES)
         self.eval_z = _eval_latents(run, n_fake)
         best = read_json(run.run_dir / "best.json") or {}
-        self.best_kid = best.get("kid", math.inf)
+        self.best_value = best.get(cfg.best_metric)
 
     def on_steps_end(self, run: Run, step: int, logs: dict) -> None:
         if not self.active or not due(step, run.cfg.eval_every, run):
@@ -59,8 +68,9 @@ class Evaluator(Callback):
         run.status.data["eval_seconds"] = round(
             run.status.data.get("eval_seconds", 0.0) + record["eval_seconds"], 3
         )
-        if record["kid"] < self.best_kid:
-            self.best_kid = record["kid"]
+        value = record[run.cfg.best_metric]
+        if self.best_value is None or better(value, self.best_value, run.cfg.best_direction):
+            self.best_value = value
             checkpoint.write_checkpoint(run.engine, run.run_dir / "checkpoints" / "best.npz", step)
             save_grid(images[:BEST_SAMPLES], run.run_dir / "best_samples.png", drange=(0, 255))
             write_json(run.run_dir / "best.json", {"step": step, **record})

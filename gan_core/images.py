@@ -6,8 +6,9 @@ import math
 from pathlib import Path
 
 import numpy as np
-from albumgan.gan_core.fileio import atomic_write
 from PIL import Image
+
+from albumgan.gan_core.fileio import atomic_write
 
 
 def to_uint8(images: np.ndarray, drange: tuple[float, float] = (-1.0, 1.0)) -> np.ndarray:

@@ -29,8 +29,9 @@ import zlib
 from types import SimpleNamespace
 
 import keras
-from albumgan.gan_core.config import TrainConfig
 from keras import layers
+
+from albumgan.gan_core.config import TrainConfig
 
 _WIDTH_CAP = 8  # widest block = 8 x base width (512 for the seed's 64)
 

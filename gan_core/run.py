@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
 from albumgan.gan_core.config import TrainConfig
 from albumgan.gan_core.contract import EXIT_DIVERGED, EXIT_OK, EXIT_SIGNAL_BASE
 

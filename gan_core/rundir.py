@@ -33,19 +33,19 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from albumgan.gan_core.config import (
     RESUMABLE,
     ConfigError,
     TrainConfig,
     build_config,
-    first_line,
     overrides_from_mapping,
 )
+from albumgan.gan_core.contract import RunState, first_line
 from albumgan.gan_core.fileio import read_json, write_json, write_text
 
-# "failed": the run stopped on an error it cannot recover from (a disk full, a folder made
-# read-only); status.json's message says which.
-STATES = ("running", "completed", "diverged", "interrupted", "failed")
+# What a trainer writes into status.json (STALLED is a reader's conclusion, never written).
+WRITTEN_STATES = tuple(s for s in RunState if s is not RunState.STALLED)
 LOCK_NAME = "writer.lock"
 _RUN_NAME = re.compile(r"^(\d{5,})-(.+)$")
 
@@ -205,7 +205,7 @@ def find_resumable(runs_dir: Path, name: str) -> Path | None:
         match = _RUN_NAME.match(path.name)
         if match and match.group(2) == safe_name(name) and (path / "config.yaml").is_file():
             status = read_json(path / "status.json") or {}
-            if status.get("state") != "completed":
+            if status.get("state") != RunState.COMPLETED:
                 candidates.append((int(match.group(1)), path))
     return max(candidates)[1] if candidates else None
 
@@ -255,7 +255,7 @@ class Status:
         previous = read_json(self.path) or {}
         self.previous_state: str | None = previous.get("state")  # how an earlier attempt ended
         self.data: dict[str, Any] = {
-            "state": "running",
+            "state": RunState.RUNNING,
             "step": previous.get("step", 0),
             "steps": steps,
             "started_at": previous.get("started_at", time.time()),
@@ -270,8 +270,7 @@ class Status:
         }
 
     def update(self, **fields: Any) -> None:
-        if "state" in fields and fields["state"] not in STATES:
-            raise ValueError(f"state must be one of {STATES}, got {fields['state']!r}")
+        assert fields.get("state", RunState.RUNNING) in WRITTEN_STATES, fields["state"]
         self.data.update(fields, updated_at=time.time())
         # Rewritten after every execution: atomic, but not fsynced (see fileio.atomic_write).
         write_json(self.path, self.data, durable=False)

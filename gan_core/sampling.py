@@ -12,7 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+
 from albumgan.gan_core import backend, checkpoint
+from albumgan.gan_core.contract import UsageError
 from albumgan.gan_core.images import save_image, to_uint8
 from albumgan.gan_core.rundir import read_config
 
@@ -39,7 +41,7 @@ def load_sampler(run_dir: Path, which: str = "final"):
             ``best``: the checkpoint with the lowest KID (``checkpoints/best.npz``).
 
     Raises:
-        FileNotFoundError: not a run directory, or no such weights yet.
+        UsageError: not a run directory, or no such weights yet.
     """
     if which not in ("final", "best"):
         raise ValueError(f"which must be final or best, got {which!r}")
@@ -50,18 +52,18 @@ def load_sampler(run_dir: Path, which: str = "final"):
     if which == "final" and final.is_file():
         return keras.saving.load_model(final, compile=False, custom_objects=_legacy_layers())
     if not (run_dir / "config.yaml").is_file():
-        raise FileNotFoundError(f"{run_dir} is not a run directory (no config.yaml)")
+        raise UsageError(f"{run_dir} is not a run directory (no config.yaml)")
     from albumgan.gan_core.steps import make_engine
 
     engine = make_engine(read_config(run_dir), "float32")  # sampling needs no training precision
     if which == "best":
         best = run_dir / "checkpoints" / "best.npz"
         if not best.is_file():
-            raise FileNotFoundError(f"{run_dir} has no best checkpoint (train with eval_every)")
+            raise UsageError(f"{run_dir} has no best checkpoint (train with eval_every)")
         checkpoint.restore_file(engine, best, SAMPLING_GROUPS)
     else:
         if not checkpoint.restore_latest(engine, run_dir / "checkpoints", SAMPLING_GROUPS):
-            raise FileNotFoundError(f"{run_dir} has no generator.keras and no checkpoint yet")
+            raise UsageError(f"{run_dir} has no generator.keras and no checkpoint yet")
     return engine.sampling_generator()
 
 
@@ -117,12 +119,18 @@ def sample_images(
         The number of images written, ``n``.
 
     Raises:
-        FileNotFoundError: as ``load_sampler``.
-        OSError: ``out_dir`` cannot be made or written (it is a file, say).
+        UsageError: as ``load_sampler``, or ``out_dir`` cannot be made or written.
     """
     if image_format not in ("png", "jpg"):
         raise ValueError(f"format must be png or jpg, got {image_format!r}")
     generator = load_sampler(run_dir, which)
+    try:
+        return _write_samples(generator, n, out_dir, image_format, seed)
+    except OSError as exc:
+        raise UsageError(f"{out_dir}: cannot write there ({exc.strerror or exc})") from exc
+
+
+def _write_samples(generator, n: int, out_dir: Path, image_format: str, seed: int) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     digits = max(5, len(str(n - 1)))
     save_args = {"quality": 95} if image_format == "jpg" else {}

@@ -26,9 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from albumgan.gan_core import backend, checkpoint
 from albumgan.gan_core.config import ConfigError, TrainConfig
-from albumgan.gan_core.contract import EXIT_USAGE, LOSSES
+from albumgan.gan_core.contract import EXIT_USAGE, LOSSES, AlbumganError, RunState, first_line
 from albumgan.gan_core.fileio import atomic_write, read_json, read_jsonl, write_json
 from albumgan.gan_core.images import save_grid
 from albumgan.gan_core.run import Callback, Run, TrainingData, exit_code
@@ -212,7 +213,9 @@ def _failed(path: Path, exc: OSError) -> RunDirError:
     reason = f"I/O error: {exc.strerror or exc}{where}"
     record = read_json(path / "status.json")
     if record is not None:
-        record.update(state="failed", message=reason, exit_code=EXIT_USAGE, updated_at=time.time())
+        record.update(
+            state=RunState.FAILED, message=reason, exit_code=EXIT_USAGE, updated_at=time.time()
+        )
         try:
             write_json(path / "status.json", record, durable=False)
         except OSError:
@@ -246,6 +249,13 @@ def _train_in(
     engine.start(start_step)
     write_config(path, cfg)
     status = Status(path, cfg.steps)
+    # Start-up checks that need no step (the extractor's weights, say): a failure marks the run
+    # failed with its reason before anything else is written, and the command prints one line.
+    try:
+        evaluator = Evaluator(cfg)
+    except AlbumganError as exc:
+        status.update(state=RunState.FAILED, message=first_line(exc), exit_code=exc.exit_code)
+        raise
     run = Run(
         cfg, path, engine, data, _grid_latents(cfg, path), status, policy, backend_name,
         start_step=start_step, step=start_step,
@@ -253,10 +263,12 @@ def _train_in(
     run.last_checkpoint_step = start_step if start_step else -1
     if start_step >= cfg.steps and (path / "generator.keras").is_file():
         log.info("%s already completed %d steps", path, start_step)
-        status.update(state="completed", step=start_step)
-        return TrainResult(path, "completed", start_step, _last_metrics(path), 0, backend_name)
+        status.update(state=RunState.COMPLETED, step=start_step)
+        return TrainResult(
+            path, RunState.COMPLETED, start_step, _last_metrics(path), 0, backend_name
+        )
     status.update(
-        state="running",
+        state=RunState.RUNNING,
         step=start_step,
         steps=cfg.steps,
         backend=backend_name,
@@ -271,7 +283,7 @@ def _train_in(
     # The evaluator goes first: its scores reach the metrics log and every later callback. The
     # status file goes after every callback that writes a file.
     all_callbacks = [
-        Evaluator(),
+        evaluator,
         MetricsLog(),
         Progress(),
         SampleGrids(),
@@ -284,14 +296,14 @@ def _train_in(
         cb.on_train_begin(run)
 
     per_execution = cfg.steps_per_execution or engine.auto_steps_per_execution
-    state = "completed"
+    state = RunState.COMPLETED
     run.train_seconds = status.data["train_seconds"]
     wall_start = time.perf_counter() - status.data["wall_seconds"]
     first = True
     with _StopSignals() as stop:
         while run.step < cfg.steps:
             if stop.received is not None:
-                state, run.stop_signal = "interrupted", stop.received
+                state, run.stop_signal = RunState.INTERRUPTED, stop.received
                 break
             # The first execution is one step: it pays for compiling, and is kept out of img/s.
             n = 1 if first else min(per_execution, _next_boundary(run.step, cfg) - run.step)
@@ -303,7 +315,7 @@ def _train_in(
             run.train_seconds += seconds
             run.wall_seconds = time.perf_counter() - wall_start
             if not out["finite"]:
-                state = "diverged"
+                state = RunState.DIVERGED
                 break
             logs: dict[str, Any] = {name: out[name] / done for name in LOSSES}
             logs.update(steps=done, seconds=0.0 if first else seconds)

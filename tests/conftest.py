@@ -60,3 +60,17 @@ def make_tiny_cfg(cache_dir):
 def tiny_cfg(make_tiny_cfg, tmp_path):
     """The tiny config, its runs_dir inside this test's tmp_path."""
     return make_tiny_cfg(tmp_path / "runs")
+
+
+@pytest.fixture(scope="session")
+def error_line():
+    """``error_line(proc, code)``: the command ``proc`` (a finished ``subprocess.run``) failed
+    with exit ``code`` and said why in one line on stderr, ``error: ...``; returns that line."""
+
+    def check(proc, code: int) -> str:
+        lines = [line for line in proc.stderr.splitlines() if line.strip()]
+        assert proc.returncode == code, (proc.returncode, proc.stderr[-3000:])
+        assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr[-3000:]
+        return lines[0]
+
+    return check

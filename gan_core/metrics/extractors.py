@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from albumgan.gan_core.contract import EXTRACTORS
+
+from albumgan.gan_core.contract import EXIT_FAILED, EXTRACTORS, AlbumganError
 from albumgan.gan_core.metrics.album_features import ALBUM_FEATURES_VERSION, album_features
 
 INCEPTION_FILE = "inception_v3_weights_tf_dim_ordering_tf_kernels_notop.h5"
@@ -30,8 +31,14 @@ INCEPTION_URL = (
 )
 
 
-class MetricsError(RuntimeError):
+class MetricsError(AlbumganError):
     """A metric cannot be computed as asked (e.g. weights missing offline); exit code 2."""
+
+
+class DownloadFailed(MetricsError):
+    """The weights could not be downloaded: the command ran and got nothing (exit 1)."""
+
+    exit_code = EXIT_FAILED
 
 
 @dataclass(frozen=True)
@@ -97,7 +104,7 @@ def fetch_inception_weights() -> Path:
             INCEPTION_FILE, INCEPTION_URL, cache_subdir="models", file_hash=INCEPTION_MD5
         )
     except Exception as exc:  # noqa: BLE001 - urllib/ssl/socket errors all mean the same here
-        raise MetricsError(f"could not download {INCEPTION_URL} (offline?): {exc}") from exc
+        raise DownloadFailed(f"could not download {INCEPTION_URL} (offline?): {exc}") from exc
     return Path(path)
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from albumgan.gan_core.fileio import atomic_write
 from albumgan.gan_core.metrics.extractors import Extractor
 from albumgan.gan_core.metrics.maths import (

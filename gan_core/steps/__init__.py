@@ -10,6 +10,7 @@ Only this package knows which framework runs; import it after ``gan_core.backend
 from __future__ import annotations
 
 import numpy as np
+
 from albumgan.gan_core.config import TrainConfig
 
 

@@ -31,9 +31,10 @@ from pathlib import Path
 
 import keras
 import numpy as np
+from keras import ops
+
 from albumgan.gan_core.config import TrainConfig
 from albumgan.gan_core.models import build_discriminator, build_generator
-from keras import ops
 
 EMA_STAT_BATCHES, EMA_STAT_SEED = 8, 20_240
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+
 from albumgan.gan_core.augment import diff_augment, uniforms_needed
 from albumgan.gan_core.contract import LOSSES
 from albumgan.gan_core.steps.engine import Engine, batch_norms, bce, ema_statistics_noise

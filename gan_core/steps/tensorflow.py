@@ -19,6 +19,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import tensorflow as tf
+
 from albumgan.gan_core.augment import diff_augment, uniforms_needed
 from albumgan.gan_core.contract import LOSSES
 from albumgan.gan_core.steps.engine import Engine, bce

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from albumgan.data_tools.datasets import DatasetError, load_dataset
 from PIL import Image
+
+from albumgan.data_tools.datasets import DatasetError, load_dataset
 
 
 def _folder(tmp_path):
@@ -57,6 +58,7 @@ def test_unknown_and_unbuilt_datasets_are_clear_errors(tmp_path):
 
 def test_load_image_is_the_same_eagerly_and_inside_tf_data(tmp_path):
     import tensorflow as tf
+
     from albumgan.data_tools.datasets import load_image
 
     paths = []

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
+
 from albumgan.data_tools.prepare import prepare
 from albumgan.data_tools.synthetic import generate_cover
-from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[2]
 

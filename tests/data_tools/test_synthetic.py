@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
+
 from albumgan.data_tools import synthetic
 from albumgan.data_tools.synthetic import (
     DONE_MARKER,
@@ -15,7 +17,7 @@ from albumgan.data_tools.synthetic import (
     generate_cover,
     main,
 )
-from PIL import Image
+from albumgan.gan_core.contract import UsageError
 
 
 def _pixels(index: int, size: int = 32, seed: int = 0) -> np.ndarray:
@@ -202,7 +204,7 @@ def test_foreign_folder_without_marker_is_not_overwritten(tmp_path: Path) -> Non
     final = _expected_dir(tmp_path, 2, 16)
     final.mkdir()
     (final / "notes.txt").write_text("not ours")
-    with pytest.raises(FileExistsError, match="no DONE marker"):
+    with pytest.raises(UsageError, match="no DONE marker"):
         ensure_synthetic(tmp_path, n=2, size=16)
     assert (final / "notes.txt").read_text() == "not ours"
     assert [p.name for p in tmp_path.iterdir()] == [final.name]

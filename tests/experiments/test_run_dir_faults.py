@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+from albumgan import train
 from albumgan.gan_core.config import ConfigError
 from albumgan.gan_core.run import Callback, TrainingData
 from albumgan.gan_core.rundir import RunDirLocked, RunLock, lock_holder
 from albumgan.gan_core.training import train as train_on
-
-from albumgan import train
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = (

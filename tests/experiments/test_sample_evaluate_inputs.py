@@ -13,12 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from albumgan.data_tools.synthetic import generate_cover
-from albumgan.experiments.evaluate import evaluate
-from albumgan.gan_core.sampling import generate, load_sampler
 from PIL import Image
 
 from albumgan import train
+from albumgan.data_tools.synthetic import generate_cover
+from albumgan.experiments.evaluate import evaluate
+from albumgan.gan_core.sampling import generate, load_sampler
 
 ROOT = Path(__file__).resolve().parents[2]
 RESOLUTION = 16

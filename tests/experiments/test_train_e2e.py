@@ -18,13 +18,13 @@ import keras
 import numpy as np
 import pytest
 import yaml
+from PIL import Image
+
+from albumgan import TrainConfig, train
 from albumgan.gan_core.checkpoint import list_checkpoints, restore_latest
 from albumgan.gan_core.images import to_uint8
 from albumgan.gan_core.run import Callback
 from albumgan.gan_core.steps import make_engine
-from PIL import Image
-
-from albumgan import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.backend_contract

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import ndimage
+
 from albumgan.data_tools.synthetic import generate_cover
 from albumgan.gan_core.metrics.album_features import (
     ALBUM_FEATURE_BLOCKS,
@@ -11,7 +13,6 @@ from albumgan.gan_core.metrics.album_features import (
     WORK_SIZE,
     album_features,
 )
-from scipy import ndimage
 
 
 def covers(indices: range, size: int = 64) -> np.ndarray:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from albumgan.gan_core import backend, checkpoint
 from albumgan.gan_core.augment import OPS, diff_augment, uniforms_needed
 from albumgan.gan_core.config import TrainConfig

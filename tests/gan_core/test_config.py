@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from albumgan.experiments.train import parse_args
 from albumgan.gan_core.config import DEFAULT_EMA_DECAY, ConfigError, TrainConfig, parse_value
 
@@ -118,6 +119,19 @@ def test_wandb_nested_value_json(tmp_path):
 def test_options_are_not_config_keys():
     cfg, options = parse_args(["--run-dir", "x/y", "--resume", "--dry-run", "--steps=5"])
     assert (options.run_dir, options.resume, options.dry_run, cfg.steps) == ("x/y", True, True, 5)
+
+
+def test_a_sweeps_metric_chooses_the_best_checkpoint_unless_the_config_does(monkeypatch):
+    assert (TrainConfig().best_metric, TrainConfig().best_direction) == ("kid", "minimize")
+    assert TrainConfig(best_metric="precision").best_direction == "maximize"
+    monkeypatch.setenv("ALBUMGAN_BEST_METRIC", "fid")
+    monkeypatch.setenv("ALBUMGAN_BEST_GOAL", "maximize")
+    cfg, _ = parse_args(["--steps=5"])
+    assert (cfg.best_metric, cfg.best_direction) == ("fid", "maximize")
+    cfg, _ = parse_args(["--best_metric=recall", "--best_goal="])
+    assert (cfg.best_metric, cfg.best_direction) == ("recall", "maximize")
+    with pytest.raises(ConfigError, match="best_metric: expected one of kid"):
+        parse_args(["--best_metric=val_loss"])
 
 
 @pytest.mark.parametrize(

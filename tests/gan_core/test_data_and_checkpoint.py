@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from albumgan.gan_core import checkpoint
 from albumgan.gan_core.config import TrainConfig
 from albumgan.gan_core.steps.tensorflow import TensorFlowEngine, make_batches

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from albumgan.gan_core.config import TrainConfig
 from albumgan.gan_core.steps import make_engine
 from albumgan.gan_core.steps.engine import Engine

@@ -10,14 +10,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from albumgan.data_tools.synthetic import generate_cover
-from albumgan.experiments.evaluate import cut_grid, evaluate, parse_grid
-from albumgan.gan_core.metrics.extractors import MetricsError, get_extractor
-from albumgan.gan_core.metrics.score import cached_features
-from albumgan.gan_core.run import Callback
 from PIL import Image
 
 from albumgan import train
+from albumgan.data_tools.synthetic import generate_cover
+from albumgan.experiments.evaluate import cut_grid, evaluate, parse_grid
+from albumgan.gan_core.contract import GOALS
+from albumgan.gan_core.metrics.extractors import MetricsError, get_extractor
+from albumgan.gan_core.metrics.score import cached_features
+from albumgan.gan_core.run import Callback
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -80,6 +81,21 @@ def test_training_scores_every_eval_every_steps_and_keeps_the_best(tiny_cfg):
     )
     assert proc.returncode == 0, proc.stderr
     assert len(list(out.glob("*.png"))) == 3
+
+
+@pytest.mark.parametrize(("metric", "goal"), [("precision", ""), ("kid", "maximize")])
+def test_the_best_checkpoint_follows_best_metric_and_its_goal(tiny_cfg, metric, goal):
+    """best.json / best.npz keep the evaluation best by ``best_metric`` in ``best_goal``'s
+    direction (the metric's own when unset): precision up; KID up when asked (a sweep's goal)."""
+    cfg = tiny_cfg.replace(eval_every=3, eval_samples=64, best_metric=metric, best_goal=goal)
+    run = train(cfg).run_dir
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    scored = [r for r in records if "kid" in r]
+    assert len(scored) == 4
+    pick = max if (goal or GOALS[metric]) == "maximize" else min
+    best = json.loads((run / "best.json").read_text())
+    assert best["step"] == pick(scored, key=lambda r: r[metric])["step"]
+    assert best[metric] == pick(r[metric] for r in scored)
 
 
 def test_evaluate_identical_folders_and_a_run_directory(tiny_cfg, tmp_path):

@@ -6,6 +6,7 @@ import os
 import stat
 
 import pytest
+
 from albumgan.gan_core.fileio import atomic_write, write_text
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import linalg
+from scipy.spatial.distance import cdist
+
 from albumgan.gan_core.metrics import maths
 from albumgan.gan_core.metrics.maths import (
     density_coverage,
@@ -14,8 +17,6 @@ from albumgan.gan_core.metrics.maths import (
     pairwise_distances,
     precision_recall,
 )
-from scipy import linalg
-from scipy.spatial.distance import cdist
 
 
 def _gaussian(seed: int, n: int, d: int, shift: float = 0.0) -> np.ndarray:

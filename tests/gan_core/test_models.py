@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+
 from albumgan.gan_core.config import TrainConfig
 from albumgan.gan_core.models import build_discriminator, build_generator
 from albumgan.gan_core.steps.tf_layers import (

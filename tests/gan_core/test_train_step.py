@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+
 from albumgan.gan_core.augment import OPS, diff_augment, uniforms_needed
 from albumgan.gan_core.config import TrainConfig
 from albumgan.gan_core.steps.tensorflow import DCGAN, TensorFlowEngine
