@@ -31,13 +31,16 @@ demo: venv
 	echo "  $(VENV)/bin/albumgan sweep run smoke   (a sweep, then its leaderboard)"
 
 # The whole suite on TensorFlow, then the trainer's contract tests again on JAX (on the CPU).
+# On as many pytest-xdist workers as there are cores, a test file per worker at a time, so that
+# a file's session and module fixtures (a study, trained runs) are built once. XDIST= runs serially.
+XDIST ?= -n auto --dist loadfile
 test: venv
-	TF_CPP_MIN_LOG_LEVEL=2 KERAS_BACKEND=tensorflow $(PY) -m pytest -q
-	TF_CPP_MIN_LOG_LEVEL=2 KERAS_BACKEND=jax $(PY) -m pytest -q -m backend_contract
+	TF_CPP_MIN_LOG_LEVEL=2 KERAS_BACKEND=tensorflow $(PY) -m pytest -q $(XDIST)
+	TF_CPP_MIN_LOG_LEVEL=2 KERAS_BACKEND=jax $(PY) -m pytest -q -m backend_contract $(XDIST)
 
 test-all: venv
-	TF_CPP_MIN_LOG_LEVEL=2 KERAS_BACKEND=tensorflow $(PY) -m pytest -q -m ''
-	TF_CPP_MIN_LOG_LEVEL=2 KERAS_BACKEND=jax $(PY) -m pytest -q -m backend_contract
+	TF_CPP_MIN_LOG_LEVEL=2 KERAS_BACKEND=tensorflow $(PY) -m pytest -q -m '' $(XDIST)
+	TF_CPP_MIN_LOG_LEVEL=2 KERAS_BACKEND=jax $(PY) -m pytest -q -m backend_contract $(XDIST)
 
 bench: venv
 	TF_CPP_MIN_LOG_LEVEL=2 $(PY) benchmarks/train_throughput.py --quick

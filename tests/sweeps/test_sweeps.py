@@ -163,8 +163,10 @@ def test_kill_9_of_a_sweep_parent_then_a_rerun_from_a_users_folder(cache_dir, tm
     work.mkdir()
     sweep = yaml.safe_load(SMOKE.read_text())
     sweep["parameters"].update(  # long enough that both trainers are mid-run at the kill
-        steps={"value": 1000}, eval_every={"value": 500}, checkpoint_every={"value": 20},
-        log_every={"value": 20}, sample_every={"value": 500},
+        steps={"value": 600}, eval_every={"value": 300}, checkpoint_every={"value": 20},
+        log_every={"value": 20}, sample_every={"value": 300},
+        # three points for two workers: two running at the kill, one still queued
+        batch_size={"values": [4, 6, 8]}, noise_shape={"value": [1, 1, 16]},
     )  # fmt: skip
     (work / "mine.yaml").write_text(yaml.safe_dump(sweep))
     cmd = [sys.executable, "-m", "albumgan.experiments.cli", "sweep", "run", "mine.yaml"]
@@ -203,8 +205,8 @@ def test_kill_9_of_a_sweep_parent_then_a_rerun_from_a_users_folder(cache_dir, tm
     trials = _trials(runs / "smoke" / "optuna.journal", "smoke")
     summary = [(t.number, t.state.name, t.params, t.user_attrs.get("state")) for t in trials]
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
-    points = {(t.params["batch_size"], t.params["noise_shape"]) for t in complete}
-    assert len(complete) == 4 and len(points) == 4, summary  # each point recorded once
+    points = {t.params["batch_size"] for t in complete}
+    assert len(complete) == 3 and len(points) == 3, summary  # each point recorded once
     for t in complete:
         run_dir = Path(t.user_attrs["run_dir"])
         assert run_dir.parent == runs / "smoke" and t.user_attrs["state"] == "completed"
@@ -215,8 +217,8 @@ def test_kill_9_of_a_sweep_parent_then_a_rerun_from_a_users_folder(cache_dir, tm
         status = json.loads((Path(t.user_attrs["run_dir"]) / "status.json").read_text())
         assert status["state"] == "completed" and status["resumed_from"] >= 20
         assert t.user_attrs["run_dir"] in [c.user_attrs["run_dir"] for c in complete]
-    assert len(trials) == 6, summary  # no pruned "duplicate" rows, nothing running or queued
-    assert "trials: 4 complete, 2 lost" in proc.stdout
+    assert len(trials) == 5, summary  # no pruned "duplicate" rows, nothing running or queued
+    assert "trials: 3 complete, 2 lost" in proc.stdout
 
 
 def test_a_trial_waits_for_a_trainer_that_still_holds_its_run_dir(tmp_path):
@@ -302,12 +304,12 @@ def test_pruning_and_a_diverging_trial(cache_dir, tmp_path, monkeypatch):
     sweep.update(method="grid", early_terminate={"type": "hyperband", "min_iter": 1, "eta": 2})
     sweep["parameters"] = {
         **sweep["parameters"],
-        "steps": {"value": 60},
+        "steps": {"value": 40},
         "eval_every": {"value": 10},
         "log_every": {"value": 10},
         "batch_size": {"value": 4},
         "noise_shape": {"value": [1, 1, 16]},
-        "lr_g": {"values": [0.0002, 0.0003, 0.0005, 1e30]},
+        "lr_g": {"values": [0.0002, 0.0005, 1e30]},
     }
     path = tmp_path / "prune.yaml"
     path.write_text(yaml.safe_dump(sweep))
