@@ -23,10 +23,14 @@ def outcome(study: optuna.Study) -> dict[str, int]:
     (their run went on in a later trial). Unused grid trials are left out."""
     counts = {"complete": 0, "pruned": 0, "fail": 0, "lost": 0, "running": 0, "waiting": 0}
     for trial in visible_trials(study):
-        lost = trial.state == OptunaState.FAIL and trial.user_attrs.get("state") == TrialState.LOST
-        name = "lost" if lost else trial.state.name.lower()
+        name = "lost" if was_lost(trial) else trial.state.name.lower()
         counts[name] = counts.get(name, 0) + 1
     return counts
+
+
+def was_lost(trial) -> bool:
+    """Failed with its worker and queued again: its point ran on in a later trial."""
+    return trial.state == OptunaState.FAIL and trial.user_attrs.get("state") == TrialState.LOST
 
 
 def trial_params(trial) -> dict[str, Any]:

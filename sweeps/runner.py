@@ -47,10 +47,10 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState as OptunaState
 
-from albumgan.gan_core.contract import TrialState
 from albumgan.sweeps.children import child_env
 from albumgan.sweeps.hyperband import WandbHyperband
 from albumgan.sweeps.recovery import settle_stale_trials
+from albumgan.sweeps.results import was_lost
 from albumgan.sweeps.spec import (
     SweepError,
     SweepSpec,
@@ -90,7 +90,7 @@ def queue_grid(study: optuna.Study, spec: SweepSpec) -> int:
     """
     taken = set()
     for trial in study.get_trials(deepcopy=False):
-        if trial.state == OptunaState.FAIL and trial.user_attrs.get("state") == TrialState.LOST:
+        if was_lost(trial):
             continue
         if "grid_point" in trial.user_attrs:
             taken.add(trial.user_attrs["grid_point"])
