@@ -31,15 +31,18 @@ demo: venv
 	echo "  $(VENV)/bin/albumgan sweep run smoke   (a sweep, then its leaderboard)"
 
 # The whole suite on TensorFlow, then the trainer's contract tests again on JAX (on the CPU).
-# On as many pytest-xdist workers as there are cores, a test file per worker at a time, so that
-# a file's session and module fixtures (a study, trained runs) are built once. XDIST= runs serially.
-XDIST ?= -n auto --dist loadfile
+# On as many pytest-xdist workers as there are cores; the TensorFlow part hands out a test file per
+# worker at a time (--dist loadfile), so that a file's session and module fixtures (a study,
+# trained runs) are built once; the JAX part's tests have none and go one by one. XDIST= runs
+# serially.
+XDIST ?= -n auto
+BY_FILE := $(if $(strip $(XDIST)),--dist loadfile)
 test: venv
-	TF_CPP_MIN_LOG_LEVEL=2 KERAS_BACKEND=tensorflow $(PY) -m pytest -q $(XDIST)
+	TF_CPP_MIN_LOG_LEVEL=2 KERAS_BACKEND=tensorflow $(PY) -m pytest -q $(XDIST) $(BY_FILE)
 	TF_CPP_MIN_LOG_LEVEL=2 KERAS_BACKEND=jax $(PY) -m pytest -q -m backend_contract $(XDIST)
 
 test-all: venv
-	TF_CPP_MIN_LOG_LEVEL=2 KERAS_BACKEND=tensorflow $(PY) -m pytest -q -m '' $(XDIST)
+	TF_CPP_MIN_LOG_LEVEL=2 KERAS_BACKEND=tensorflow $(PY) -m pytest -q -m '' $(XDIST) $(BY_FILE)
 	TF_CPP_MIN_LOG_LEVEL=2 KERAS_BACKEND=jax $(PY) -m pytest -q -m backend_contract $(XDIST)
 
 bench: venv

@@ -227,11 +227,10 @@ def main(argv: list[str] | None = None) -> int:
     except _Help:
         print(_usage())
         return 0
-    from albumgan.gan_core.backend import activate
-
-    backend_name = activate(cfg.backend)  # sets KERAS_BACKEND before Keras is imported
     if options.dry_run:
-        return _dry_run(cfg, backend_name)
+        from albumgan.gan_core.backend import activate
+
+        return _dry_run(cfg, activate(cfg.backend))  # KERAS_BACKEND set before Keras loads
 
     from albumgan import load_data
     from albumgan.gan_core.training import train

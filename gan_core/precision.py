@@ -67,8 +67,8 @@ def gpu_capability(backend: str) -> tuple[int, ...] | None:
     return tuple(details.get("compute_capability", (0,)))
 
 
-def resolve_precision(requested: str, backend: str) -> str:
-    """The Keras dtype policy name for a config's ``precision`` value on ``backend``.
+def check_precision(requested: str, backend: str) -> None:
+    """Refuse a precision ``backend`` cannot train in; needs no framework loaded.
 
     Raises:
         PrecisionError: ``mixed_float16`` on JAX (its engine does no loss scaling).
@@ -78,6 +78,15 @@ def resolve_precision(requested: str, backend: str) -> str:
             "precision: mixed_float16 needs loss scaling, which the JAX engine does not do; "
             "use mixed_bfloat16 (no loss scaling needed) or float32"
         )
+
+
+def resolve_precision(requested: str, backend: str) -> str:
+    """The Keras dtype policy name for a config's ``precision`` value on ``backend``.
+
+    Raises:
+        PrecisionError: see ``check_precision``.
+    """
+    check_precision(requested, backend)
     if requested != "auto":
         return requested
     capability = gpu_capability(backend)

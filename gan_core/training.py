@@ -189,17 +189,21 @@ def train(
             "data: gan_core.train needs the training images; use albumgan.train(cfg), which "
             "loads cfg.dataset, or pass data=data_tools.load_dataset(...)"
         )
-    _check_data(cfg, data)
-    backend_name = backend.activate(cfg.backend)
-    from albumgan.gan_core.precision import resolve_precision
+    from albumgan.gan_core.precision import check_precision, resolve_precision
 
+    # Everything that can be refused without the framework is refused before it loads (seconds
+    # on a CPU), and before any folder is made.
+    _check_data(cfg, data)
+    backend_name = backend.resolve(cfg.backend)
+    check_precision(cfg.precision, backend_name)
     existing = _existing_run_dir(cfg, run_dir, resume)
-    policy = resolve_precision(cfg.precision, backend_name)
     path = (
         make_dirs(existing)
         if existing is not None
         else create_run_dir(Path(cfg.runs_dir), cfg.name or "run")
     )
+    backend.activate(backend_name)
+    policy = resolve_precision(cfg.precision, backend_name)
     with RunLock(path):  # one writer per run directory, released however this process ends
         try:
             return _train_in(path, cfg, data, callbacks, policy, backend_name)

@@ -256,8 +256,15 @@ def run_sweep(
     return study
 
 
-# Thread pools of the math libraries a trainer loads (NumPy/SciPy's BLAS, oneDNN's OpenMP).
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+# Thread pools of the math libraries a trainer loads (NumPy/SciPy's BLAS, oneDNN's OpenMP,
+# TensorFlow's own op pools).
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "TF_NUM_INTRAOP_THREADS",
+    "TF_NUM_INTEROP_THREADS",
+)
 
 
 def thread_limits(workers: int) -> dict[str, str]:

@@ -256,6 +256,19 @@ def test_a_gpu_plugin_is_looked_for_without_importing_jax(monkeypatch):
     assert not backend._JAX_GPU_PLUGIN.match("jaxlib")
 
 
+def test_jax_keeps_compiled_programs_in_the_albumgan_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("ALBUMGAN_CACHE", str(tmp_path))
+    for name in ("JAX_COMPILATION_CACHE_DIR", "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delitem(sys.modules, "jax", raising=False)  # as before JAX is imported
+    backend._jax_settings()
+    assert os.environ["JAX_COMPILATION_CACHE_DIR"] == str(tmp_path / "jax-compiled")
+    assert float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]) < 1
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path / "mine"))
+    backend._jax_settings()
+    assert os.environ["JAX_COMPILATION_CACHE_DIR"] == str(tmp_path / "mine")  # the user's wins
+
+
 @pytest.mark.parametrize(
     "code",
     [
@@ -265,6 +278,9 @@ def test_a_gpu_plugin_is_looked_for_without_importing_jax(monkeypatch):
         "import albumgan.reports.cli, albumgan.reports.run_report, albumgan.reports.sweep_report, "
         "albumgan.reports.compare_report",
         "import albumgan, albumgan.gan_core, albumgan.gan_core.training",
+        # a run directory that cannot be made is refused before the framework loads (seconds)
+        "from albumgan.experiments.train import main\n"
+        "assert main(['--config=smoke', '--dataset=synthetic', '--runs_dir=/dev/null/x']) == 2",
     ],
 )
 def test_config_help_validate_and_reports_load_no_framework(code, cache_dir):

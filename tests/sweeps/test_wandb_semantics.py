@@ -350,7 +350,7 @@ def test_hyperband_stops_the_runs_wandb_stops(strict):
 
 
 # ------------------------------------------------------------------------------------------------
-# command: every macro, a real trial each
+# command: every macro reaches the trainer; one of them through a real trial
 # ------------------------------------------------------------------------------------------------
 
 MACROS = [
@@ -363,26 +363,49 @@ MACROS = [
     ["${interpreter}", "${program}", "${args_no_equals}", "--label_noise", "0.0", "${unknown}"],
     ["${interpreter}", "${program}", "${args_override_hydra}", "+label_noise=0.0"],
 ]
+MACRO_PARAMETERS = {
+    "steps": {"value": 2},
+    "resolution": {"value": 16},
+    "g_width": {"value": 8},
+    "d_width": {"value": 8},
+    "noise_shape": {"value": [1, 1, 16]},
+    "precision": {"value": "float32"},
+    "eval_every": {"value": 2},
+    "eval_samples": {"value": 16},
+    "ema": {"values": [True]},  # a boolean: ${args_no_boolean_flags} passes a bare --ema
+    "batch_size": {"values": [8]},
+    "seed": {"value": 5},
+}
+
+
+def _check_macro_config(config: dict, command: list, argv: list[str], run_dir: Path) -> None:
+    assert config["label_noise"] == 0.0  # the literal item reached the trainer
+    assert (config["batch_size"], config["seed"], config["ema"]) == (8, 5, 0.999)
+    if "${args_json_file}" in command:
+        arg_file = run_dir / "sweep-args.json"
+        assert json.loads(arg_file.read_text())["batch_size"] == 8 and str(arg_file) in argv
 
 
 @pytest.mark.parametrize("command", MACROS, ids=[c[2] for c in MACROS])
-def test_each_command_macro_trains_with_the_argv_wandb_agent_builds(command, cache_dir, tmp_path):
+def test_each_command_macro_gives_the_trainer_the_config(command, tmp_path):
+    """The argv a trial runs (built as `wandb agent` builds it), read by the trainer's own parser:
+    every macro gives the same config. The test below runs one such argv as a real trial."""
+    from albumgan.experiments.train import parse_args
+
+    spec = parse_spec(_file(MACRO_PARAMETERS, command=command))
+    params = suggest(optuna.create_study().ask(), spec)
+    argv = build_argv(spec.command, "train.py", params, tmp_path)
+    assert argv[argv.index("train.py") - 1] == sys.executable
+    cfg, _ = parse_args(argv[argv.index("train.py") + 1 :])
+    _check_macro_config(cfg.to_dict(), command, argv, tmp_path)
+
+
+def test_a_command_macro_trains_with_the_argv_wandb_agent_builds(cache_dir, tmp_path):
     from albumgan.sweeps.runner import run_sweep
 
+    command = MACROS[0]
     sweep = yaml.safe_load((ROOT / "sweeps" / "smoke.yaml").read_text())
-    sweep["parameters"] = {
-        "steps": {"value": 2},
-        "resolution": {"value": 16},
-        "g_width": {"value": 8},
-        "d_width": {"value": 8},
-        "noise_shape": {"value": [1, 1, 16]},
-        "precision": {"value": "float32"},
-        "eval_every": {"value": 2},
-        "eval_samples": {"value": 16},
-        "ema": {"values": [True]},  # a boolean: ${args_no_boolean_flags} passes a bare --ema
-        "batch_size": {"values": [8]},
-        "seed": {"value": 5},
-    }
+    sweep["parameters"] = MACRO_PARAMETERS
     sweep["command"] = command
     path = tmp_path / "macro.yaml"
     path.write_text(yaml.safe_dump(sweep))
@@ -390,13 +413,11 @@ def test_each_command_macro_trains_with_the_argv_wandb_agent_builds(command, cac
     (trial,) = study.trials
     assert trial.state == optuna.trial.TrialState.COMPLETE, trial.user_attrs
     argv = trial.user_attrs["argv"]  # recorded as run
-    assert sys.executable in argv and any(item.endswith("train.py") for item in argv)
-    config = yaml.safe_load((Path(trial.user_attrs["run_dir"]) / "config.yaml").read_text())
-    assert config["label_noise"] == 0.0  # the literal item reached the trainer
-    assert (config["batch_size"], config["seed"], config["ema"]) == (8, 5, 0.999)
-    if "${args_json_file}" in command:
-        arg_file = Path(trial.user_attrs["run_dir"]) / "sweep-args.json"
-        assert json.loads(arg_file.read_text())["batch_size"] == 8 and str(arg_file) in argv
+    assert argv[:2] == ["/usr/bin/env", sys.executable] and argv[2].endswith("train.py")
+    run_dir = Path(trial.user_attrs["run_dir"])
+    _check_macro_config(
+        yaml.safe_load((run_dir / "config.yaml").read_text()), command, argv, run_dir
+    )
 
 
 TARGET_TRAINER = """
