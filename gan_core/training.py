@@ -202,9 +202,9 @@ def train(
         if existing is not None
         else create_run_dir(Path(cfg.runs_dir), cfg.name or "run")
     )
-    backend.activate(backend_name)
-    policy = resolve_precision(cfg.precision, backend_name)
     with RunLock(path):  # one writer per run directory, released however this process ends
+        backend.activate(backend_name)
+        policy = resolve_precision(cfg.precision, backend_name)
         try:
             return _train_in(path, cfg, data, callbacks, policy, backend_name)
         except OSError as exc:

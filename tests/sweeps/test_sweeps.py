@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -162,7 +163,7 @@ def test_kill_9_of_a_sweep_parent_then_a_rerun_from_a_users_folder(cache_dir, tm
     work = tmp_path / "user"
     work.mkdir()
     sweep = yaml.safe_load(SMOKE.read_text())
-    sweep["parameters"].update(  # long enough that both trainers are mid-run at the kill
+    sweep["parameters"].update(
         steps={"value": 600}, eval_every={"value": 300}, checkpoint_every={"value": 20},
         log_every={"value": 20}, sample_every={"value": 300},
         # three points for two workers: two running at the kill, one still queued
@@ -173,18 +174,26 @@ def test_kill_9_of_a_sweep_parent_then_a_rerun_from_a_users_folder(cache_dir, tm
     cmd += ["--runs-dir", "runs", "--workers", "2"]
     parent = subprocess.Popen(cmd, cwd=work, env=_env(cache_dir), stderr=subprocess.PIPE)
     runs = work / "runs"
+    # Each trainer is frozen (SIGSTOP) once it has a checkpoint, so that the first is still
+    # mid-run when the second starts, however fast the machine; they go on after the kill.
+    frozen: set[int] = set()
     try:
         deadline = time.time() + 180
-        while time.time() < deadline and parent.poll() is None:
-            busy = [s for s in _statuses(runs).values() if s.get("step", 0) >= 20]
-            if len(busy) == 2:
-                break
-            time.sleep(0.2)
-        assert parent.poll() is None and len(busy) == 2, _statuses(runs)
+        while time.time() < deadline and parent.poll() is None and len(frozen) < 2:
+            for status in _statuses(runs).values():
+                if status["state"] == "running" and status.get("step", 0) >= 20:
+                    if status["pid"] not in frozen:
+                        os.kill(status["pid"], signal.SIGSTOP)
+                        frozen.add(status["pid"])
+            time.sleep(0.1)
+        assert parent.poll() is None and len(frozen) == 2, _statuses(runs)
         parent.send_signal(signal.SIGKILL)
         parent.wait()
     finally:
         parent.kill()
+        for pid in frozen:  # the SIGTERM of their parent's death is waiting for them
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
     trials = _trials(runs / "smoke" / "optuna.journal", "smoke")
     running = [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
     workers = {t.user_attrs["pid"] for t in running} - {parent.pid}
