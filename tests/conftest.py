@@ -15,8 +15,11 @@ BACKEND = os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 # One compute thread per process. The suite runs a process per core (pytest-xdist) and many tests
 # start trainers beside it; the networks here are tiny, so framework thread pools only contend.
 # Measured on 2 cores: two 200-step TensorFlow trainers at once took 20.6 s and 25.6 s with the
-# default pools, 11.8 s each with one thread. Subprocesses inherit these.
-for _name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
+# default pools, 11.8 s each with one thread. Subprocesses inherit these. The pools are the ones
+# a sweep worker shares out between its trainers (sweeps.runner.THREAD_VARIABLES), and XLA's.
+from albumgan.sweeps.runner import THREAD_VARIABLES  # noqa: E402
+
+for _name in THREAD_VARIABLES:
     os.environ.setdefault(_name, "1")
 os.environ.setdefault(
     "XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
