@@ -30,23 +30,26 @@ import tempfile  # noqa: E402
 
 import pytest  # noqa: E402
 
-_JAX_CACHE = "JAX_COMPILATION_CACHE_DIR"
+# Folders one whole test run shares, made before pytest-xdist starts its workers (they, and the
+# trainers they start, inherit the variables) and removed at the end: the JAX compilation cache
+# (the trainers of a run compile the same few shapes) and the albumgan cache (the synthetic set
+# takes about 10 s to generate; every cache write is a rename into place, so workers may race).
+_SHARED = {"JAX_COMPILATION_CACHE_DIR": "jaxc-", "ALBUMGAN_TEST_CACHE": "albumgan-cache-"}
 
 
 def pytest_configure(config):
-    """One JAX compilation cache for the whole test run, made before pytest-xdist starts its
-    workers (they, and the trainers they start, inherit it): the trainers of a run compile the
-    same few shapes, and the cache keeps it from being done in every process. Removed at the end.
-    """
-    if not hasattr(config, "workerinput") and _JAX_CACHE not in os.environ:
-        config._albumgan_jax_cache = os.environ[_JAX_CACHE] = tempfile.mkdtemp(prefix="jaxc-")
+    if hasattr(config, "workerinput"):
+        return
+    config._albumgan_shared = []
+    for name, prefix in _SHARED.items():
+        if name not in os.environ:
+            os.environ[name] = tempfile.mkdtemp(prefix=prefix)
+            config._albumgan_shared.append(name)
 
 
 def pytest_unconfigure(config):
-    path = getattr(config, "_albumgan_jax_cache", None)
-    if path:
-        shutil.rmtree(path, ignore_errors=True)
-        os.environ.pop(_JAX_CACHE, None)
+    for name in getattr(config, "_albumgan_shared", []):
+        shutil.rmtree(os.environ.pop(name), ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -57,8 +60,9 @@ def backend_name() -> str:
 
 @pytest.fixture(scope="session")
 def cache_dir(tmp_path_factory) -> str:
-    """One cache per test session: the synthetic set is generated once, never in ~/.cache."""
-    path = tmp_path_factory.mktemp("albumgan-cache")
+    """One cache per test run, shared by its workers: the synthetic set is generated once, never
+    in ~/.cache."""
+    path = os.environ.get("ALBUMGAN_TEST_CACHE") or tmp_path_factory.mktemp("albumgan-cache")
     os.environ["ALBUMGAN_CACHE"] = str(path)
     return str(path)
 
