@@ -34,16 +34,20 @@ demo: venv
 # On as many pytest-xdist workers as there are cores; the TensorFlow part hands out a test file per
 # worker at a time (--dist loadfile), so that a file's session and module fixtures (a study,
 # trained runs) are built once; the JAX part's tests have none and go one by one. XDIST= runs
-# serially.
+# serially. Both parts share one albumgan cache (the synthetic set is generated once) and one JAX
+# compilation cache, removed at the end (tests/conftest.py makes its own when run alone).
 XDIST ?= -n auto
 BY_FILE := $(if $(strip $(XDIST)),--dist loadfile)
+TEST_ENV = TF_CPP_MIN_LOG_LEVEL=2 ALBUMGAN_TEST_CACHE=$$tmp/albumgan JAX_COMPILATION_CACHE_DIR=$$tmp/jax
 test: venv
-	TF_CPP_MIN_LOG_LEVEL=2 KERAS_BACKEND=tensorflow $(PY) -m pytest -q $(XDIST) $(BY_FILE)
-	TF_CPP_MIN_LOG_LEVEL=2 KERAS_BACKEND=jax $(PY) -m pytest -q -m backend_contract $(XDIST)
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && mkdir "$$tmp/albumgan" "$$tmp/jax" && \
+	set -x && $(TEST_ENV) KERAS_BACKEND=tensorflow $(PY) -m pytest -q $(XDIST) $(BY_FILE) && \
+	$(TEST_ENV) KERAS_BACKEND=jax $(PY) -m pytest -q -m backend_contract $(XDIST)
 
 test-all: venv
-	TF_CPP_MIN_LOG_LEVEL=2 KERAS_BACKEND=tensorflow $(PY) -m pytest -q -m '' $(XDIST) $(BY_FILE)
-	TF_CPP_MIN_LOG_LEVEL=2 KERAS_BACKEND=jax $(PY) -m pytest -q -m backend_contract $(XDIST)
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && mkdir "$$tmp/albumgan" "$$tmp/jax" && \
+	set -x && $(TEST_ENV) KERAS_BACKEND=tensorflow $(PY) -m pytest -q -m '' $(XDIST) $(BY_FILE) && \
+	$(TEST_ENV) KERAS_BACKEND=jax $(PY) -m pytest -q -m backend_contract $(XDIST)
 
 bench: venv
 	TF_CPP_MIN_LOG_LEVEL=2 $(PY) benchmarks/train_throughput.py --quick

@@ -236,10 +236,18 @@ def main(argv: list[str] | None = None) -> int:
     from albumgan.gan_core.training import train
     from albumgan.sweeps.wandb_logger import WandbLogger, wanted
 
-    callbacks = [WandbLogger()] if wanted(options.wandb) else []
+    logging = wanted(options.wandb)
     data = load_data(cfg)
-    result = train(cfg, data, callbacks, run_dir=options.run_dir, resume=options.resume)
+    result = train(
+        cfg,
+        data,
+        lambda *_: [WandbLogger()] if logging else [],  # one logger per run (packed: per member)
+        run_dir=options.run_dir,
+        resume=options.resume,
+    )
     print(f"run_dir: {result.run_dir}")
+    for member in result.members:  # a packed run: each seed's own run directory
+        print(f"  {member.run_dir.name}: {member.state} at step {member.step}")
     print(f"state: {result.state} at step {result.step} ({result.backend})")
     return result.exit_code
 

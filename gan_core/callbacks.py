@@ -86,11 +86,15 @@ class MetricsLog(Callback):
 
 
 class Progress(Callback):
-    """A rich progress bar on a terminal; plain log lines every ``log_every`` steps otherwise."""
+    """A rich progress bar on a terminal; plain log lines every ``log_every`` steps otherwise.
 
-    def __init__(self, stream=None) -> None:
+    ``bar=False`` (the members of a packed run after the first: a terminal holds one live bar)
+    keeps to the log lines, and on a terminal to the first line only."""
+
+    def __init__(self, stream=None, bar: bool = True) -> None:
         self.stream = stream or sys.stdout
         self.bar = None
+        self.wants_bar = bar
 
     def on_train_begin(self, run: Run) -> None:
         self.first_step = run.start_step
@@ -101,7 +105,8 @@ class Progress(Callback):
             file=self.stream,
             flush=True,
         )
-        if self.stream.isatty():
+        self.silent = self.stream.isatty() and not self.wants_bar
+        if self.stream.isatty() and self.wants_bar:
             from rich.progress import (
                 BarColumn,
                 MofNCompleteColumn,
@@ -139,7 +144,7 @@ class Progress(Callback):
             speed += f"  KID {shown(logs['kid'])}"
         if self.bar is not None:
             self.bar.update(self.task, completed=step, losses=losses, speed=speed)
-        elif due(step, run.cfg.log_every, run):
+        elif due(step, run.cfg.log_every, run) and not self.silent:
             elapsed = time.perf_counter() - self.t0
             rate = (step - self.first_step) / elapsed if elapsed > 0 else 0.0
             eta = (run.cfg.steps - step) / rate if rate > 0 else math.inf

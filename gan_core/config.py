@@ -174,6 +174,25 @@ def _noise_shape(key: str, raw: Any) -> tuple[int, ...]:
     return shape
 
 
+def _seed(key: str, raw: Any) -> int | tuple[int, ...]:
+    """One seed (an integer), or the seeds of a packed run: ``[0, 1, 2, 3]``, ``"[0,1,2,3]"``,
+    ``"0,1,2,3"`` or a tuple. A list of one seed is that seed: a plain run."""
+    items: Any = raw
+    if isinstance(raw, str) and ("," in raw or raw.strip().startswith(("[", "("))):
+        text = raw.strip().strip("[]()")
+        items = [item for item in (part.strip() for part in text.split(",")) if item]
+    if not isinstance(items, (list, tuple)):
+        return _parse_int(key, raw)
+    seeds = tuple(_parse_int(key, item) for item in items)
+    if not seeds:
+        raise ConfigError(f"{key}: expected an integer or a list of integers, got {raw!r}")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"{key}: each seed of a packed run must differ, got {list(seeds)}")
+    if any(s < 0 for s in seeds):
+        raise ConfigError(f"{key}: the seeds of a packed run must be >= 0, got {list(seeds)}")
+    return seeds[0] if len(seeds) == 1 else seeds
+
+
 def _ema(key: str, raw: Any) -> float:
     """False/0/off -> 0.0 (no EMA); True -> the default decay; a number in [0, 1) -> that decay."""
     if isinstance(raw, bool):
@@ -265,7 +284,9 @@ class TrainConfig:
     # auto | tensorflow | jax (gan_core.backend says what auto picks). A checkpoint carries over
     # between backends, and `auto` may resolve differently on the machine that resumes.
     backend: str = _key("auto", _choice(BACKENDS), resumable=True)
-    seed: int = _key(0, _parse_int)
+    # one seed, or a list: the seeds of a packed run (one run directory per seed, trained as
+    # one program on JAX; gan_core.packing)
+    seed: int | tuple[int, ...] = _key(0, _seed)
     # train steps per compiled call; 0 = auto
     steps_per_execution: int = _key(0, _int(0, "auto"), resumable=True)
     # --- bookkeeping ----------------------------------------------------------------------------
@@ -303,6 +324,11 @@ class TrainConfig:
         return self.best_goal or GOALS[self.best_metric]
 
     @property
+    def seeds(self) -> tuple[int, ...]:
+        """The seeds this config trains: one, or the members of a packed run."""
+        return self.seed if isinstance(self.seed, tuple) else (self.seed,)
+
+    @property
     def noise_dim(self) -> int:
         return self.noise_shape[-1]
 
@@ -314,6 +340,8 @@ class TrainConfig:
         """Plain types only (lists, not tuples), ready for YAML/JSON."""
         out = dataclasses.asdict(self)
         out["noise_shape"] = list(self.noise_shape)
+        if isinstance(self.seed, tuple):
+            out["seed"] = list(self.seed)
         return out
 
     def replace(self, **changes: Any) -> TrainConfig:

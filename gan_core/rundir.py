@@ -204,10 +204,23 @@ def find_resumable(runs_dir: Path, name: str) -> Path | None:
     for path in runs_dir.iterdir():
         match = _RUN_NAME.match(path.name)
         if match and match.group(2) == safe_name(name) and (path / "config.yaml").is_file():
-            status = read_json(path / "status.json") or {}
-            if status.get("state") != RunState.COMPLETED:
+            if not completed(path):
                 candidates.append((int(match.group(1)), path))
     return max(candidates)[1] if candidates else None
+
+
+def completed(run_dir: Path) -> bool:
+    """Whether a run has completed; a packed run (``replicas.json``) when all its members have."""
+    packed = read_json(run_dir / "replicas.json")
+    if isinstance(packed, dict):
+        names = [m.get("run_dir") for m in packed.get("members", []) if isinstance(m, dict)]
+        members = [run_dir / name for name in names if name]
+        return bool(members) and all(_state(m) == RunState.COMPLETED for m in members)
+    return _state(run_dir) == RunState.COMPLETED
+
+
+def _state(run_dir: Path) -> str | None:
+    return (read_json(run_dir / "status.json") or {}).get("state")
 
 
 def write_config(run_dir: Path, cfg: TrainConfig) -> None:

@@ -15,12 +15,13 @@ weights. What is written at the end is written by the callbacks (``gan_core.call
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import signal
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,7 @@ class TrainResult:
     metrics: dict[str, Any] = field(default_factory=dict)
     exit_code: int = 0
     backend: str = ""
+    members: list[TrainResult] = field(default_factory=list)  # a packed run's, one per member
 
 
 # ------------------------------------------------------------------------------------------------
@@ -162,7 +164,7 @@ def _next_boundary(step: int, cfg: TrainConfig) -> int:
 def train(
     cfg: TrainConfig,
     data: TrainingData | None = None,
-    callbacks: Sequence[Callback] = (),
+    callbacks: Sequence[Callback] | CallbacksFor = (),
     run_dir: str | os.PathLike | None = None,
     resume: bool = False,
 ) -> TrainResult:
@@ -172,10 +174,14 @@ def train(
         cfg: the run's configuration.
         data: the training images (anything with ``name``, ``images`` and ``fingerprint``, such
             as ``data_tools.load_dataset(...)``); ``albumgan.train`` loads ``cfg.dataset`` for you.
-        callbacks: extra callbacks, called after the built-in ones.
+        callbacks: extra callbacks, called after the built-in ones; or a function
+            ``(cfg, run_dir) -> callbacks``, called for each run (each member of a packed run).
         run_dir: where to write; an existing run directory is resumed. Default: a new
             ``<runs_dir>/<NNNNN>-<name>``.
         resume: without ``run_dir``, continue the newest unfinished run of the same name.
+
+    A config with a list of seeds is a packed run (``gan_core.packing``): one run directory per
+    seed under ``run_dir``, trained as one program on JAX.
 
     Returns:
         TrainResult with the run directory, final state, step and last logged metrics.
@@ -189,6 +195,10 @@ def train(
             "data: gan_core.train needs the training images; use albumgan.train(cfg), which "
             "loads cfg.dataset, or pass data=data_tools.load_dataset(...)"
         )
+    if len(cfg.seeds) > 1:
+        from albumgan.gan_core.packing import train_replicas
+
+        return train_replicas(cfg, data, callbacks, run_dir, resume)
     from albumgan.gan_core.precision import check_precision, resolve_precision
 
     # Everything that can be refused without the framework is refused before it loads (seconds
@@ -206,9 +216,27 @@ def train(
         backend.activate(backend_name)
         policy = resolve_precision(cfg.precision, backend_name)
         try:
-            return _train_in(path, cfg, data, callbacks, policy, backend_name)
+            extra = callbacks_for(callbacks, cfg, path)
+            return _train_in(path, cfg, data, extra, policy, backend_name)
         except OSError as exc:
             raise _failed(path, exc) from exc
+
+
+CallbacksFor = Callable[[TrainConfig, Path], Sequence[Callback]]
+
+
+def callbacks_for(
+    callbacks: Sequence[Callback] | CallbacksFor,
+    cfg: TrainConfig,
+    path: Path,
+    copies: bool = False,
+) -> list[Callback]:
+    """A run's extra callbacks: ``callbacks(cfg, run_dir)`` when it is a function, else the list
+    (a shallow copy of each for ``copies``: the members of a packed run, which must not share
+    one callback's state)."""
+    if callable(callbacks):
+        return list(callbacks(cfg, path))
+    return [copy.copy(cb) for cb in callbacks] if copies else list(callbacks)
 
 
 def _failed(path: Path, exc: OSError) -> RunDirError:
@@ -236,6 +264,48 @@ def _train_in(
     backend_name: str,
 ) -> TrainResult:
     """The training loop proper, in a locked run directory."""
+    from albumgan.gan_core.steps import make_engine
+
+    engine = make_engine(cfg, policy, data.images)
+    # Checkpoints first: a folder whose checkpoints do not load keeps its config.yaml as it was.
+    start_step = checkpoint.restore_latest(engine, path / "checkpoints")
+    engine.start(start_step)
+    member = open_member(path, cfg, data, engine, start_step, callbacks, policy, backend_name)
+    if isinstance(member, TrainResult):
+        return member
+    run_members([member], lambda n: [engine.run(n)])
+    return member.result
+
+
+@dataclass
+class Member:
+    """One run the loop trains: a single run, or one member of a packed run (``index`` is its
+    place in the pack, whose ``run`` returns one result per member)."""
+
+    run: Run
+    callbacks: list[Callback]
+    index: int = 0
+    wall_start: float = 0.0
+    result: TrainResult | None = None
+
+    @property
+    def evaluator(self):
+        return self.callbacks[0]  # the built-in Evaluator goes first (see open_member)
+
+
+def open_member(
+    path: Path,
+    cfg: TrainConfig,
+    data: TrainingData,
+    engine,
+    start_step: int,
+    callbacks: Sequence[Callback],
+    policy: str,
+    backend_name: str,
+    index: int = 0,
+) -> Member | TrainResult:
+    """Write what a run writes before its first step (config, status, reals) and start its
+    callbacks; a run that already completed gets its result instead."""
     from albumgan.gan_core.callbacks import (
         Checkpoints,
         FinalGenerator,
@@ -245,12 +315,8 @@ def _train_in(
         StatusFile,
     )
     from albumgan.gan_core.evaluation import Evaluator
-    from albumgan.gan_core.steps import device_name, make_engine
+    from albumgan.gan_core.steps import device_name
 
-    engine = make_engine(cfg, policy, data.images)
-    # Checkpoints first: a folder whose checkpoints do not load keeps its config.yaml as it was.
-    start_step = checkpoint.restore_latest(engine, path / "checkpoints")
-    engine.start(start_step)
     write_config(path, cfg)
     status = Status(path, cfg.steps)
     # Start-up checks that need no step (the extractor's weights, say): a failure marks the run
@@ -289,7 +355,7 @@ def _train_in(
     all_callbacks = [
         evaluator,
         MetricsLog(),
-        Progress(),
+        Progress(bar=index == 0),
         SampleGrids(),
         Checkpoints(),
         FinalGenerator(),
@@ -298,44 +364,77 @@ def _train_in(
     ]
     for cb in all_callbacks:
         cb.on_train_begin(run)
-
-    per_execution = cfg.steps_per_execution or engine.auto_steps_per_execution
-    state = RunState.COMPLETED
     run.train_seconds = status.data["train_seconds"]
     wall_start = time.perf_counter() - status.data["wall_seconds"]
+    return Member(run, all_callbacks, index, wall_start)
+
+
+def run_members(
+    members: list[Member],
+    execute: Callable[[int], list[dict[str, Any]]],
+    before_callbacks: Callable[[list[Member], int], None] | None = None,
+) -> None:
+    """Train ``members`` (all at one step, with one config shape) to their last step.
+
+    ``execute(n)`` runs up to n steps and returns, per member index, what ``Engine.run``
+    returns; ``before_callbacks(members, step)`` runs before the callbacks of each execution (a
+    pack draws every member's grids there at once). A member whose losses turn non-finite is
+    ended as diverged at once; the others go on. Each member's ``result`` is set at its end.
+    """
+    cfg = members[0].run.cfg  # the boundaries are the same for every member
+    per_execution = cfg.steps_per_execution or members[0].run.engine.auto_steps_per_execution
+    active = list(members)
     first = True
     with _StopSignals() as stop:
-        while run.step < cfg.steps:
+        while active and active[0].run.step < cfg.steps:
             if stop.received is not None:
-                state, run.stop_signal = RunState.INTERRUPTED, stop.received
+                for member in active:
+                    member.run.stop_signal = stop.received
                 break
+            step = active[0].run.step
             # The first execution is one step: it pays for compiling, and is kept out of img/s.
-            n = 1 if first else min(per_execution, _next_boundary(run.step, cfg) - run.step)
+            n = 1 if first else min(per_execution, _next_boundary(step, cfg) - step)
             t0 = time.perf_counter()
-            out = engine.run(n)
+            outs = execute(n)
             seconds = time.perf_counter() - t0
-            done = out["steps"]
-            run.step += done
-            run.train_seconds += seconds
-            run.wall_seconds = time.perf_counter() - wall_start
-            if not out["finite"]:
-                state = RunState.DIVERGED
-                break
-            logs: dict[str, Any] = {name: out[name] / done for name in LOSSES}
-            logs.update(steps=done, seconds=0.0 if first else seconds)
-            logs["img_per_s"] = None if first else done * cfg.batch_size / seconds
+            going: list[tuple[Member, dict[str, Any]]] = []
+            for member in active:
+                out, run = outs[member.index], member.run
+                done = out["steps"]
+                run.step += done
+                run.train_seconds += seconds
+                run.wall_seconds = time.perf_counter() - member.wall_start
+                if not out["finite"]:
+                    _end(member, RunState.DIVERGED)
+                    continue
+                logs: dict[str, Any] = {name: out[name] / done for name in LOSSES}
+                logs.update(steps=done, seconds=0.0 if first else seconds)
+                logs["img_per_s"] = None if first else done * cfg.batch_size / seconds
+                going.append((member, logs))
             first = False
-            for cb in all_callbacks:
-                cb.on_steps_end(run, run.step, logs)
+            active = [member for member, _ in going]
+            if before_callbacks is not None and active:
+                before_callbacks(active, active[0].run.step)
+            for member, logs in going:
+                for cb in member.callbacks:
+                    cb.on_steps_end(member.run, member.run.step, logs)
 
         # Still inside: a second SIGTERM must not kill the final checkpoint and status half way
         # (a sweep trainer whose worker dies with the sweep gets one per process that dies).
-        run.wall_seconds = time.perf_counter() - wall_start
-        for cb in all_callbacks:
-            cb.on_train_end(run, state)
+        for member in active:
+            state = RunState.INTERRUPTED if member.run.stop_signal else RunState.COMPLETED
+            _end(member, state)
+
+
+def _end(member: Member, state: str) -> None:
+    """The end-of-run writes of one member (each by the callback that owns the file)."""
+    run = member.run
+    run.wall_seconds = time.perf_counter() - member.wall_start
+    for cb in member.callbacks:
+        cb.on_train_end(run, state)
     code = exit_code(state, run.stop_signal)
-    metrics = run.last_metrics or _last_metrics(path)
-    return TrainResult(path, state, run.step, metrics, code, backend_name)
+    metrics = run.last_metrics or _last_metrics(run.run_dir)
+    member.result = TrainResult(run.run_dir, state, run.step, metrics, code, run.backend)
 
 
 def _last_metrics(run_dir: Path) -> dict[str, Any]:

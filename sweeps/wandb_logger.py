@@ -74,6 +74,7 @@ class WandbLogger(Callback):
                 project=os.environ.get("WANDB_PROJECT", "albumgan"),
                 name=run.run_dir.name,
                 group=os.environ.get("WANDB_RUN_GROUP"),
+                reinit="create_new",  # the members of a packed run log side by side
             )
         self.run.config.update({"run_dir": str(run.run_dir)}, allow_val_change=True)
 

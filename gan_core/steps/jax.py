@@ -48,8 +48,13 @@ class JaxEngine(Engine):
         self._functions: dict | None = None
         self._samplers: dict | None = None
         self._device_images = None
+        self._params = self.params()
         # On a CPU, n steps are n jitted calls (see _run_stepwise); elsewhere one while_loop.
         self._stepwise = jax.devices()[0].platform == "cpu"
+        # A member of a packed run (steps/packed.py): the pack holds the state, stacked.
+        self._pack = None
+        self._index = 0
+        self._synced_version = -1
 
     def _variables(self) -> dict[str, list]:
         """The Keras variables behind each part of the state, in the state's order."""
@@ -75,11 +80,28 @@ class JaxEngine(Engine):
         if self._device_images is None and self.images is not None:
             self._device_images = jax.device_put(self.images)
 
+    def attach(self, pack, index: int) -> None:
+        """Become member ``index`` of ``pack``, which now holds this run's state (stacked)."""
+        self._pack, self._index = pack, index
+        self._state, self._synced_version = None, -1
+
+    def _current_state(self) -> dict[str, list] | None:
+        if self._pack is not None:
+            return self._pack.member_state(self._index)
+        return self._state
+
     def sync(self) -> None:
-        if self._synced or self._state is None:
+        if self._pack is not None:
+            if self._synced_version == self._pack.version:
+                return
+            self._synced_version = self._pack.version
+            state = self._pack.member_state(self._index)
+        elif self._synced or self._state is None:
             return
+        else:
+            state = self._state
         for key, variables in self._variables().items():
-            for var, value in zip(variables, self._state[key]):
+            for var, value in zip(variables, state[key]):
                 var.assign(jnp.array(value, copy=True))
         self._synced = True
 
@@ -97,7 +119,7 @@ class JaxEngine(Engine):
         if self._stepwise:
             return self._run_stepwise(n)
         self._state, sums, done, finite = self._compiled()["train_n"](
-            self._state, self._device_images, jnp.int32(self.step), jnp.int32(n)
+            self._state, self._device_images, jnp.int32(self.step), jnp.int32(n), self._params
         )
         self._synced = False
         sums, done, finite = jax.device_get((sums, done, finite))
@@ -116,7 +138,9 @@ class JaxEngine(Engine):
         train_1 = self._compiled()["train_1"]
         sums, done, finite = np.zeros(3), 0, True
         while done < n and finite:
-            self._state, losses = train_1(self._state, self._device_images, jnp.int32(self.step))
+            self._state, losses = train_1(
+                self._state, self._device_images, jnp.int32(self.step), self._params
+            )
             losses = np.asarray(jax.device_get(losses), np.float64)
             sums, done, finite = sums + losses, done + 1, bool(np.isfinite(losses).all())
             self.step += 1
@@ -136,13 +160,18 @@ class JaxEngine(Engine):
         return {name: float(value) for name, value in zip(LOSSES, jax.device_get(losses))}
 
     def sample(self, noise: np.ndarray, batch: int = 64) -> np.ndarray:
-        if self._state is None:  # not training: the Keras models hold the weights
+        if self._pack is not None:  # the pack may have drawn it already, with all members'
+            cached = self._pack.cached_sample(self._index, noise)
+            if cached is not None:
+                return cached
+        state = self._current_state()
+        if state is None:  # not training: the Keras models hold the weights
             return super().sample(noise, batch)
         forward = self._sampling_functions()["forward"]
         if self.ema_generator is None:
-            weights, statistics = self._state["g_tv"], self._state["g_ntv"]
+            weights, statistics = state["g_tv"], state["g_ntv"]
         else:
-            weights, statistics = self._state["ema_tv"], self._ema_statistics()
+            weights, statistics = state["ema_tv"], self._ema_statistics(state)
         parts = [
             np.asarray(forward(weights, statistics, noise[i : i + batch]), np.float32)
             for i in range(0, len(noise), batch)
@@ -150,6 +179,8 @@ class JaxEngine(Engine):
         return np.concatenate(parts)
 
     def _sampling_functions(self) -> dict:
+        if self._pack is not None and self._pack.lead is not self:
+            return self._pack.lead._sampling_functions()  # one compiled copy for all members
         if self._samplers is None:
             model = self.ema_generator or self.generator  # the same network either way
 
@@ -166,37 +197,58 @@ class JaxEngine(Engine):
             }
         return self._samplers
 
-    def _ema_statistics(self) -> list:
+    def _ema_statistics(self, state: dict[str, list]) -> list:
         """``Engine.sampling_generator``'s re-estimation, jitted: the mean of the batch statistics
         of the training-mode passes on the same fixed noise."""
         functions = self._sampling_functions()
-        start = [var.value for var in self.ema_generator.non_trainable_variables]
-        with batch_norms(self.ema_generator) as norms:
+        # The model the functions were traced with (a pack's lead for its members).
+        model = (self._pack.lead if self._pack is not None else self).ema_generator
+        start = [var.value for var in model.non_trainable_variables]
+        with batch_norms(model) as norms:
             for layer in norms:  # read when the function is traced: it returns batch statistics
                 layer.momentum = 0.0
             passes = [
-                functions["statistics"](self._state["ema_tv"], start, noise)
+                functions["statistics"](state["ema_tv"], start, noise)
                 for noise in functions["noise"]
             ]
         return [sum(values) / len(values) for values in zip(*passes)]
 
-    def _make_functions(self):
-        """The functions to jit: ``train_1(state, images, step) -> (state, losses)``,
-        ``train_n(state, images, step, n) -> (state, loss sums, steps, finite)`` (n steps of it
-        in a ``lax.while_loop``: the GPU path) and ``step_on(state, real, noise, ...)``."""
+    def params(self, traced: tuple[str, ...] = ()) -> dict:
+        """The per-run inputs of the step functions: the run's two random keys (as key data) and
+        the scalar keys named in ``traced`` (``TRACED_KEYS``), which a packed run varies across
+        its members; every other key is a constant of the compiled program."""
+        seed_key = jax.random.key(self.cfg.seed)
+        out = {
+            "data_key": jax.random.key_data(jax.random.fold_in(seed_key, _DATA_STREAM)),
+            "step_key": jax.random.key_data(jax.random.fold_in(seed_key, _STEP_STREAM)),
+        }
+        out.update({key: np.float32(getattr(self.cfg, key)) for key in traced})
+        return out
+
+    def _make_functions(self, traced: tuple[str, ...] = ()):
+        """The functions to jit: ``train_1(state, images, step, params) -> (state, losses)``,
+        ``train_n(state, images, step, n, params) -> (state, loss sums, steps, finite)`` (n steps
+        of it in a ``lax.while_loop``: the GPU path) and ``step_on(state, real, noise, ...)``.
+
+        ``params`` (``self.params(traced)``) holds what a packed run gives each member: its keys
+        and the scalar keys in ``traced``. The learning rates need no entry: they are variables
+        of the optimizer state."""
         cfg = self.cfg
         G, D = self.generator, self.discriminator
         g_opt, d_opt = self.g_optimizer, self.d_optimizer
-        batch, noise_shape, label_noise = cfg.batch_size, cfg.noise_shape, cfg.label_noise
-        augment_ops, decay = cfg.diffaugment_ops, cfg.ema
+        batch, noise_shape = cfg.batch_size, cfg.noise_shape
+        augment_ops = cfg.diffaugment_ops
         n_images = len(self.images) if self.images is not None else 1
         epochs_per_batch = batch // n_images + 2  # a batch spans at most this many epochs
-        seed_key = jax.random.key(cfg.seed)
-        data_key = jax.random.fold_in(seed_key, _DATA_STREAM)
-        step_key = jax.random.fold_in(seed_key, _STEP_STREAM)
 
-        def batch_of(images, step):
+        def scalar(params, key):
+            """A scalar key: the member's traced value in a pack, else the config's constant
+            (a Python float, as before packing: the same arithmetic, bit for bit)."""
+            return params[key] if key in traced else getattr(cfg, key)
+
+        def batch_of(images, step, data_key):
             """Batch number ``step``: positions step*B .. step*B+B-1 of the epoch sequence."""
+            data_key = jax.random.wrap_key_data(data_key)
             first = step * batch
             positions = first + jnp.arange(batch)
             first_epoch = first // n_images
@@ -207,9 +259,11 @@ class JaxEngine(Engine):
             index = orders[positions // n_images - first_epoch, positions % n_images]
             return images[index].astype(jnp.float32) / 127.5 - 1.0
 
-        def draw_inputs(step):
+        def draw_inputs(step, params):
             """One step's random inputs, a function of (seed, step) (see ``Engine.step_on``)."""
+            step_key = jax.random.wrap_key_data(params["step_key"])
             keys = jax.random.split(jax.random.fold_in(step_key, step), 6)
+            label_noise = scalar(params, "label_noise")
             inputs = {
                 "noise": jax.random.normal(keys[0], (batch, *noise_shape)),
                 "real_labels": 1.0 - label_noise * jax.random.uniform(keys[1], (batch, 1)),
@@ -230,7 +284,22 @@ class JaxEngine(Engine):
 
         d_loss_and_grad = jax.value_and_grad(d_loss, has_aux=True)
 
-        def step_on(state, real, noise, real_labels, fake_labels, augment):
+        def apply(optimizer, params, opt_vars, grads, weights):
+            """``optimizer.stateless_apply`` with the member's betas where they are traced
+            (Adam reads them as attributes while the step is traced)."""
+            betas = {f"beta_{i}": params[f"beta{i}"] for i in (1, 2) if f"beta{i}" in traced}
+            saved = {name: getattr(optimizer, name) for name in betas}
+            try:
+                for name, value in betas.items():
+                    setattr(optimizer, name, value)
+                return optimizer.stateless_apply(opt_vars, grads, weights)
+            finally:
+                for name, value in saved.items():
+                    setattr(optimizer, name, value)
+
+        def step_on(state, real, noise, real_labels, fake_labels, augment, params=None):
+            params = params or {}
+
             # G forward once; its backward pass waits for the gradient from the updated D.
             def g_forward(g_tv):
                 return G.stateless_call(g_tv, state["g_ntv"], noise, training=True)
@@ -239,11 +308,11 @@ class JaxEngine(Engine):
 
             d_tv, d_ntv, d_opt_vars = state["d_tv"], state["d_ntv"], state["d_opt"]
             (loss_real, d_ntv), grads = d_loss_and_grad(d_tv, d_ntv, real, real_labels, augment[0])
-            d_tv, d_opt_vars = d_opt.stateless_apply(d_opt_vars, grads, d_tv)
+            d_tv, d_opt_vars = apply(d_opt, params, d_opt_vars, grads, d_tv)
             (loss_fake, d_ntv), grads = d_loss_and_grad(
                 d_tv, d_ntv, jax.lax.stop_gradient(fake), fake_labels, augment[1]
             )
-            d_tv, d_opt_vars = d_opt.stateless_apply(d_opt_vars, grads, d_tv)
+            d_tv, d_opt_vars = apply(d_opt, params, d_opt_vars, grads, d_tv)
 
             def g_loss_of(fake):  # D's statistics from this pass are dropped: D stays as it is
                 prob, _ = D.stateless_call(d_tv, d_ntv, augmented(fake, augment[2]), training=True)
@@ -251,7 +320,7 @@ class JaxEngine(Engine):
 
             g_loss, d_fake = jax.value_and_grad(g_loss_of)(fake)
             (g_grads,) = g_backward(d_fake)
-            g_tv, g_opt_vars = g_opt.stateless_apply(state["g_opt"], g_grads, state["g_tv"])
+            g_tv, g_opt_vars = apply(g_opt, params, state["g_opt"], g_grads, state["g_tv"])
             new = {
                 "g_tv": g_tv,
                 "g_ntv": g_ntv,
@@ -261,30 +330,32 @@ class JaxEngine(Engine):
                 "d_opt": d_opt_vars,
             }
             if "ema_tv" in state:
+                decay = scalar(params, "ema")
                 new["ema_tv"] = [
                     decay * ema + (1.0 - decay) * w for ema, w in zip(state["ema_tv"], g_tv)
                 ]
             return new, jnp.stack([loss_real, loss_fake, g_loss]).astype(jnp.float32)
 
-        def train_1(state, images, step):
-            inputs = draw_inputs(step)
+        def train_1(state, images, step, params):
+            inputs = draw_inputs(step, params)
             return step_on(
                 state,
-                batch_of(images, step),
+                batch_of(images, step, params["data_key"]),
                 inputs["noise"],
                 inputs["real_labels"],
                 inputs["fake_labels"],
                 inputs["augment"],
+                params,
             )
 
-        def train_n(state, images, step, n):
+        def train_n(state, images, step, n, params):
             def more(carry):
                 _, done, _, finite = carry
                 return (done < n) & finite
 
             def body(carry):
                 state, done, sums, _ = carry
-                state, losses = train_1(state, images, step + done)
+                state, losses = train_1(state, images, step + done, params)
                 return state, done + 1, sums + losses, jnp.all(jnp.isfinite(losses))
 
             start = (state, jnp.int32(0), jnp.zeros(3, jnp.float32), jnp.bool_(True))
