@@ -45,7 +45,7 @@ def installed(name: str) -> bool:
     return importlib.util.find_spec(name) is not None
 
 
-def _jax_gpu_plugin_installed() -> bool:
+def jax_gpu_plugin_installed() -> bool:
     for dist in importlib.metadata.distributions():
         if _JAX_GPU_PLUGIN.match(dist.metadata.get("Name") or ""):
             return True
@@ -79,7 +79,7 @@ def _jax_settings() -> None:
 
 def jax_sees_gpu() -> bool:
     """JAX is installed with a GPU plugin and finds a GPU (imports JAX only in that case)."""
-    if not installed("jax") or not _jax_gpu_plugin_installed():
+    if not installed("jax") or not jax_gpu_plugin_installed():
         return False
     _jax_settings()  # asking for devices starts JAX's client, which allocates
     try:

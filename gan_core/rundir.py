@@ -279,6 +279,8 @@ class Status:
             "resumed_from": None,
             "pid": os.getpid(),  # with "host": tells a reader whether a "running" run is alive
             "host": socket.gethostname(),
+            # which GPU a sweep worker gave this run (sweeps.devices); None: all, or no GPU
+            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
             "message": "",
         }
 

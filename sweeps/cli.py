@@ -32,6 +32,11 @@ def main(argv: list[str]) -> int:
     run.add_argument("--workers", type=int, default=1, help="worker processes on this machine")
     run.add_argument("--runs-dir", default="runs")
     run.add_argument(
+        "--gpus",
+        help="GPUs to give the workers, one each, round-robin (e.g. 0,1; default: "
+        "CUDA_VISIBLE_DEVICES, else every GPU nvidia-smi lists)",
+    )
+    run.add_argument(
         "--wandb",
         action="store_true",
         help="each trial also writes an offline W&B run grouped by study (upload: wandb sync)",
@@ -75,6 +80,7 @@ def main(argv: list[str]) -> int:
             args.workers,
             args.runs_dir,
             args.wandb,
+            args.gpus,
         )
     else:
         from albumgan.sweeps.storage import load_study

@@ -48,6 +48,7 @@ import optuna
 from optuna.trial import TrialState as OptunaState
 
 from albumgan.sweeps.children import child_env
+from albumgan.sweeps.devices import visible_gpus, worker_environments
 from albumgan.sweeps.hyperband import WandbHyperband
 from albumgan.sweeps.recovery import settle_stale_trials
 from albumgan.sweeps.results import was_lost
@@ -183,8 +184,12 @@ def run_sweep(
     workers: int = 1,
     runs_dir: str | Path = "runs",
     wandb: bool = False,
+    gpus: str | None = None,
 ) -> optuna.Study:
     """Run ``workers`` processes on this machine sharing one storage; returns the study.
+
+    ``gpus`` ("0,1"): the GPUs to hand out, one per worker, round-robin (``sweeps.devices``;
+    default: the user's CUDA_VISIBLE_DEVICES, else what ``nvidia-smi -L`` lists).
 
     Relative paths (sweep file, storage, runs folder) are taken from the working directory and
     handed on as absolute ones; trials run in the working directory too. ``wandb``: each trial
@@ -220,6 +225,7 @@ def run_sweep(
     # Trainers side by side on this machine: one per worker, times the seeds a configuration
     # runs on at once.
     limits = thread_limits(workers * max(1, len(spec.replicate_seeds)))
+    devices = worker_environments(workers, visible_gpus(gpus))
     others = []
     for index in range(1, workers):
         argv = [
@@ -243,8 +249,9 @@ def run_sweep(
         if wandb:
             argv.append("--wandb")
         # Dies with this process; its trainers inherit the thread limits.
-        others.append(subprocess.Popen(argv, env={**child_env(), **limits}))
-    study = run_worker(spec_path, study_name, storage, n_trials, runs, 0, wandb, limits)
+        others.append(subprocess.Popen(argv, env={**child_env(), **limits, **devices[index]}))
+    own = {**limits, **devices[0]}  # this process is worker 0: its trainers get its GPU
+    study = run_worker(spec_path, study_name, storage, n_trials, runs, 0, wandb, own)
     for proc in others:
         proc.wait()
     # A worker here that died on its own (not with us) left its trial RUNNING: settle it and,
@@ -252,7 +259,7 @@ def run_sweep(
     with storage_lock(storage):
         settle_stale_trials(study, store, spec)
     if _queued(study):
-        study = run_worker(spec_path, study_name, storage, n_trials, runs, 0, wandb, limits)
+        study = run_worker(spec_path, study_name, storage, n_trials, runs, 0, wandb, own)
     return study
 
 

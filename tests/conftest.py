@@ -112,3 +112,22 @@ def error_line():
         return lines[0]
 
     return check
+
+
+@pytest.fixture(scope="session")
+def fake_gpus():
+    """``fake_gpus(folder, count)``: put in ``folder`` an ``nvidia-smi`` that lists ``count``
+    GPUs, as the real one does (``-L``); returns the folder, to prepend to PATH."""
+
+    def make(folder, count: int):
+        from pathlib import Path
+
+        folder = Path(folder) / "fake-bin"
+        folder.mkdir(exist_ok=True)
+        lines = "\n".join(f"GPU {i}: NVIDIA H200 (UUID: GPU-{i:08d})" for i in range(count))
+        script = folder / "nvidia-smi"
+        script.write_text(f"#!/bin/sh\ncat <<'EOF'\n{lines}\nEOF\n")
+        script.chmod(0o755)
+        return folder
+
+    return make

@@ -249,7 +249,7 @@ def test_another_backend_than_the_loaded_one_is_refused(backend_name):
 
 
 def test_a_gpu_plugin_is_looked_for_without_importing_jax(monkeypatch):
-    monkeypatch.setattr(backend, "_jax_gpu_plugin_installed", lambda: False)
+    monkeypatch.setattr(backend, "jax_gpu_plugin_installed", lambda: False)
     assert backend.jax_sees_gpu() is False  # no plugin: CPU JAX is never imported to ask
     assert backend._JAX_GPU_PLUGIN.match("jax-cuda13-plugin")
     assert backend._JAX_GPU_PLUGIN.match("jax_cuda12_pjrt")

@@ -158,7 +158,7 @@ def _statuses(runs: Path) -> dict[Path, dict]:
     return found
 
 
-def test_kill_9_of_a_sweep_parent_then_a_rerun_from_a_users_folder(cache_dir, tmp_path):
+def test_kill_9_of_a_sweep_parent_then_a_rerun_from_a_users_folder(cache_dir, tmp_path, fake_gpus):
     # A user's folder outside the repository, a sweep file and runs folder relative to it.
     work = tmp_path / "user"
     work.mkdir()
@@ -172,7 +172,10 @@ def test_kill_9_of_a_sweep_parent_then_a_rerun_from_a_users_folder(cache_dir, tm
     (work / "mine.yaml").write_text(yaml.safe_dump(sweep))
     cmd = [sys.executable, "-m", "albumgan.experiments.cli", "sweep", "run", "mine.yaml"]
     cmd += ["--runs-dir", "runs", "--workers", "2"]
-    parent = subprocess.Popen(cmd, cwd=work, env=_env(cache_dir), stderr=subprocess.PIPE)
+    # A machine with 4 GPUs, as nvidia-smi lists them: each worker's trainers get their own.
+    env = {**_env(cache_dir), "PATH": f"{fake_gpus(tmp_path, 4)}:{os.environ['PATH']}"}
+    env.pop("CUDA_VISIBLE_DEVICES", None)
+    parent = subprocess.Popen(cmd, cwd=work, env=env, stderr=subprocess.PIPE)
     runs = work / "runs"
     # Each trainer is frozen (SIGSTOP) once it has a checkpoint, so that the first is still
     # mid-run when the second starts, however fast the machine; they go on after the kill.
@@ -187,6 +190,8 @@ def test_kill_9_of_a_sweep_parent_then_a_rerun_from_a_users_folder(cache_dir, tm
                         frozen.add(status["pid"])
             time.sleep(0.1)
         assert parent.poll() is None and len(frozen) == 2, _statuses(runs)
+        devices = {s["cuda_visible_devices"] for s in _statuses(runs).values()}
+        assert devices == {"0", "1"}, _statuses(runs)
         parent.send_signal(signal.SIGKILL)
         parent.wait()
     finally:
