@@ -2,6 +2,7 @@
 
     python benchmarks/gpu_check.py                 # ~5 minutes on one H100/H200
     python benchmarks/gpu_check.py --quick         # a rehearsal of every part, on any machine
+    python benchmarks/gpu_check.py --packed        # packed runs only (issue #21), ~6 minutes
 
 It prints the JSON object and writes it to ``--out`` (default ``$OUT/gpu_check.json`` when
 ``$OUT`` is set), after every part, so a run cut short still leaves what it measured:
@@ -18,6 +19,16 @@ It prints the JSON object and writes it to ``--out`` (default ``$OUT/gpu_check.j
    shows what auto picks here.
 4. ``sweep``: the 4-trial smoke sweep with ``--workers 1`` and ``--workers 4`` sharing the GPU:
    wall time, trials per hour, and the speedup.
+
+``--packed`` runs two other parts instead (``gan_core.packing``):
+
+5. ``packed_seeds``: 16 seeds of ``seed_popular16`` (10,000 steps, batch 16, float32, synthetic
+   covers) as ONE packed run against seed 0 alone, each a trainer process timed from start to
+   exit; ``runs_per_gpu_second_gain`` = 16 x (one run's wall / the pack's wall), goal >= 8; and
+   how closely the packed seed 0 follows the single one (largest relative loss difference).
+6. ``replicated_sweep``: ``sweeps/seed_grid_replicated.yaml`` on the synthetic covers with 1,000
+   steps, end to end with seed packing on and off (``ALBUMGAN_PACK_SEEDS=0``), and how many
+   trainer processes each used.
 
 ``targets`` says which of the issue's targets each number meets. Needs JAX (with CUDA for the real
 check) and the project's other dependencies; on a bare GPU machine carry keras, optree, namex and
@@ -53,6 +64,7 @@ TARGETS = {
     "trainer_b256_bf16_img_per_s": 31000,
     "seed_popular16_wall_s": 90,
     "sweep_speedup_4_vs_1_workers": 2.5,
+    "packed_runs_per_gpu_second_gain": 8.0,  # 16 seeds packed in <= 2x one run's wall
 }
 
 
@@ -283,6 +295,90 @@ def trial_timeline(journal: Path, sweep_started: float) -> list[dict]:
     return timeline
 
 
+# ------------------------------------------------------------------------------------------------
+# 5. Packed seeds against one seed alone; 6. the replicated grid packed and not
+# ------------------------------------------------------------------------------------------------
+
+PACKED_SEEDS = 16
+
+
+def _train_process(argv: list[str]) -> dict:
+    started = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "albumgan.experiments.train", *argv], cwd=ROOT,
+                          capture_output=True, text=True)  # fmt: skip
+    return {
+        "wall_s": round(time.perf_counter() - started, 2),
+        "exit_code": proc.returncode,
+        "output_tail": (proc.stdout + proc.stderr)[-400:],
+    }
+
+
+def _losses(run_dir: Path) -> list[list[float]]:
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [
+        [r[k] for k in ("d_loss_real", "d_loss_fake", "g_loss")] for r in records if "g_loss" in r
+    ]
+
+
+def packed_seeds(workdir: Path, quick: bool) -> dict:
+    seeds = 4 if quick else PACKED_SEEDS
+    common = ["--config", "seed_popular16", "--dataset=synthetic", "--backend=jax",
+              f"--cache_dir={workdir / 'cache'}"]  # fmt: skip
+    if quick:
+        common += ["--steps=40", "--g_width=16", "--d_width=16", "--sample_every=20"]
+    one_dir, pack_dir = workdir / "packed-one", workdir / "packed-all"
+    one = _train_process([*common, "--seed=0", f"--run-dir={one_dir}"])
+    listed = ",".join(str(s) for s in range(seeds))
+    pack = _train_process([*common, f"--seed=[{listed}]", f"--run-dir={pack_dir}"])
+    out = {"seeds": seeds, "one_seed": one, "packed": pack}
+    if one["exit_code"] == 0 and pack["exit_code"] == 0:
+        ratio = pack["wall_s"] / one["wall_s"]
+        out["packed_wall_over_one"] = round(ratio, 3)
+        out["runs_per_gpu_second_gain"] = round(seeds / ratio, 2)
+        a, b = _losses(pack_dir / "seed-0"), _losses(one_dir)
+        diffs = [abs(x - y) / max(abs(y), 1e-6) for ra, rb in zip(a, b) for x, y in zip(ra, rb)]
+        out["seed0_max_relative_loss_difference"] = max(diffs) if diffs else None
+        out["seed0_logged_lines_compared"] = min(len(a), len(b))
+        statuses = [json.loads((pack_dir / f"seed-{s}" / "status.json").read_text())
+                    for s in range(seeds)]  # fmt: skip
+        out["packed_states"] = sorted({st["state"] for st in statuses})
+        out["packed_processes"] = len({st["pid"] for st in statuses})
+    return out
+
+
+def replicated_sweep(workdir: Path, quick: bool) -> dict:
+    import yaml
+
+    sweep = yaml.safe_load((ROOT / "sweeps" / "seed_grid_replicated.yaml").read_text())
+    params = sweep["parameters"]
+    params.update(dataset={"value": "synthetic"}, steps={"value": 40 if quick else 1000},
+                  backend={"value": "jax"}, eval_every={"value": 20 if quick else 500},
+                  sample_every={"value": 20 if quick else 500})  # fmt: skip
+    if quick:
+        params.update(resolution={"value": 16}, batch_size={"values": [4, 8]})
+    path = workdir / "replicated.yaml"
+    path.write_text(yaml.safe_dump(sweep))
+    out = {}
+    for label, env in (("packed", {}), ("unpacked", {"ALBUMGAN_PACK_SEEDS": "0"})):
+        runs = workdir / f"replicated-{label}"
+        argv = [sys.executable, "-m", "albumgan.experiments.cli", "sweep", "run", str(path),
+                "--runs-dir", str(runs)]  # fmt: skip
+        started = time.perf_counter()
+        env = {**os.environ, "ALBUMGAN_CACHE": str(workdir / "cache"), **env}
+        proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True)
+        statuses = [json.loads(p.read_text()) for p in runs.glob("**/status.json")]
+        out[label] = {
+            "wall_s": round(time.perf_counter() - started, 2),
+            "exit_code": proc.returncode,
+            "runs_completed": sum(st.get("state") == "completed" for st in statuses),
+            "trainer_processes": len({st.get("pid") for st in statuses}),
+            "output_tail": (proc.stdout + proc.stderr)[-400:],
+        }
+    if out["packed"]["wall_s"]:
+        out["speedup_packed"] = round(out["unpacked"]["wall_s"] / out["packed"]["wall_s"], 2)
+    return out
+
+
 def targets(report: dict) -> dict:
     def get(*keys):
         value = report
@@ -295,10 +391,13 @@ def targets(report: dict) -> dict:
         "trainer_b256_bf16_img_per_s": get("trainer", "b256_bf16", "img_per_s"),
         "seed_popular16_wall_s": get("seed_popular16", "wall_s_to_generator"),
         "sweep_speedup_4_vs_1_workers": get("sweep", "speedup_4_vs_1"),
+        "packed_runs_per_gpu_second_gain": get("packed_seeds", "runs_per_gpu_second_gain"),
     }
     verdicts = {}
     for key, target in TARGETS.items():
         value = measured[key]
+        if value is None and key.split("_")[0] not in {k.split("_")[0] for k in report}:
+            continue  # a part this call did not run
         if value is None:
             verdicts[key] = {"target": target, "measured": None, "met": False}
             continue
@@ -315,6 +414,11 @@ def main() -> int:
     parser.add_argument(
         "--sweep-variants", action="store_true", help="also time the sweep's SWEEP_VARIANTS"
     )
+    parser.add_argument(
+        "--packed",
+        action="store_true",
+        help="only the packed parts: packed_seeds, replicated_sweep",
+    )
     args = parser.parse_args()
     out = args.out
     if out is None and os.environ.get("OUT"):
@@ -329,8 +433,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="albumgan-gpu-check-") as tmp:
         workdir = Path(tmp)
         part(report, "device", device)
-        for name, fn in (("trainer", trainer), ("seed_popular16", seed_popular16),
-                         ("sweep", sweep)):  # fmt: skip
+        parts = (("trainer", trainer), ("seed_popular16", seed_popular16), ("sweep", sweep))
+        if args.packed:
+            parts = (("packed_seeds", packed_seeds), ("replicated_sweep", replicated_sweep))
+        for name, fn in parts:
             if name not in skip:
                 extra = (args.sweep_variants,) if name == "sweep" else ()
                 part(report, name, fn, workdir, args.quick, *extra)

@@ -7,7 +7,10 @@
 Arguments besides config keys: ``--config PATH|PRESET``, ``--config-json FILE`` (``wandb agent``'s
 ``${args_json_file}``), ``--run-dir DIR`` (resumed if it exists), ``--resume`` (continue the newest
 unfinished run of the same name), ``--dry-run`` (print the resolved config and parameter counts),
-``--wandb`` (log to Weights & Biases; automatic under ``wandb agent``).
+``--wandb`` (log to Weights & Biases; automatic under ``wandb agent``), ``--pack-file FILE``
+(train several runs of one shape as one packed program: a JSON ``{"members": [{"run_dir": DIR,
+"argv": [...]}, ...]}``, each argv read as this command's; how ``albumgan sweep run --pack K``
+trains K trials at once).
 Every other ``--key=value`` is a TrainConfig key (``--help`` lists them).
 
 Every argument form a sweep's ``command:`` can produce is read (``sweeps.command``):
@@ -59,7 +62,7 @@ from albumgan.gan_core.config import (  # noqa: E402
 )
 from albumgan.gan_core.contract import handles_errors  # noqa: E402
 
-_OPTIONS = ("config", "config_json", "run_dir", "resume", "dry_run", "help", "h")
+_OPTIONS = ("config", "config_json", "run_dir", "resume", "dry_run", "help", "h", "pack_file")
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,7 @@ class Options:
 
     run_dir: str | None = None
     resume: bool = False
+    pack_file: str | None = None
     dry_run: bool = False
     wandb: bool = False  # log to W&B (automatic under `wandb agent`)
 
@@ -92,6 +96,8 @@ def parse_args(argv: list[str]) -> tuple[TrainConfig, Options]:
             json_text = value
         elif key == "run_dir":
             options["run_dir"] = _require(key, value)
+        elif key == "pack_file":
+            options["pack_file"] = _require(key, value)
         elif key in ("resume", "dry_run", "help", "wandb"):
             options[key] = value is None or parse_bool(key, value)
         elif key not in KEYS and (group := _group(value)) is not None:
@@ -237,6 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     from albumgan.sweeps.wandb_logger import WandbLogger, wanted
 
     logging = wanted(options.wandb)
+    if options.pack_file:
+        return _train_pack_file(options.pack_file, lambda *_: [WandbLogger()] if logging else [])
     data = load_data(cfg)
     result = train(
         cfg,
@@ -250,6 +258,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {member.run_dir.name}: {member.state} at step {member.step}")
     print(f"state: {result.state} at step {result.step} ({result.backend})")
     return result.exit_code
+
+
+def _train_pack_file(path: str, callbacks) -> int:
+    """Train the members a ``--pack-file`` lists as one pack; exit with the worst member's code."""
+    from albumgan import load_data
+    from albumgan.gan_core.packing import train_pack
+
+    try:
+        listed = json.loads(Path(path).read_text(encoding="utf-8"))["members"]
+        members = [(parse_args(list(m["argv"]))[0], Path(m["run_dir"])) for m in listed]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"pack-file: cannot read {path}: {exc}") from exc
+    if not members:
+        raise ConfigError(f"pack-file: {path} lists no members")
+    results = train_pack(members, load_data(members[0][0]), callbacks)
+    for result in results:
+        print(f"run_dir: {result.run_dir}: {result.state} at step {result.step}")
+    return max(result.exit_code for result in results)
 
 
 def _dry_run(cfg: TrainConfig, backend_name: str) -> int:

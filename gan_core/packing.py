@@ -194,6 +194,7 @@ def _train_packed(members, data: TrainingData, extra, policy: str) -> list:
                 [m for _, m in opened],
                 pack.run,
                 before_callbacks=lambda active, at, pack=pack: _prefetch(pack, active, at),
+                stop_member=lambda member, pack=pack: pack.freeze(member.index),
             )
         for i, member in opened:
             results[i] = member.result

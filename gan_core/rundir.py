@@ -47,6 +47,9 @@ from albumgan.gan_core.fileio import read_json, write_json, write_text
 # What a trainer writes into status.json (STALLED is a reader's conclusion, never written).
 WRITTEN_STATES = tuple(s for s in RunState if s is not RunState.STALLED)
 LOCK_NAME = "writer.lock"
+# Written by a sweep worker into a packed member's run directory: stop this member alone
+# (pruned); the packed trainer freezes it and closes it as interrupted.
+STOP_REQUEST = "stop.request"
 _RUN_NAME = re.compile(r"^(\d{5,})-(.+)$")
 
 

@@ -35,6 +35,7 @@ from albumgan.gan_core.fileio import atomic_write, read_json, read_jsonl, write_
 from albumgan.gan_core.images import save_grid
 from albumgan.gan_core.run import Callback, Run, TrainingData, exit_code
 from albumgan.gan_core.rundir import (
+    STOP_REQUEST,
     RunDirError,
     RunLock,
     Status,
@@ -373,13 +374,16 @@ def run_members(
     members: list[Member],
     execute: Callable[[int], list[dict[str, Any]]],
     before_callbacks: Callable[[list[Member], int], None] | None = None,
+    stop_member: Callable[[Member], None] | None = None,
 ) -> None:
     """Train ``members`` (all at one step, with one config shape) to their last step.
 
     ``execute(n)`` runs up to n steps and returns, per member index, what ``Engine.run``
     returns; ``before_callbacks(members, step)`` runs before the callbacks of each execution (a
     pack draws every member's grids there at once). A member whose losses turn non-finite is
-    ended as diverged at once; the others go on. Each member's ``result`` is set at its end.
+    ended as diverged at once; the others go on. With ``stop_member`` (a pack's ``freeze``), a
+    member whose run directory holds ``STOP_REQUEST`` (a sweep pruned it) is frozen and ended
+    as interrupted, as SIGTERM ends a single run. Each member's ``result`` is set at its end.
     """
     cfg = members[0].run.cfg  # the boundaries are the same for every member
     per_execution = cfg.steps_per_execution or members[0].run.engine.auto_steps_per_execution
@@ -391,6 +395,14 @@ def run_members(
                 for member in active:
                     member.run.stop_signal = stop.received
                 break
+            if stop_member is not None:
+                for member in [m for m in active if (m.run.run_dir / STOP_REQUEST).exists()]:
+                    stop_member(member)
+                    member.run.stop_signal = signal.SIGTERM
+                    _end(member, RunState.INTERRUPTED)
+                    active.remove(member)
+                if not active:
+                    break
             step = active[0].run.step
             # The first execution is one step: it pays for compiling, and is kept out of img/s.
             n = 1 if first else min(per_execution, _next_boundary(step, cfg) - step)

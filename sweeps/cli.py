@@ -41,6 +41,12 @@ def main(argv: list[str]) -> int:
         action="store_true",
         help="each trial also writes an offline W&B run grouped by study (upload: wandb sync)",
     )
+    run.add_argument(
+        "--pack",
+        type=int,
+        help="trials each worker trains at once, those of one shape in one packed JAX trainer "
+        "(default: a grid's seeds on JAX, else 1)",
+    )
     run.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
     status = sub.add_parser("status", help="leaderboard of a study")
     status.add_argument("--storage", required=True)
@@ -69,6 +75,7 @@ def main(argv: list[str]) -> int:
             args.runs_dir,
             args.worker_index,
             args.wandb,
+            pack=args.pack,
         )
         return 0
     if args.command == "run":
@@ -81,6 +88,7 @@ def main(argv: list[str]) -> int:
             args.runs_dir,
             args.wandb,
             args.gpus,
+            args.pack,
         )
     else:
         from albumgan.sweeps.storage import load_study

@@ -47,9 +47,11 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState as OptunaState
 
+from albumgan.gan_core.contract import REPLICATE_KEY
 from albumgan.sweeps.children import child_env
-from albumgan.sweeps.devices import visible_gpus, worker_environments
+from albumgan.sweeps.devices import trains_on_jax, visible_gpus, worker_environments
 from albumgan.sweeps.hyperband import WandbHyperband
+from albumgan.sweeps.packs import Packer
 from albumgan.sweeps.recovery import settle_stale_trials
 from albumgan.sweeps.results import was_lost
 from albumgan.sweeps.spec import (
@@ -61,7 +63,7 @@ from albumgan.sweeps.spec import (
     resolve_sweep_file,
 )
 from albumgan.sweeps.storage import absolute_location, open_storage, storage_lock
-from albumgan.sweeps.trial import Objective, TrialFailed
+from albumgan.sweeps.trial import Objective, TrialFailed, is_albumgan_trainer
 
 
 def make_sampler(spec: SweepSpec, worker: int, seed: int = 0) -> optuna.samplers.BaseSampler:
@@ -113,9 +115,11 @@ def run_worker(
     worker: int = 0,
     wandb: bool = False,
     trial_env: dict[str, str] | None = None,
+    pack: int | None = None,
 ) -> optuna.Study:
     """One worker: join the study and run trials until the cap, or until the grid's queue is
-    empty. ``trial_env``: variables added to each trainer's environment.
+    empty. ``trial_env``: variables added to each trainer's environment. ``pack``: trials run at
+    once, those of one shape by one packed trainer (``sweeps.packs``); default ``default_pack``.
 
     The study is prepared (stale trials settled, grid queued) by ``run_sweep`` before any worker
     starts.
@@ -151,9 +155,26 @@ def run_worker(
             return study
     if not cap or len(study.get_trials(deepcopy=False, states=finished)) < cap:
         program = resolve_program(spec.program)
-        objective = Objective(spec, study_name, runs, program, wandb, trial_env)
-        study.optimize(objective, callbacks=callbacks, catch=(TrialFailed,))
+        size = default_pack(spec, program) if pack is None else pack
+        packs = runs / study_name / "packs"  # beside the trials' run directories
+        packer = Packer(size, program, packs) if size > 1 else None
+        objective = Objective(spec, study_name, runs, program, wandb, trial_env, packer)
+        study.optimize(objective, callbacks=callbacks, catch=(TrialFailed,), n_jobs=size)
     return study
+
+
+def default_pack(spec: SweepSpec, program) -> int:
+    """How many trials a worker packs when ``--pack`` is not given: on JAX with albumgan's
+    trainer, a grid's points that differ only in ``seed`` (one per seed value); else 1."""
+    if spec.method != "grid" or not is_albumgan_trainer(program):
+        return 1
+    seeds = next((p for p in spec.params if p.path == (REPLICATE_KEY,)), None)
+    if seeds is None or seeds.form != "categorical":
+        return 1
+    fixed = spec.fixed.get("backend", "auto")
+    if not trains_on_jax(str(fixed), visible_gpus()):
+        return 1
+    return len(seeds.get("values"))
 
 
 def target_reached(study: optuna.Study, spec: SweepSpec) -> bool:
@@ -185,11 +206,13 @@ def run_sweep(
     runs_dir: str | Path = "runs",
     wandb: bool = False,
     gpus: str | None = None,
+    pack: int | None = None,
 ) -> optuna.Study:
     """Run ``workers`` processes on this machine sharing one storage; returns the study.
 
     ``gpus`` ("0,1"): the GPUs to hand out, one per worker, round-robin (``sweeps.devices``;
-    default: the user's CUDA_VISIBLE_DEVICES, else what ``nvidia-smi -L`` lists).
+    default: the user's CUDA_VISIBLE_DEVICES, else what ``nvidia-smi -L`` lists). ``pack``: the
+    trials each worker trains at once in one packed trainer (``run_worker``).
 
     Relative paths (sweep file, storage, runs folder) are taken from the working directory and
     handed on as absolute ones; trials run in the working directory too. ``wandb``: each trial
@@ -246,12 +269,14 @@ def run_sweep(
         ]
         if n_trials:
             argv += ["--n-trials", str(n_trials)]
+        if pack is not None:
+            argv += ["--pack", str(pack)]
         if wandb:
             argv.append("--wandb")
         # Dies with this process; its trainers inherit the thread limits.
         others.append(subprocess.Popen(argv, env={**child_env(), **limits, **devices[index]}))
     own = {**limits, **devices[0]}  # this process is worker 0: its trainers get its GPU
-    study = run_worker(spec_path, study_name, storage, n_trials, runs, 0, wandb, own)
+    study = run_worker(spec_path, study_name, storage, n_trials, runs, 0, wandb, own, pack)
     for proc in others:
         proc.wait()
     # A worker here that died on its own (not with us) left its trial RUNNING: settle it and,
@@ -259,7 +284,7 @@ def run_sweep(
     with storage_lock(storage):
         settle_stale_trials(study, store, spec)
     if _queued(study):
-        study = run_worker(spec_path, study_name, storage, n_trials, runs, 0, wandb, own)
+        study = run_worker(spec_path, study_name, storage, n_trials, runs, 0, wandb, own, pack)
     return study
 
 

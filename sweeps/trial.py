@@ -1,13 +1,17 @@
-"""One sweep trial: its training processes (one per replicate seed), their metric, and pruning.
+"""One sweep trial: its training processes (one per replicate seed, or one packed process for
+all of them on JAX), their metric, and pruning.
 
 ``Objective`` is what Optuna's ``study.optimize`` calls: it starts the argv the sweep's
 ``command`` gives under ``wandb agent`` (``sweeps.command``) for each seed, in its own process
 (memory freed, crashes isolated) and run directory, reports the metric as the runs log it (the
 mean over seeds), stops them when the pruner says so, and records the trial's state, run
-directory, argv, values and final scores as trial attributes.
+directory, argv, values and final scores as trial attributes. When the program is albumgan's
+trainer and it will run on JAX, the seeds go to ONE process as a list (``--seed=[0, 1, 2]``):
+one compiled program trains them all (``gan_core.packing``), each still in ``run_dir/seed-S``.
 
-May import: ``gan_core`` (contract, fileio, rundir) and the other ``sweeps`` modules below the
-runner (spec, command, children). Never ``reports``.
+May import: ``gan_core`` (contract, fileio, rundir), ``experiments.train`` (to recognise it) and
+the other ``sweeps`` modules below the runner (spec, command, children, devices). Never
+``reports``.
 """
 
 from __future__ import annotations
@@ -24,10 +28,11 @@ from typing import Any
 import optuna
 
 from albumgan.gan_core.contract import EXIT_DIVERGED, EXIT_USAGE, SCORES, RunState, TrialState
-from albumgan.gan_core.fileio import read_json, read_jsonl
-from albumgan.gan_core.rundir import lock_holder
+from albumgan.gan_core.fileio import read_json, read_jsonl, write_text
+from albumgan.gan_core.rundir import STOP_REQUEST, lock_holder
 from albumgan.sweeps.children import child_env
 from albumgan.sweeps.command import build_argv
+from albumgan.sweeps.packs import program_args, shape_key
 from albumgan.sweeps.spec import SweepSpec, suggest
 
 POLL_SECONDS = 0.5
@@ -47,6 +52,46 @@ class Replicate:
     run_dir: Path
     argv: list[str]
     proc: subprocess.Popen | None = None
+    shared: bool = False  # its trainer trains other trials too (``sweeps.packs``)
+
+    def status(self) -> dict[str, Any]:
+        return read_json(self.run_dir / "status.json") or {}
+
+    def ended(self) -> bool:
+        """Its run has ended in the trainer that runs it now (a shared trainer goes on)."""
+        status = self.status()
+        return status.get("pid") == self.proc.pid and status.get("state") != RunState.RUNNING
+
+    def exit_code(self) -> int | None:
+        """The run's exit code: its own process's, or for a shared trainer the one its
+        status.json records (the trainer's own is the worst of all its members')."""
+        if self.shared and self.ended():
+            return self.status().get("exit_code")
+        return self.proc.returncode
+
+
+@dataclass
+class Launch:
+    """One trainer process of a trial: one replicate, or (packed, on JAX) all of them, with the
+    list of seeds, writing ``run_dir``/seed-S (``gan_core.packing``)."""
+
+    run_dir: Path
+    argv: list[str]
+    replicates: list[Replicate]
+
+    @property
+    def proc(self) -> subprocess.Popen | None:
+        return self.replicates[0].proc
+
+
+def is_albumgan_trainer(program: Path | None) -> bool:
+    """Whether a sweep's program is albumgan's own trainer (which reads a list of seeds)."""
+    from albumgan.experiments import train
+
+    if program is None or not program.is_file():
+        return False
+    ours = Path(train.__file__).resolve()
+    return program.resolve() == ours or program.read_bytes() == ours.read_bytes()
 
 
 class Objective:
@@ -61,13 +106,29 @@ class Objective:
         program: Path,
         wandb: bool = False,
         trial_env: dict[str, str] | None = None,
+        packer=None,
     ) -> None:
         self.spec = spec
+        self.packer = packer  # sweeps.packs.Packer: K trials of one shape in one trainer
         self.study_name = study_name
         self.runs_dir = runs_dir  # absolute: trials run in the user's folder, not ours
         self.program = program
         self.wandb = wandb
         self.trial_env = trial_env or {}
+        self._gpus: list[str] | None = None
+
+    def packs_seeds(self, args: dict[str, Any]) -> bool:
+        """Whether this trial's seeds train as one packed process: albumgan's trainer on JAX
+        (foreseen from the trial's ``backend`` and this worker's GPUs, without starting JAX)."""
+        from albumgan.sweeps.devices import trains_on_jax, visible_gpus
+
+        if os.environ.get("ALBUMGAN_PACK_SEEDS") == "0":  # one process per seed, as before
+            return False
+        if not self.spec.replicate_seeds or not is_albumgan_trainer(self.program):
+            return False
+        if self._gpus is None:
+            self._gpus = visible_gpus()
+        return trains_on_jax(str(args.get("backend", "auto")), self._gpus)
 
     def __call__(self, trial: optuna.Trial) -> float:
         if self.spec.method == "grid" and not _from_queue(trial):
@@ -85,19 +146,26 @@ class Objective:
             or self.runs_dir / self.study_name / f"trial-{trial.number:04d}"
         )
         seeds = self.spec.replicate_seeds
-        replicates = [
-            self._replicate({**args, "seed": seed}, run_dir / f"seed-{seed}", seed)
-            for seed in seeds
-        ] or [self._replicate(args, run_dir, None)]
+        if self.packs_seeds(args):  # one process, one program: run_dir/seed-S for each seed
+            packed = self._replicate({**args, "seed": list(seeds)}, run_dir, None)
+            replicates = [Replicate(s, run_dir / f"seed-{s}", packed.argv) for s in seeds]
+            launches = [Launch(run_dir, packed.argv, replicates)]
+        else:
+            replicates = [
+                self._replicate({**args, "seed": seed}, run_dir / f"seed-{seed}", seed)
+                for seed in seeds
+            ] or [self._replicate(args, run_dir, None)]
+            launches = [Launch(r.run_dir, r.argv, [r]) for r in replicates]
         for key, value in (
             ("run_dir", str(run_dir)),
             ("pid", os.getpid()),
             ("host", socket.gethostname()),
             ("params", args),
             ("argv", replicates[0].argv),
+            ("packed", len(launches) < len(replicates)),
         ):
             trial.set_user_attr(key, value)
-        pruned = self._run(trial, replicates)
+        pruned = self._run(trial, launches)
         return self._result(trial, replicates, pruned)
 
     def _replicate(self, args: dict[str, Any], run_dir: Path, seed: Any) -> Replicate:
@@ -106,8 +174,8 @@ class Objective:
         # the environment, as the agent passes its own settings.
         return Replicate(seed, run_dir, build_argv(self.spec.command, self.program, args, run_dir))
 
-    def _run(self, trial: optuna.Trial, replicates: list[Replicate]) -> bool:
-        """Start every replicate, report the metric until they end; True when pruned."""
+    def _run(self, trial: optuna.Trial, launches: list[Launch]) -> bool:
+        """Start every trainer, report the metric until they end; True when pruned."""
         env = {**child_env(), **self.trial_env}  # the trainers die with this worker
         if self.spec.metric in SCORES:  # the best checkpoint follows the sweep's metric and goal
             env.update(ALBUMGAN_BEST_METRIC=self.spec.metric, ALBUMGAN_BEST_GOAL=self.spec.goal)
@@ -116,25 +184,41 @@ class Objective:
             env["ALBUMGAN_WANDB"] = "1"
             env.setdefault("WANDB_MODE", "offline")
             env["WANDB_RUN_GROUP"] = self.study_name
-        waiting = list(replicates)
+        waiting = list(launches)
+        replicates = [rep for launch in launches for rep in launch.replicates]
+        packed_args = (
+            program_args(launches[0].argv, self.program)
+            if self.packer is not None and len(launches) == 1 and self.program is not None
+            else None
+        )
+        if packed_args is not None:  # this trial's run goes to a trainer shared with others
+            (launch,) = launches
+            (launch.run_dir / STOP_REQUEST).unlink(missing_ok=True)  # an earlier pruning's
+            params = trial.user_attrs["params"]
+            proc = self.packer.start(shape_key(params), launch.run_dir, packed_args, env)
+            for rep in launch.replicates:
+                rep.proc, rep.shared = proc, True
+            return self._watch(trial, replicates)
         while waiting:
-            for rep in waiting:
-                self._wait_for_writer(trial, rep.run_dir)
-                with (rep.run_dir / "trial.log").open("ab") as log:
-                    rep.proc = subprocess.Popen(
-                        rep.argv,
-                        env={**env, "ALBUMGAN_RUN_DIR": str(rep.run_dir)},
+            for launch in waiting:
+                self._wait_for_writer(trial, launch.run_dir)
+                with (launch.run_dir / "trial.log").open("ab") as log:
+                    proc = subprocess.Popen(
+                        launch.argv,
+                        env={**env, "ALBUMGAN_RUN_DIR": str(launch.run_dir)},
                         stdout=log,
                         stderr=subprocess.STDOUT,
                     )
+                for rep in launch.replicates:
+                    rep.proc = proc
             if self._watch(trial, replicates):
                 return True
             # A run directory another process took between our look and the trainer's start:
             # still running elsewhere, not a failure; start that one again once it is free.
             waiting = [
-                r
-                for r in waiting
-                if r.proc.returncode == EXIT_USAGE and lock_holder(r.run_dir) is not None
+                launch
+                for launch in waiting
+                if launch.proc.returncode == EXIT_USAGE and lock_holder(launch.run_dir) is not None
             ]
         return False
 
@@ -142,7 +226,7 @@ class Objective:
         metric = self.spec.metric
         finals = [last_metric(rep.run_dir, metric) for rep in replicates]
         states = [(read_json(r.run_dir / "status.json") or {}).get("state") for r in replicates]
-        codes = [rep.proc.returncode for rep in replicates]
+        codes = [rep.exit_code() for rep in replicates]
         worst = next((c for c in codes if c not in (0, EXIT_DIVERGED)), None)
         unfinished = [
             state or TrialState.CRASHED for state in states if state != RunState.COMPLETED
@@ -167,7 +251,7 @@ class Objective:
         if worst is None and EXIT_DIVERGED in codes:  # marked, the study goes on
             return math.nan
         if worst is not None or any(metric not in f for f in finals):
-            logs = ", ".join(str(rep.run_dir / "trial.log") for rep in replicates)
+            logs = ", ".join(dict.fromkeys(str(_log_of(rep)) for rep in replicates))
             raise TrialFailed(f"trial {trial.number} failed (exit {worst}); see {logs}")
         return sum(float(f[metric]) for f in finals) / len(finals)
 
@@ -187,10 +271,13 @@ class Objective:
         """Report the metric as the runs log it: the k-th value is reported once every
         replicate has logged its k-th (their mean, at the first one's step). Stop every run
         (SIGTERM: they checkpoint and exit) when the pruner says so."""
-        running = [r.proc for r in replicates if r.proc is not None]
+        running = list({id(r.proc): r.proc for r in replicates if r.proc is not None}.values())
+        shared = [r for r in replicates if r.shared]
         reported = 0
         while True:
             alive = any(proc.poll() is None for proc in running)
+            if shared:  # the trainer goes on with other trials: watch this trial's run only
+                alive = alive and not all(r.ended() for r in shared)
             if alive:
                 time.sleep(POLL_SECONDS)
             series = [metric_records(r.run_dir, self.spec.metric) for r in replicates]
@@ -200,6 +287,9 @@ class Objective:
                 trial.report(mean, series[0][k]["step"])
                 reported = k + 1
                 if alive and trial.should_prune():
+                    if shared:
+                        self._stop_shared(shared)
+                        return True
                     for proc in running:
                         if proc.poll() is None:
                             proc.terminate()  # the trainer checkpoints and exits cleanly
@@ -208,6 +298,22 @@ class Objective:
                     return True
             if not alive:
                 return False
+
+    @staticmethod
+    def _stop_shared(shared: list[Replicate]) -> None:
+        """Ask the shared trainer to stop these runs alone; wait until they have ended."""
+        for rep in shared:
+            write_text(rep.run_dir / STOP_REQUEST, "pruned by the sweep\n")
+        while not all(r.ended() or r.proc.poll() is not None for r in shared):
+            time.sleep(POLL_SECONDS / 5)
+        for rep in shared:
+            (rep.run_dir / STOP_REQUEST).unlink(missing_ok=True)  # ours: written just above
+
+
+def _log_of(rep: Replicate) -> Path:
+    """The trainer's log: in the replicate's run directory, or its packed process's parent."""
+    own = rep.run_dir / "trial.log"
+    return own if own.exists() or rep.seed is None else rep.run_dir.parent / "trial.log"
 
 
 def _from_queue(trial: optuna.Trial) -> bool:
