@@ -27,8 +27,8 @@ It prints the JSON object and writes it to ``--out`` (default ``$OUT/gpu_check.j
    exit; ``runs_per_gpu_second_gain`` = 16 x (one run's wall / the pack's wall), goal >= 8; and
    how closely the packed seed 0 follows the single one (largest relative loss difference).
 6. ``replicated_sweep``: ``sweeps/seed_grid_replicated.yaml`` on the synthetic covers with 1,000
-   steps, end to end with seed packing on and off (``ALBUMGAN_PACK_SEEDS=0``), and how many
-   trainer processes each used.
+   steps, end to end packed (a grid's seeds pack by default on JAX) and with ``--pack 1``, and
+   how many trainer processes each used.
 
 ``targets`` says which of the issue's targets each number meets. Needs JAX (with CUDA for the real
 check) and the project's other dependencies; on a bare GPU machine carry keras, optree, namex and
@@ -359,12 +359,12 @@ def replicated_sweep(workdir: Path, quick: bool) -> dict:
     path = workdir / "replicated.yaml"
     path.write_text(yaml.safe_dump(sweep))
     out = {}
-    for label, env in (("packed", {}), ("unpacked", {"ALBUMGAN_PACK_SEEDS": "0"})):
+    for label, flags in (("packed", []), ("unpacked", ["--pack", "1"])):
         runs = workdir / f"replicated-{label}"
         argv = [sys.executable, "-m", "albumgan.experiments.cli", "sweep", "run", str(path),
-                "--runs-dir", str(runs)]  # fmt: skip
+                "--runs-dir", str(runs), *flags]  # fmt: skip
         started = time.perf_counter()
-        env = {**os.environ, "ALBUMGAN_CACHE": str(workdir / "cache"), **env}
+        env = {**os.environ, "ALBUMGAN_CACHE": str(workdir / "cache")}
         proc = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True)
         statuses = [json.loads(p.read_text()) for p in runs.glob("**/status.json")]
         out[label] = {

@@ -3,6 +3,7 @@
     python benchmarks/train_throughput.py --quick     # < 2 minutes on 2 CPU cores
     python benchmarks/train_throughput.py             # longer, steadier numbers
     python benchmarks/train_throughput.py --quick --backend jax   # both sides on JAX
+    python benchmarks/train_throughput.py --packed 4              # 4 seeds packed vs in turn (JAX)
 
 Both sides train the seed architecture at 64 px, batch 16, noise (1, 1, 100) on the same folder of
 512x512 PNG covers (the seed squashed its covers to 512x512), generated from the synthetic set.
@@ -17,6 +18,12 @@ Both sides train the seed architecture at 64 px, batch 16, noise (1, 1, 100) on 
 ``--backend`` (default tensorflow, the CPU path) runs both sides on that Keras backend. Prints
 img/s of each, the achieved GFLOP/s against this machine's measured fp32/bf16 convolution peak,
 and last ``speedup_vs_seed_loop=X.XX``. For the GPU, see ``benchmarks/gpu_check.py``.
+
+``--packed K`` measures something else, on JAX: K seeds of one small config (the seed networks
+at 32 px, width 32, batch 16, synthetic covers) trained one after another against the same K
+seeds as one packed run (``gan_core.packing``), wall time of each in this process, and prints
+``packed_vs_in_turn=X.XX`` (no target: on a CPU, K members cost about K times the arithmetic;
+the GPU figures are gpu_check.py --packed's).
 """
 
 from __future__ import annotations
@@ -34,6 +41,8 @@ if __package__ in (None, ""):
 
 def _backend_from_argv() -> str:
     """--backend, read before Keras is imported (Keras picks its backend at import)."""
+    if any(arg.startswith("--packed") for arg in sys.argv):
+        return "jax"  # packing is JAX's
     for i, arg in enumerate(sys.argv):
         if arg.startswith("--backend="):
             return arg.split("=", 1)[1]
@@ -221,13 +230,52 @@ def conv_peak_gflops(dtype: str, seconds: float = 3.0) -> float:
     return count * flops / (time.perf_counter() - start) / 1e9
 
 
+def measure_packed(seeds: int, steps: int, workdir: Path) -> None:
+    """K seeds in turn, then the same K packed: wall seconds of each, in this process."""
+    from albumgan import load_data
+    from albumgan.gan_core.training import train as train_on
+
+    cfg = TrainConfig(
+        resolution=32, g_width=32, d_width=32, batch_size=BATCH, steps=steps, precision="float32",
+        log_every=50, sample_every=0, checkpoint_every=0, runs_dir=str(workdir / "runs"),
+        cache_dir=str(workdir / "cache"), backend="jax",
+    )  # fmt: skip
+    data = load_data(cfg)
+    train_on(cfg.replace(seed=99, steps=2), data)  # compile caches warm for both sides alike
+    started = time.perf_counter()
+    for seed in range(seeds):
+        train_on(cfg.replace(seed=seed), data)
+    in_turn = time.perf_counter() - started
+    started = time.perf_counter()
+    result = train_on(cfg.replace(seed=tuple(range(seeds))), data)
+    packed = time.perf_counter() - started
+    assert all(m.state == "completed" for m in result.members), result.members
+    print(f"backend: jax on {jax_device()}; {seeds} seeds x {steps} steps, 32 px, batch {BATCH}")
+    print(f"in_turn: {in_turn:8.1f} s   ({seeds * steps * BATCH / in_turn:.0f} img/s over all)")
+    print(f"packed:  {packed:8.1f} s   ({seeds * steps * BATCH / packed:.0f} img/s over all)")
+    print(f"packed_vs_in_turn={in_turn / packed:.2f}")
+
+
+def jax_device() -> str:
+    import jax
+
+    device = jax.devices()[0]
+    return str(getattr(device, "device_kind", device.platform))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--packed", type=int, default=0, metavar="K", help="K seeds packed (JAX)")
+    parser.add_argument("--steps", type=int, default=200, help="steps per seed for --packed")
     parser.add_argument("--quick", action="store_true", help="short run, < 2 minutes")
     parser.add_argument("--images", type=int, default=None, help="number of 512px covers")
     parser.add_argument("--precision", default="auto", help="our trainer's precision (auto)")
     parser.add_argument("--backend", default="tensorflow", help="tensorflow (default) or jax")
     args = parser.parse_args()
+    if args.packed:
+        with tempfile.TemporaryDirectory(prefix="albumgan-bench-") as tmp:
+            measure_packed(args.packed, args.steps, Path(tmp))
+        return
     ref_steps, our_steps, count = (20, 150, 64) if args.quick else (80, 600, 256)
     count = args.images or count
 

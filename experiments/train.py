@@ -243,16 +243,20 @@ def main(argv: list[str] | None = None) -> int:
     from albumgan.sweeps.wandb_logger import WandbLogger, wanted
 
     logging = wanted(options.wandb)
+    handed_out: list[int] = []
+
+    def loggers(*_) -> list:
+        """One W&B logger per run (a packed run: per member), except under ``wandb agent``,
+        which owns one W&B run: there only the first member logs."""
+        if not logging or (handed_out and os.environ.get("WANDB_SWEEP_ID")):
+            return []
+        handed_out.append(1)
+        return [WandbLogger()]
+
     if options.pack_file:
-        return _train_pack_file(options.pack_file, lambda *_: [WandbLogger()] if logging else [])
+        return _train_pack_file(options.pack_file, loggers)
     data = load_data(cfg)
-    result = train(
-        cfg,
-        data,
-        lambda *_: [WandbLogger()] if logging else [],  # one logger per run (packed: per member)
-        run_dir=options.run_dir,
-        resume=options.resume,
-    )
+    result = train(cfg, data, loggers, run_dir=options.run_dir, resume=options.resume)
     print(f"run_dir: {result.run_dir}")
     for member in result.members:  # a packed run: each seed's own run directory
         print(f"  {member.run_dir.name}: {member.state} at step {member.step}")

@@ -51,7 +51,7 @@ from albumgan.gan_core.contract import REPLICATE_KEY
 from albumgan.sweeps.children import child_env
 from albumgan.sweeps.devices import trains_on_jax, visible_gpus, worker_environments
 from albumgan.sweeps.hyperband import WandbHyperband
-from albumgan.sweeps.packs import Packer
+from albumgan.sweeps.packs import Packer, shape_key
 from albumgan.sweeps.recovery import settle_stale_trials
 from albumgan.sweeps.results import was_lost
 from albumgan.sweeps.spec import (
@@ -85,8 +85,10 @@ def _point_key(params: dict[str, Any]) -> str:
     return json.dumps(params, sort_keys=True, default=str)
 
 
-def queue_grid(study: optuna.Study, spec: SweepSpec) -> int:
-    """Queue every grid point no trial has taken yet; returns how many were queued.
+def queue_grid(study: optuna.Study, spec: SweepSpec, packing: bool = False) -> int:
+    """Queue every grid point no trial has taken yet, in W&B's order; returns how many were
+    queued. ``packing``: points that differ only in per-member keys (seed, learning rates, ...)
+    side by side instead, so that the trials a worker takes at once share a shape and pack.
 
     Taken: queued, running, or finished (completed, pruned, crashed, diverged). A point whose
     only trials were lost with their worker was already queued again by ``settle_stale_trials``.
@@ -98,7 +100,10 @@ def queue_grid(study: optuna.Study, spec: SweepSpec) -> int:
         if "grid_point" in trial.user_attrs:
             taken.add(trial.user_attrs["grid_point"])
     queued = 0
-    for params in grid_points(spec):
+    points = grid_points(spec)
+    if packing:
+        points = sorted(points, key=shape_key)  # stable: W&B's order within a shape
+    for params in points:
         key = _point_key(params)
         if key not in taken:
             study.enqueue_trial(params, user_attrs={"grid_point": key})
@@ -157,7 +162,9 @@ def run_worker(
         program = resolve_program(spec.program)
         size = default_pack(spec, program) if pack is None else pack
         packs = runs / study_name / "packs"  # beside the trials' run directories
-        packer = Packer(size, program, packs) if size > 1 else None
+        # K trials at once either way; one trainer for those of a shape only with our trainer.
+        ours = is_albumgan_trainer(program)
+        packer = Packer(size, program, packs) if size > 1 and ours else None
         objective = Objective(spec, study_name, runs, program, wandb, trial_env, packer)
         study.optimize(objective, callbacks=callbacks, catch=(TrialFailed,), n_jobs=size)
     return study
@@ -244,7 +251,8 @@ def run_sweep(
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)
         if spec.method == "grid":
-            queue_grid(study, spec)
+            size = default_pack(spec, resolve_program(spec.program)) if pack is None else pack
+            queue_grid(study, spec, packing=size > 1)
     # Trainers side by side on this machine: one per worker, times the seeds a configuration
     # runs on at once.
     limits = thread_limits(workers * max(1, len(spec.replicate_seeds)))

@@ -186,11 +186,9 @@ class Objective:
             env["WANDB_RUN_GROUP"] = self.study_name
         waiting = list(launches)
         replicates = [rep for launch in launches for rep in launch.replicates]
-        packed_args = (
-            program_args(launches[0].argv, self.program)
-            if self.packer is not None and len(launches) == 1 and self.program is not None
-            else None
-        )
+        packed_args = None
+        if self.packer is not None and len(replicates) == 1 and replicates[0].seed is None:
+            packed_args = program_args(launches[0].argv, self.program)
         if packed_args is not None:  # this trial's run goes to a trainer shared with others
             (launch,) = launches
             (launch.run_dir / STOP_REQUEST).unlink(missing_ok=True)  # an earlier pruning's
