@@ -106,16 +106,20 @@ def _assert_same_run(member: Path, single: Path, data) -> None:
     np.testing.assert_allclose(probabilities, want_probabilities, atol=1e-3)
 
 
-def test_a_list_of_seeds_is_a_packed_run_equal_to_single_runs(data, cache_dir, tmp_path):
+def test_a_list_of_seeds_is_a_packed_run_equal_to_single_runs(
+    data, cache_dir, tmp_path, backend_name
+):
+    # On TensorFlow the members train one after another: two show the layout and the order.
+    seeds = [0, 1, 2] if backend_name == "jax" else [0, 1]
     cfg = _cfg(tmp_path / "runs", cache_dir)
-    packed = train(cfg.replace(seed="[0, 1, 2]"), data)
+    packed = train(cfg.replace(seed=str(seeds)), data)
     assert packed.state == "completed" and packed.exit_code == 0
-    members = [packed.run_dir / f"seed-{s}" for s in (0, 1, 2)]
+    members = [packed.run_dir / f"seed-{s}" for s in seeds]
     assert [m.run_dir for m in packed.members] == members
     listed = json.loads((packed.run_dir / "replicas.json").read_text())
-    assert listed["seeds"] == [0, 1, 2]
-    assert [m["run_dir"] for m in listed["members"]] == ["seed-0", "seed-1", "seed-2"]
-    for seed, member in zip((0, 1, 2), members):
+    assert listed["seeds"] == seeds
+    assert [m["run_dir"] for m in listed["members"]] == [f"seed-{s}" for s in seeds]
+    for seed, member in zip(seeds, members):
         single = train(cfg.replace(seed=seed), data)
         assert sorted(p.name for p in member.iterdir()) == sorted(
             p.name for p in single.run_dir.iterdir()
