@@ -72,6 +72,7 @@ class PackedJaxEngine:
         self._slices: dict[int, tuple[int, dict]] = {}
         self._samples: dict[tuple[int, int], tuple[int, np.ndarray, np.ndarray]] = {}
         self._functions: dict | None = None
+        self._samplers: dict | None = None
         self._stepwise = self.lead._stepwise
         for index, engine in enumerate(engines):
             engine.attach(self, index)
@@ -210,7 +211,7 @@ class PackedJaxEngine:
         return np.concatenate(parts, axis=1).astype(np.float32)
 
     def _sampling_functions(self) -> dict:
-        if not hasattr(self, "_samplers"):
+        if self._samplers is None:
             single = self.lead._sampling_functions()
             self._samplers = {
                 "forward": jax.jit(jax.vmap(single["forward"])),
