@@ -77,11 +77,19 @@ class Packer:
                 with self._lock:
                     if not group.started.is_set():
                         self._launch(key, group, env)
+        if group.proc is None:
+            raise OSError(f"the packed trainer {self.program} could not be started")
         return group.proc
 
     def _launch(self, key: str, group: _Group, env: dict[str, str]) -> None:
-        """Start the group's trainer (the lock is held)."""
-        del self._open[key]
+        """Start the group's trainer (the lock is held); its members learn of a failure too."""
+        self._open.pop(key, None)
+        try:
+            self._start_trainer(group, env)
+        finally:
+            group.started.set()
+
+    def _start_trainer(self, group: _Group, env: dict[str, str]) -> None:
         self._count += 1
         name = f"pack-{self._count:04d}-{time.strftime('%H%M%S')}"
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -99,4 +107,3 @@ class Packer:
             note = f"trained in a pack of {len(group.members)}: see {log_path}\n"
             with (Path(member["run_dir"]) / "trial.log").open("a") as own:
                 own.write(note)
-        group.started.set()

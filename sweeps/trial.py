@@ -193,7 +193,10 @@ class Objective:
             (launch,) = launches
             (launch.run_dir / STOP_REQUEST).unlink(missing_ok=True)  # an earlier pruning's
             params = trial.user_attrs["params"]
-            proc = self.packer.start(shape_key(params), launch.run_dir, packed_args, env)
+            try:
+                proc = self.packer.start(shape_key(params), launch.run_dir, packed_args, env)
+            except OSError as exc:  # the study records the trial as failed and goes on
+                raise TrialFailed(f"trial {trial.number}: {exc}") from exc
             for rep in launch.replicates:
                 rep.proc, rep.shared = proc, True
             return self._watch(trial, replicates)
