@@ -23,6 +23,7 @@ import importlib.util
 import os
 import re
 import sys
+from collections.abc import Callable
 
 from albumgan.gan_core.contract import AlbumganError
 
@@ -121,6 +122,17 @@ def resolve(requested: str = "auto") -> str:
                 f"backend: Keras runs on {current}; albumgan supports jax, tensorflow"
             )
         return current
+    return choose(requested)
+
+
+def choose(requested: str = "auto", sees_gpu: Callable[[], bool] | None = None) -> str:
+    """What ``requested`` means for a process that has not loaded Keras yet, on this machine:
+    ``resolve``'s rule. ``sees_gpu`` answers whether JAX would find a GPU here (default: ask
+    JAX, which starts its client; a sweep asks ``nvidia-smi`` instead, ``sweeps.devices``).
+
+    Raises:
+        BackendError: the requested backend, or any, is not installed.
+    """
     if requested != "auto":
         if not installed(requested):
             raise BackendError(
@@ -130,7 +142,7 @@ def resolve(requested: str = "auto") -> str:
     from_env = os.environ.get("KERAS_BACKEND", "")
     if from_env in BACKENDS[1:] and installed(from_env):
         return from_env
-    if jax_sees_gpu():
+    if (sees_gpu or jax_sees_gpu)():
         return "jax"
     if installed("tensorflow"):
         return "tensorflow"

@@ -36,9 +36,9 @@ from albumgan.gan_core.config import ConfigError, TrainConfig
 from albumgan.gan_core.fileio import write_json
 from albumgan.gan_core.run import TrainingData, due
 from albumgan.gan_core.rundir import (
+    REPLICAS_FILE,
     RunLock,
     check_resumable,
-    create_run_dir,
     make_dirs,
     read_config,
     write_config,
@@ -50,7 +50,6 @@ TRACED_KEYS = ("beta1", "beta2", "label_noise", "ema")
 # Per-run bookkeeping: where a member writes and what it keeps; not part of the program.
 RUN_KEYS = ("name", "runs_dir", "cache_dir", "data_dir", "best_metric", "best_goal",
             "keep_checkpoints", "inception_weights")  # fmt: skip
-REPLICAS_FILE = "replicas.json"
 
 
 def pack_shape(cfg: TrainConfig) -> dict:
@@ -82,16 +81,11 @@ def train_replicas(
     of seeds). Returns a ``TrainResult`` for ``RUN_DIR`` whose ``members`` are the seeds' own;
     its state and exit code are the worst member's (interrupted, then diverged)."""
     from albumgan.gan_core.precision import check_precision
-    from albumgan.gan_core.training import TrainResult, _check_data, _existing_run_dir
+    from albumgan.gan_core.training import TrainResult, _check_data, _run_dir_for
 
     _check_data(cfg, data)
     check_precision(cfg.precision, backend.resolve(cfg.backend))
-    existing = _existing_run_dir(cfg, run_dir, resume)
-    parent = (
-        make_dirs(existing)
-        if existing is not None
-        else create_run_dir(Path(cfg.runs_dir), cfg.name or "run")
-    )
+    parent = _run_dir_for(cfg, run_dir, resume)
     with RunLock(parent):
         write_config(parent, cfg)
         members = [(cfg.replace(seed=seed), member_dir(parent, seed)) for seed in cfg.seeds]

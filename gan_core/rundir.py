@@ -50,6 +50,7 @@ LOCK_NAME = "writer.lock"
 # Written by a sweep worker into a packed member's run directory: stop this member alone
 # (pruned); the packed trainer freezes it and closes it as interrupted.
 STOP_REQUEST = "stop.request"
+REPLICAS_FILE = "replicas.json"  # a packed run's list of members (gan_core.packing)
 _RUN_NAME = re.compile(r"^(\d{5,})-(.+)$")
 
 
@@ -214,7 +215,7 @@ def find_resumable(runs_dir: Path, name: str) -> Path | None:
 
 def completed(run_dir: Path) -> bool:
     """Whether a run has completed; a packed run (``replicas.json``) when all its members have."""
-    packed = read_json(run_dir / "replicas.json")
+    packed = read_json(run_dir / REPLICAS_FILE)
     if isinstance(packed, dict):
         names = [m.get("run_dir") for m in packed.get("members", []) if isinstance(m, dict)]
         members = [run_dir / name for name in names if name]

@@ -82,6 +82,15 @@ def _existing_run_dir(
     return path
 
 
+def _run_dir_for(cfg: TrainConfig, run_dir: str | os.PathLike | None, resume: bool) -> Path:
+    """The run directory to write: the one named or resumed (checked compatible, made if
+    missing), else a new ``<runs_dir>/<NNNNN>-<name>``."""
+    existing = _existing_run_dir(cfg, run_dir, resume)
+    if existing is not None:
+        return make_dirs(existing)
+    return create_run_dir(Path(cfg.runs_dir), cfg.name or "run")
+
+
 def _grid_latents(cfg: TrainConfig, run_dir: Path) -> np.ndarray:
     """Latents of every sample grid, drawn ONCE and stored, so a resumed run keeps them."""
     path = run_dir / "grid_z.npy"
@@ -207,12 +216,7 @@ def train(
     _check_data(cfg, data)
     backend_name = backend.resolve(cfg.backend)
     check_precision(cfg.precision, backend_name)
-    existing = _existing_run_dir(cfg, run_dir, resume)
-    path = (
-        make_dirs(existing)
-        if existing is not None
-        else create_run_dir(Path(cfg.runs_dir), cfg.name or "run")
-    )
+    path = _run_dir_for(cfg, run_dir, resume)
     with RunLock(path):  # one writer per run directory, released however this process ends
         backend.activate(backend_name)
         policy = resolve_precision(cfg.precision, backend_name)

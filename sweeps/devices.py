@@ -16,6 +16,7 @@ import shutil
 import subprocess
 
 from albumgan.gan_core import backend
+from albumgan.gan_core.backend import BackendError
 from albumgan.gan_core.contract import UsageError
 
 _LISTED = re.compile(r"^GPU (\d+):", re.MULTILINE)
@@ -51,13 +52,14 @@ def worker_environments(workers: int, gpus: list[str]) -> list[dict[str, str]]:
 
 
 def trains_on_jax(requested: str, gpus: list[str]) -> bool:
-    """Whether a trainer asked for ``backend=requested`` will run on JAX (``gan_core.backend``'s
-    rule for ``auto``, with the GPU check answered by ``gpus`` instead of by starting JAX)."""
-    if requested != "auto":
+    """Whether a trainer asked for ``backend=requested`` will run on JAX: ``gan_core.backend``'s
+    rule for a new process, with "would JAX see a GPU" answered by ``gpus`` (and JAX's GPU
+    plugin being installed) instead of by starting JAX here."""
+
+    def sees_gpu() -> bool:
+        return bool(gpus) and backend.installed("jax") and backend.jax_gpu_plugin_installed()
+
+    try:
+        return backend.choose(requested, sees_gpu) == "jax"
+    except BackendError:  # not installed: the trainer will say so; it would not pack either
         return requested == "jax"
-    from_env = os.environ.get("KERAS_BACKEND", "")
-    if from_env in ("jax", "tensorflow") and backend.installed(from_env):
-        return from_env == "jax"
-    if gpus and backend.installed("jax") and backend.jax_gpu_plugin_installed():
-        return True
-    return not backend.installed("tensorflow") and backend.installed("jax")

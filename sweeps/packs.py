@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from albumgan.gan_core.config import ConfigError, parse_value
 from albumgan.gan_core.fileio import write_text
 from albumgan.gan_core.packing import MEMBER_KEYS, RUN_KEYS
 
@@ -33,7 +34,10 @@ GATHER_SECONDS = 3.0
 def shape_key(args: dict[str, Any]) -> str:
     """What a trial's runs must share to pack: its config values but the per-member keys."""
     shape = {k: v for k, v in args.items() if k not in MEMBER_KEYS + RUN_KEYS}
-    shape["ema_on"] = str(args.get("ema", "")).lower() not in ("", "0", "0.0", "false", "none")
+    try:  # EMA on or off is the shape, its decay is not (read as the trainer reads it)
+        shape["ema_on"] = parse_value("ema", args.get("ema", 0.0)) > 0
+    except ConfigError:
+        shape["ema_on"] = str(args["ema"])  # the trainer will refuse it; never packed with others
     return json.dumps(shape, sort_keys=True, default=str)
 
 
