@@ -19,6 +19,9 @@ from enum import StrEnum
 SCORES = ("kid", "kid_std", "fid", "precision", "recall")
 EXTRA_SCORES = ("density", "coverage")  # `albumgan evaluate` only (k-NN, slower)
 LOSSES = ("d_loss_real", "d_loss_fake", "g_loss")  # what every engine's train step returns
+# What a training run writes to metrics.jsonl that a sweep can optimize: the losses and speed
+# every log_every steps, the scores every eval_every steps (eval_every > 0 only).
+LOGGED = (*SCORES, *LOSSES, "img_per_s")
 
 
 def shown(value: float) -> str:
@@ -65,6 +68,7 @@ class TrialState(StrEnum):
     PRUNED = "pruned"  # stopped by hyperband
     CRASHED = "crashed"  # its trainer left no status.json
     LOST = "worker died; queued again"  # its worker died; the point ran again in a later trial
+    NO_METRIC = "completed without the metric"  # its runs never logged the sweep's metric
     UNUSED = "unused (grid already taken)"  # opened after the grid's queue emptied: ran nothing
     WAITING = "waiting"  # its run directory is held by another process (the prefix of the text)
 

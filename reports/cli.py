@@ -14,9 +14,12 @@ def main(argv: list[str]) -> int:
     run.add_argument("--out", help="folder for index.html + report.md (default RUN_DIR/report)")
     sweep = sub.add_parser("sweep", help="report of an Optuna study (a sweep)")
     sweep.add_argument(
-        "--storage", required=True, help="journal file, sqlite:/// or postgresql://"
+        "--storage",
+        help="journal file, sqlite:/// or postgresql:// (default: RUNS/STUDY/optuna.journal, "
+        "or the only journal under RUNS)",
     )
-    sweep.add_argument("--study", required=True)
+    sweep.add_argument("--study", help="default: the only study in the storage")
+    sweep.add_argument("--runs-dir", default="runs", help="where sweep run wrote (default runs)")
     sweep.add_argument("--out", help="default: <the trials' runs folder>/report")
     sweep.add_argument(
         "--no-run-reports", action="store_true", help="do not write missing per-trial run reports"
@@ -32,8 +35,10 @@ def main(argv: list[str]) -> int:
         index = run_report(args.run_dir, args.out)
     elif args.command == "sweep":
         from albumgan.reports.sweep_report import sweep_report
+        from albumgan.sweeps.storage import find_study
 
-        index = sweep_report(args.storage, args.study, args.out, not args.no_run_reports)
+        storage, study = find_study(args.storage, args.study, args.runs_dir)
+        index = sweep_report(storage, study, args.out, not args.no_run_reports)
     else:
         from albumgan.reports.compare_report import compare_report
 

@@ -9,13 +9,15 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from pathlib import Path
 
 import optuna
 
-from albumgan.gan_core.contract import EXIT_FAILED, ArgumentParser, handles_errors, shown
+from albumgan.gan_core.contract import EXIT_FAILED, LOGGED, ArgumentParser, handles_errors, shown
 from albumgan.gan_core.metrics.replicates import group_runs, judge
 from albumgan.sweeps import results
-from albumgan.sweeps.spec import load_spec
+from albumgan.sweeps.spec import load_spec, resolve_program
+from albumgan.sweeps.trial import is_albumgan_trainer
 
 
 @handles_errors
@@ -47,10 +49,19 @@ def main(argv: list[str]) -> int:
         help="trials each worker trains at once, those of one shape in one packed JAX trainer "
         "(default: a grid's seeds on JAX, else 1)",
     )
+    run.add_argument(
+        "--extend",
+        action="store_true",
+        help="add trials to the study an earlier version of this file made, when this version "
+        "only widens its search space (wider min/max ranges, a larger run_cap)",
+    )
     run.add_argument("--worker-index", type=int, default=0, help=argparse.SUPPRESS)
     status = sub.add_parser("status", help="leaderboard of a study")
-    status.add_argument("--storage", required=True)
-    status.add_argument("--study", required=True)
+    status.add_argument(
+        "--storage", help="default: RUNS/STUDY/optuna.journal, or the only journal under RUNS"
+    )
+    status.add_argument("--study", help="default: the only study in the storage")
+    status.add_argument("--runs-dir", default="runs", help="where sweep run wrote (default runs)")
     args = parser.parse_args(argv)
     if args.command == "validate":
         spec = load_spec(args.file)
@@ -60,6 +71,10 @@ def main(argv: list[str]) -> int:
             f"{args.file}: ok ({spec.method}, metric {spec.metric} {spec.goal}, "
             f"{len(spec.swept)} swept parameters{each})"
         )
+        if is_albumgan_trainer(resolve_program(spec.program)):
+            print(f"metrics albumgan's trainer logs: {', '.join(LOGGED)}")
+        else:
+            print(f"metric {spec.metric}: not checked (the program is not albumgan's trainer)")
         return 0
     from albumgan.sweeps import runner
 
@@ -89,15 +104,32 @@ def main(argv: list[str]) -> int:
             args.wandb,
             args.gpus,
             args.pack,
+            args.extend,
         )
     else:
-        from albumgan.sweeps.storage import load_study
+        from albumgan.sweeps.storage import find_study, load_study
 
-        study = load_study(args.storage, args.study)
+        study = load_study(*find_study(args.storage, args.study, args.runs_dir))
     print(leaderboard(study))
     print()
     print(grouped_leaderboard(study))
-    return _summary(results.outcome(study)) if args.command == "run" else 0
+    if args.command != "run":
+        return 0
+    code = _summary(results.outcome(study))
+    _next_steps(study, args.storage, args.runs_dir)
+    return code
+
+
+def _next_steps(study: optuna.Study, storage: str | None, runs_dir: str) -> None:
+    """Where the study is, and the commands that read it (they find a default journal alone)."""
+    from albumgan.sweeps.storage import default_location, shown_location
+
+    where = shown_location(storage or default_location(Path(runs_dir), study.study_name))
+    print(f"storage: {where} (study {study.study_name})")
+    given = f" --storage {shown_location(storage)}" if storage else ""
+    given += f" --runs-dir {runs_dir}" if not storage and runs_dir != "runs" else ""
+    print(f"next: albumgan report sweep{given} --study {study.study_name}")
+    print(f"      albumgan sweep status{given} --study {study.study_name}")
 
 
 def _summary(counts: dict[str, int]) -> int:
@@ -118,7 +150,7 @@ def leaderboard(study: optuna.Study) -> str:
     for trial in results.ranked_trials(study):
         value = trial.value
         text = shown(value) if value is not None and math.isfinite(value) else "-"
-        params = " ".join(f"{k}={v}" for k, v in results.trial_params(trial).items())
+        params = results.shown_params(results.trial_params(trial))
         attrs = trial.user_attrs
         lines.append(
             f"{trial.number:>4} {text:>10} {trial.state.name:<9} "
@@ -141,7 +173,7 @@ def grouped_leaderboard(study: optuna.Study) -> str:
         span = f"{shown(interval[0])} .. {shown(interval[1])}" if interval else "-"
         mean = shown(group.mean) if group.mean is not None else "-"
         p = f" (p={group.p_value:.2g})" if group.p_value is not None else ""
-        config = " ".join(f"{k}={v}" for k, v in group.params.items())
+        config = results.shown_params(group.params)
         lines.append(f"{rank:>4} {group.n:>5} {mean:>12} {span:>21}  {group.verdict}{p}  {config}")
     if not judgement.replicated:
         lines.append(

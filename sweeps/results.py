@@ -15,7 +15,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState as OptunaState
 
-from albumgan.gan_core.contract import TrialState
+from albumgan.gan_core.contract import TrialState, shown
 
 
 def outcome(study: optuna.Study) -> dict[str, int]:
@@ -39,6 +39,19 @@ def trial_params(trial) -> dict[str, Any]:
     a trial that has not started its runs yet."""
     swept = {name.split(".")[0] for name in trial.distributions}  # "lr_g.u", "adam.lr_g"
     return {k: v for k, v in trial.user_attrs.get("params", {}).items() if k in swept}
+
+
+def shown_params(params: dict[str, Any]) -> str:
+    """``batch_size=8 lr_d=0.000426``: numbers to 4 significant digits, as every score."""
+
+    def text(value: Any) -> str:
+        if isinstance(value, float):
+            return shown(value)
+        if isinstance(value, dict):
+            return "{" + ", ".join(f"{k}: {text(v)}" for k, v in value.items()) + "}"
+        return str(value)
+
+    return " ".join(f"{k}={text(v)}" for k, v in params.items())
 
 
 def visible_trials(study: optuna.Study) -> list:

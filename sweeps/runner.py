@@ -51,6 +51,7 @@ from albumgan.gan_core.contract import REPLICATE_KEY
 from albumgan.sweeps.children import child_env
 from albumgan.sweeps.devices import trains_on_jax, visible_gpus, worker_environments
 from albumgan.sweeps.hyperband import WandbHyperband
+from albumgan.sweeps.identity import claim
 from albumgan.sweeps.packs import Packer, shape_key
 from albumgan.sweeps.recovery import settle_stale_trials
 from albumgan.sweeps.results import was_lost
@@ -59,11 +60,12 @@ from albumgan.sweeps.spec import (
     SweepSpec,
     grid_points,
     load_spec,
+    read_sweep_file,
     resolve_program,
     resolve_sweep_file,
 )
 from albumgan.sweeps.storage import absolute_location, open_storage, storage_lock
-from albumgan.sweeps.trial import Objective, TrialFailed, is_albumgan_trainer
+from albumgan.sweeps.trial import Objective, TrialFailed, announce_end, is_albumgan_trainer
 
 
 def make_sampler(spec: SweepSpec, worker: int, seed: int = 0) -> optuna.samplers.BaseSampler:
@@ -132,7 +134,7 @@ def run_worker(
     spec = load_spec(spec_path)
     study_name = study_name or spec.name or Path(spec_path).stem
     runs = Path(runs_dir).resolve()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = optuna.create_study(
         study_name=study_name,
         storage=open_storage(absolute_location(storage, runs, study_name)),
@@ -144,7 +146,7 @@ def run_worker(
     grid = spec.method == "grid"
     cap = min((x for x in (n_trials, spec.run_cap) if x), default=None)
     finished = (OptunaState.COMPLETE, OptunaState.PRUNED, OptunaState.FAIL)
-    callbacks = []
+    callbacks = [announce_end]  # a line per trial; Optuna's own (tracebacks) are kept off
     if cap:  # a global cap over all workers: trials started anywhere count
         states = (*finished, OptunaState.RUNNING)
         callbacks.append(optuna.study.MaxTrialsCallback(cap, states=states))
@@ -214,12 +216,15 @@ def run_sweep(
     wandb: bool = False,
     gpus: str | None = None,
     pack: int | None = None,
+    extend: bool = False,
 ) -> optuna.Study:
     """Run ``workers`` processes on this machine sharing one storage; returns the study.
 
     ``gpus`` ("0,1"): the GPUs to hand out, one per worker, round-robin (``sweeps.devices``;
     default: the user's CUDA_VISIBLE_DEVICES, else what ``nvidia-smi -L`` lists). ``pack``: the
-    trials each worker trains at once in one packed trainer (``run_worker``).
+    trials each worker trains at once in one packed trainer (``run_worker``). ``extend``: an
+    existing study made by another version of the file takes this one's trials, when this one
+    only widens its search space (``sweeps.identity.claim``; refused otherwise).
 
     Relative paths (sweep file, storage, runs folder) are taken from the working directory and
     handed on as absolute ones; trials run in the working directory too. ``wandb``: each trial
@@ -230,19 +235,16 @@ def run_sweep(
     study_name = study_name or spec.name or spec_path.stem
     runs = Path(runs_dir).resolve()
     storage = absolute_location(storage, runs, study_name)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     store = open_storage(storage)
     with storage_lock(storage):  # one `sweep run` at a time settles and queues
         study = optuna.create_study(
             study_name=study_name, storage=store, direction=spec.goal, load_if_exists=True
         )
-        # What the study optimizes, for `albumgan report sweep` (which reads only the study).
-        for key, value in (
-            ("metric", spec.metric),
-            ("method", spec.method),
-            ("spec", str(spec_path)),
-        ):
-            study.set_user_attr(key, value)
+        # The file that made the study, what it optimizes (for `albumgan report sweep`, which
+        # reads only the study): recorded once; another file is refused, or with --extend
+        # adds trials when it only widens the search space (`sweeps.identity`).
+        claim(study, read_sweep_file(spec_path), spec.metric, spec.method, str(spec_path), extend)
         settle_stale_trials(study, store, spec)
         # Trials of machines whose heartbeat stopped (PostgreSQL): failed and queued again now,
         # so a grid's queue holds them before the workers look (Optuna does it only inside

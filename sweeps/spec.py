@@ -19,8 +19,8 @@ from typing import Any
 
 import yaml
 
-from albumgan.gan_core.config import KEYS, ConfigError, parse_value
-from albumgan.gan_core.contract import REPLICATE_KEY, AlbumganError
+from albumgan.gan_core.config import KEYS, ConfigError, TrainConfig, load_yaml, parse_value
+from albumgan.gan_core.contract import LOGGED, REPLICATE_KEY, SCORES, AlbumganError
 from albumgan.sweeps import sampling
 from albumgan.sweeps.sampling import GRID_FORMS, Param, decode, encode, grid_values, nest
 from albumgan.sweeps.wandb_schema import FORMS, form_of, parameter_problems, violations
@@ -144,6 +144,54 @@ def _trainer_problems(params: list[Param]) -> list[str]:
     return list(dict.fromkeys(problems))
 
 
+def metric_problems(metric: str, params: list[Param], command: Any = None) -> list[str]:
+    """Whether albumgan's trainer logs ``metric`` in every run of this sweep: one of ``LOGGED``,
+    and for a score, ``eval_every`` > 0 in every run (from the sweep's parameters, else the
+    preset its ``command`` names with ``--config``, else the default, 0: off)."""
+    logged = ", ".join(LOGGED)
+    if metric not in LOGGED:
+        return [f"metric.name: {metric!r} is not logged by albumgan's trainer; it logs {logged}"]
+    if metric not in SCORES:
+        return []
+    param = next((p for p in params if p.path[-1] == "eval_every"), None)
+    if param is None:
+        every = _preset_value(command, "eval_every")
+        given = f"{every} (from the preset)" if every else f"{every} (the default: off)"
+        values = [every]
+    else:
+        values = [param.get("value")] if "value" in param.spec else list(param.get("values", ()))
+        if "min" in param.spec:
+            values.append(param.get("min"))
+        given = ", ".join(map(str, values))
+    if all(isinstance(v, int) and v > 0 for v in values):
+        return []
+    return [
+        f"metric.name: {metric} is a score, logged only every eval_every steps with "
+        f"eval_every > 0, and this sweep's runs have eval_every {given}; add e.g. "
+        "eval_every: {value: 500} to its parameters"
+    ]
+
+
+def _preset_value(command: Any, key: str) -> Any:
+    """``key`` as the preset a sweep's command passes (``--config NAME``) sets it, else the
+    trainer's default."""
+    tokens = [str(t) for t in command or ()]
+    preset = None
+    for i, token in enumerate(tokens):
+        if token.startswith("--config="):
+            preset = token.split("=", 1)[1]
+        elif token == "--config" and i + 1 < len(tokens):
+            preset = tokens[i + 1]
+    if preset is not None:
+        try:
+            overrides = load_yaml(preset)
+        except (ConfigError, OSError):
+            overrides = {}  # the trainer will say what is wrong with it
+        if key in overrides:
+            return overrides[key]
+    return getattr(TrainConfig(), key)
+
+
 def parse_spec(data: Any, source: str = "sweep") -> SweepSpec:
     """Check a loaded sweep mapping: W&B's rules, what runs offline, our config keys.
 
@@ -168,6 +216,9 @@ def parse_spec(data: Any, source: str = "sweep") -> SweepSpec:
         )
     elif resolved == TRAINER.resolve():
         problems += _trainer_problems(params)
+        metric = data.get("metric")
+        if not problems and isinstance(metric, dict):
+            problems += metric_problems(str(metric.get("name")), params, data.get("command"))
     if problems:
         raise SweepError("\n".join(f"{source}: {p}" for p in problems))
     metric = data["metric"]
@@ -215,15 +266,19 @@ def resolve_sweep_file(path_or_name: str | Path) -> Path:
     raise SweepError(f"no such sweep file {str(path_or_name)!r}; bundled sweeps: {names}")
 
 
-def load_spec(path: str | Path) -> SweepSpec:
+def read_sweep_file(path: str | Path) -> Any:
+    """The YAML content of a sweep file (or a bundled sweep's name), unchecked."""
     path = resolve_sweep_file(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise SweepError(f"cannot read sweep file {str(path)!r}: {exc.strerror}") from exc
     except yaml.YAMLError as exc:
         raise SweepError(f"{path}: not valid YAML: {exc}".splitlines()[0]) from exc
-    return parse_spec(data, str(path))
+
+
+def load_spec(path: str | Path) -> SweepSpec:
+    return parse_spec(read_sweep_file(path), str(resolve_sweep_file(path)))
 
 
 def grid_order(spec: SweepSpec) -> list[Param]:

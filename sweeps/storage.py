@@ -27,8 +27,10 @@ __all__ = [
     "StorageError",
     "absolute_location",
     "default_location",
+    "find_study",
     "load_study",
     "open_storage",
+    "shown_location",
     "storage_lock",
 ]
 
@@ -54,6 +56,18 @@ def absolute_location(location: str | None, runs_dir: Path, study_name: str) -> 
     if location.startswith("sqlite:///"):
         return "sqlite:///" + str(Path(location.removeprefix("sqlite:///")).resolve())
     return location if "://" in location else str(Path(location).resolve())
+
+
+def shown_location(location: str) -> str:
+    """The storage as it may be printed: a database URL's password masked."""
+    if "://" not in location:
+        return location
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(location)
+    if parts.password is None:
+        return location
+    return location.replace(f":{parts.password}@", ":***@", 1)
 
 
 def open_storage(location: str, create: bool = True) -> optuna.storages.BaseStorage:
@@ -106,6 +120,46 @@ def load_study(location: str, study_name: str) -> optuna.Study:
         raise StorageError(
             f"--study {study_name!r} is not in {location}; studies there: {names}"
         ) from exc
+
+
+def find_study(
+    location: str | None, study_name: str | None, runs_dir: str | Path = "runs"
+) -> tuple[str, str]:
+    """The (storage, study) a reading command means when it leaves either out.
+
+    No ``--storage``: the journal ``sweep run`` wrote by default, ``RUNS/STUDY/optuna.journal``,
+    or with no ``--study`` either, the only such journal under ``runs_dir``. No ``--study``: the
+    only study in the storage.
+
+    Raises:
+        StorageError: nothing found, or more than one to choose from (each is named).
+    """
+    runs = Path(runs_dir)
+    if location is None and study_name is not None:
+        location = default_location(runs, study_name)
+        if not Path(location).is_file():
+            raise StorageError(
+                f"no --storage given and no journal at {location} (sweep run's default for "
+                f"study {study_name!r}); name it with --storage"
+            )
+    elif location is None:
+        journals = sorted(runs.glob(f"*/{Path(default_location(runs, 'x')).name}"))
+        if len(journals) != 1:
+            found = ", ".join(map(str, journals)) or "none"
+            raise StorageError(
+                f"no --storage given: {len(journals)} study journals under {runs}/ ({found}); "
+                "name one with --storage (and --study)"
+            )
+        location = str(journals[0])
+    if study_name is None:
+        names = optuna.get_all_study_names(open_storage(location, create=False))
+        if len(names) != 1:
+            listed = ", ".join(names) or "none"
+            raise StorageError(
+                f"--study: {location} holds {len(names)} studies ({listed}); name one with --study"
+            )
+        study_name = names[0]
+    return location, study_name
 
 
 @contextlib.contextmanager

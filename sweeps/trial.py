@@ -165,6 +165,7 @@ class Objective:
             ("packed", len(launches) < len(replicates)),
         ):
             trial.set_user_attr(key, value)
+        print(f"trial {trial.number} started: {_shown_swept(trial)} ({run_dir})", flush=True)
         pruned = self._run(trial, launches)
         return self._result(trial, replicates, pruned)
 
@@ -196,7 +197,7 @@ class Objective:
             try:
                 proc = self.packer.start(shape_key(params), launch.run_dir, packed_args, env)
             except OSError as exc:  # the study records the trial as failed and goes on
-                raise TrialFailed(f"trial {trial.number}: {exc}") from exc
+                raise _failed(trial, f"its trainer did not start: {exc}") from exc
             for rep in launch.replicates:
                 rep.proc, rep.shared = proc, True
             return self._watch(trial, replicates)
@@ -251,9 +252,17 @@ class Objective:
             raise optuna.TrialPruned("stopped by hyperband")
         if worst is None and EXIT_DIVERGED in codes:  # marked, the study goes on
             return math.nan
-        if worst is not None or any(metric not in f for f in finals):
-            logs = ", ".join(dict.fromkeys(str(_log_of(rep)) for rep in replicates))
-            raise TrialFailed(f"trial {trial.number} failed (exit {worst}); see {logs}")
+        logs = ", ".join(dict.fromkeys(str(_log_of(rep)) for rep in replicates))
+        if worst is not None or unfinished:
+            raise _failed(trial, f"exit {worst}, run {first}; see {logs}")
+        if any(metric not in f for f in finals):  # every run completed, and never logged it
+            trial.set_user_attr("state", TrialState.NO_METRIC)
+            logged = sorted({k for r in replicates for k in _logged_keys(r.run_dir)})
+            raise _failed(
+                trial,
+                f"its run completed without logging {metric} (metrics.jsonl has "
+                f"{', '.join(logged) or 'nothing'}); see {logs}",
+            )
         return sum(float(f[metric]) for f in finals) / len(finals)
 
     @staticmethod
@@ -309,6 +318,50 @@ class Objective:
             time.sleep(POLL_SECONDS / 5)
         for rep in shared:
             (rep.run_dir / STOP_REQUEST).unlink(missing_ok=True)  # ours: written just above
+
+
+def _shown_swept(trial) -> str:
+    from albumgan.sweeps.results import shown_params, trial_params
+
+    return shown_params(trial_params(trial)) or "(nothing swept)"
+
+
+def announce_end(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    """One line when a trial ends (``study.optimize`` callback): its number, what it ran with,
+    and its value, or why it has none."""
+    from albumgan.gan_core.contract import shown
+
+    attrs = trial.user_attrs
+    if attrs.get("state") == TrialState.UNUSED:
+        return  # opened after the grid's last point was taken: it ran nothing
+    if trial.state == optuna.trial.TrialState.COMPLETE:
+        outcome = f"{study.user_attrs.get('metric', 'value')} {shown(trial.value)}"
+    elif attrs.get("state") == TrialState.DIVERGED:
+        outcome = "diverged (NaN/Inf loss)"
+    elif trial.state == optuna.trial.TrialState.PRUNED:
+        steps = sorted(trial.intermediate_values)
+        outcome = f"at step {steps[-1]}" if steps else "before its first report"
+    else:
+        outcome = attrs.get("reason") or attrs.get("state") or "failed"
+    state = trial.state.name.lower()
+    print(f"trial {trial.number} {state}: {outcome}  {_shown_swept(trial)}", flush=True)
+
+
+def _failed(trial: optuna.Trial, reason: str) -> TrialFailed:
+    """The trial is failed for ``reason``: kept as its ``reason`` attribute (the per-trial line,
+    the leaderboard and the report show it) and raised, so the study records it and goes on."""
+    trial.set_user_attr("reason", reason)
+    return TrialFailed(f"trial {trial.number}: {reason}")
+
+
+def _logged_keys(run_dir: Path) -> set[str]:
+    """The numeric metrics a run wrote to metrics.jsonl."""
+    return {
+        key
+        for record in read_jsonl(run_dir / "metrics.jsonl")
+        for key, value in record.items()
+        if key != "step" and isinstance(value, (int, float)) and not isinstance(value, bool)
+    }
 
 
 def _log_of(rep: Replicate) -> Path:

@@ -203,6 +203,9 @@ def _wait_for_step(run_dir: Path, step: int, proc: subprocess.Popen) -> dict:
 def test_stop_signal_to_the_cli_checkpoints_and_exits_cleanly(
     cache_dir, tmp_path, signum, backend_name
 ):
+    if backend_name == "jax" and signum == signal.SIGINT:
+        # Which signal stops a run is the command's, not the backend's: SIGTERM covers JAX.
+        pytest.skip("SIGINT is handled as SIGTERM is: the TensorFlow part covers it")
     run_dir = tmp_path / "run"
     # Arguments in the forms `wandb agent` sends them (a list, a bare boolean, a spaced value).
     agent_argv = ["--noise_shape=[1, 1, 12]", "--diffaugment", "--label_noise", "0.1"]

@@ -27,7 +27,8 @@ OK = "ok"  # W&B accepts it and `albumgan sweep run` runs it
 
 
 def _file(parameters: dict | None = None, **top) -> dict:
-    data = {"method": "random", "metric": {"name": "kid"}, "run_cap": 2}
+    # g_loss: logged by every run (a score such as kid needs eval_every > 0 among the parameters)
+    data = {"method": "random", "metric": {"name": "g_loss"}, "run_cap": 2}
     data["parameters"] = parameters if parameters is not None else {"lr_g": {"values": [0.001]}}
     data.update(top)
     return {k: v for k, v in data.items() if v is not None}
@@ -38,7 +39,7 @@ CASES = [
     # --- accepted here before, refused by W&B ---------------------------------------------------
     ("value and values", _file({"seed": {"value": 1, "values": [1, 2]}}), "unknown key values"),
     ("min/max/q, no distribution", _file({"steps": {"min": 8, "max": 32, "q": 8}}), "q"),
-    ("metric.gaol", _file(metric={"name": "kid", "gaol": "minimize"}), "unknown key gaol"),
+    ("metric.gaol", _file(metric={"name": "g_loss", "gaol": "minimize"}), "unknown key gaol"),
     (
         "early_terminate.miniter",
         _file(early_terminate={"type": "hyperband", "miniter": 3}),
@@ -159,7 +160,7 @@ CASES = [
         ),
         OK,
     ),
-    ("metric.target", _file(metric={"name": "kid", "goal": "minimize", "target": 0.5}), OK),
+    ("metric.target", _file(metric={"name": "g_loss", "goal": "minimize", "target": 0.5}), OK),
     (
         "hyperband max_iter and s",
         _file(early_terminate={"type": "hyperband", "max_iter": 27, "s": 2, "eta": 3}),
