@@ -1,4 +1,4 @@
-"""The ``albumgan`` command.
+"""The ``albumgan`` command (albumgan --version: the installed version).
 
 albumgan train [--config PRESET] [--key=value ...]     same arguments as experiments/train.py
 albumgan sample RUN_DIR [--n 64] [--out DIR] [--format jpg|png] [--seed 0]
@@ -27,7 +27,9 @@ from albumgan.gan_core.contract import (
     ArgumentParser,
     UsageError,
     handles_errors,
+    plain,
     shown,
+    version,
 )
 
 
@@ -145,7 +147,10 @@ COMMANDS = {
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] in (["-h"], ["--help"]):
-        print(__doc__)
+        print(plain(__doc__))
+        return 0
+    if argv[:1] in (["-V"], ["--version"]):
+        print(f"albumgan {version()}")
         return 0
     if not argv:
         print(__doc__, file=sys.stderr)

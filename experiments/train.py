@@ -5,13 +5,18 @@
     albumgan train --config modern --run-dir runs/my-run                         # same arguments
 
 Arguments besides config keys: ``--config PATH|PRESET``, ``--config-json FILE`` (``wandb agent``'s
-``${args_json_file}``), ``--run-dir DIR`` (resumed if it exists), ``--resume`` (continue the newest
-unfinished run of the same name), ``--dry-run`` (print the resolved config and parameter counts),
+``${args_json_file}``), ``--run-dir DIR`` (resumed if it exists), ``--resume RUN_DIR`` (continue
+that run) or ``--resume`` alone (the newest unfinished run of the same name; none is an error),
+``--dry-run`` (print the resolved config and parameter counts),
 ``--wandb`` (log to Weights & Biases; automatic under ``wandb agent``), ``--pack-file FILE``
 (train several runs of one shape as one packed program: a JSON ``{"members": [{"run_dir": DIR,
 "argv": [...]}, ...]}``, each argv read as this command's; how ``albumgan sweep run --pack K``
 trains K trials at once).
 Every other ``--key=value`` is a TrainConfig key (``--help`` lists them).
+
+An existing run (``--resume RUN_DIR``, ``--run-dir`` of a run that has a config.yaml) goes on
+from its own config.yaml: the flags change only the keys they name (steps, intervals and the
+other resumable keys; any other is refused), and ``--config`` is not applied to it.
 
 Every argument form a sweep's ``command:`` can produce is read (``sweeps.command``):
 ``--key=value``, ``--key value``, a bare ``--key`` (True), ``key=value`` (``${args_no_hyphens}``),
@@ -51,6 +56,7 @@ import yaml  # noqa: E402
 from albumgan.gan_core.config import (  # noqa: E402
     BARE_MEANS_TRUE,
     KEYS,
+    TRUE_OR_FALSE,
     ConfigError,
     TrainConfig,
     build_config,
@@ -60,7 +66,7 @@ from albumgan.gan_core.config import (  # noqa: E402
     parse_bool,
     parse_value,
 )
-from albumgan.gan_core.contract import handles_errors  # noqa: E402
+from albumgan.gan_core.contract import handles_errors, plain  # noqa: E402
 
 _OPTIONS = ("config", "config_json", "run_dir", "resume", "dry_run", "help", "h", "pack_file")
 
@@ -98,7 +104,9 @@ def parse_args(argv: list[str]) -> tuple[TrainConfig, Options]:
             options["run_dir"] = _require(key, value)
         elif key == "pack_file":
             options["pack_file"] = _require(key, value)
-        elif key in ("resume", "dry_run", "help", "wandb"):
+        elif key == "resume":
+            _resume_option(value, options)
+        elif key in ("dry_run", "help", "wandb"):
             options[key] = value is None or parse_bool(key, value)
         elif key not in KEYS and (group := _group(value)) is not None:
             flags.update(overrides_from_mapping(group, f"--{key}"))  # a W&B parameter group
@@ -115,25 +123,76 @@ def parse_args(argv: list[str]) -> tuple[TrainConfig, Options]:
         raise _Help()
     # A sweep's metric (``albumgan sweep run`` sets these for each trial): which evaluation keeps
     # the best checkpoint, unless the config says otherwise.
-    overrides: dict[str, object] = {
+    named: dict[str, object] = {
         key: os.environ[variable]
         for key, variable in BEST_VARIABLES.items()
         if variable in os.environ
     }
-    if yaml_path:
-        overrides.update(load_yaml(yaml_path))
     if json_path:
-        overrides.update(load_json(json_path))
+        named.update(load_json(json_path))
     if json_text:
-        overrides.update(_json_argument(json_text))
-    overrides.update(flags)
+        named.update(_json_argument(json_text))
+    named.update(flags)
+    preset = load_yaml(yaml_path) if yaml_path else {}
     # A sweep trial's run directory and W&B switch come in the environment: its argv is exactly
     # what the sweep's command builds, as under `wandb agent`.
     if os.environ.get("ALBUMGAN_RUN_DIR"):
         options.setdefault("run_dir", os.environ["ALBUMGAN_RUN_DIR"])
     if os.environ.get("ALBUMGAN_WANDB") == "1":
         options.setdefault("wandb", True)
-    return build_config(overrides), Options(**options)
+    if options.get("resume") and not options.get("run_dir"):  # the newest unfinished one
+        options["run_dir"] = str(_resumable(build_config({**preset, **named})))
+    # An existing run goes on from its own config.yaml: the arguments change only the keys they
+    # name (``--config`` names none), and training checks those are resumable.
+    stored = _stored_config(options.get("run_dir"))
+    if stored is None:
+        return build_config({**preset, **named}), Options(**options)
+    ignored = sorted(k for k, v in preset.items() if k not in named and stored.get(k) != v)
+    if ignored:
+        print(
+            f"note: {options['run_dir']} goes on from its own config.yaml; --config {yaml_path} "
+            f"is not applied to {', '.join(ignored)} (give a key as a flag to change it)",
+            file=sys.stderr,
+        )
+    return build_config({**stored, **named}), Options(**options)
+
+
+def _resume_option(value: str | None, options: dict[str, object]) -> None:
+    """``--resume`` (the newest unfinished run of this name), ``--resume RUN_DIR`` (that run),
+    or a boolean spelling (``--resume=false``)."""
+    if value is not None and value.strip().lower() not in TRUE_OR_FALSE:
+        if not (Path(value) / "config.yaml").is_file():
+            raise ConfigError(f"--resume {value}: not a run directory (no config.yaml in it)")
+        options["resume"], options["run_dir"] = True, value
+        return
+    options["resume"] = value is None or parse_bool("resume", value)
+
+
+def _resumable(cfg: TrainConfig) -> Path:
+    """The newest unfinished run of ``cfg``'s name, for ``--resume`` alone."""
+    from albumgan.gan_core.rundir import find_resumable
+
+    name = cfg.name or "run"
+    found = find_resumable(Path(cfg.runs_dir), name)
+    if found is None:
+        raise ConfigError(
+            f"--resume: no unfinished run named {name!r} in {cfg.runs_dir}/ to resume; leave "
+            "out --resume to start a new run, or give one: --resume RUN_DIR"
+        )
+    return found
+
+
+def _stored_config(run_dir: object) -> dict[str, object] | None:
+    """The config an existing run directory was trained with, as overrides; None for a new one.
+
+    Raises:
+        RunDirError: its config.yaml cannot be read or is not a valid config.
+    """
+    if not run_dir or not (Path(str(run_dir)) / "config.yaml").is_file():
+        return None
+    from albumgan.gan_core.rundir import read_config
+
+    return read_config(Path(str(run_dir))).to_dict()
 
 
 def split_flags(argv: list[str]) -> list[tuple[str, str | None]]:
@@ -219,7 +278,7 @@ class _Help(Exception):
 def _usage() -> str:
     defaults = TrainConfig().to_dict()
     keys = "\n".join(f"  --{k}={defaults[k]!r}" for k in KEYS)
-    return f"{__doc__}\nConfig keys and defaults:\n{keys}\n"
+    return f"{plain(__doc__)}\nConfig keys and defaults:\n{keys}\n"
 
 
 @handles_errors

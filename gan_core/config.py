@@ -49,6 +49,7 @@ class ConfigError(AlbumganError):
 Parser = Callable[[str, Any], Any]
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0", "none", "null", ""}
+TRUE_OR_FALSE = frozenset(_TRUE | _FALSE)  # every spelling parse_bool reads
 
 
 def _parse_int(key: str, raw: Any) -> int:

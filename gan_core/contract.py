@@ -126,6 +126,25 @@ def handles_errors(main: Callable[..., int]) -> Callable[..., int]:
     return run
 
 
+def plain(doc: str) -> str:
+    """A docstring as ``--help`` prints it: reST's ``code`` marks and :roles: taken out."""
+    import re
+
+    text = re.sub(r":[a-z]+:`([^`]+)`", r"\1", doc)
+    return text.replace("``", "")
+
+
+def version() -> str:
+    """The installed albumgan's version (a source checkout that is not installed: unknown)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("albumgan")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """argparse's parser, whose usage errors are one line too (``error: PROG: MESSAGE``, exit 2),
     like every other error a command prints; ``--help`` still shows the usage."""

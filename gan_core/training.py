@@ -74,6 +74,11 @@ def _existing_run_dir(
     """The run directory to write into when one is named or resumed (checked compatible)."""
     if run_dir is None and resume:
         run_dir = find_resumable(Path(cfg.runs_dir), cfg.name or "run")
+        if run_dir is None:  # never a quiet new run in place of the one asked for
+            raise ConfigError(
+                f"resume: no unfinished run named {cfg.name or 'run'!r} in {cfg.runs_dir}/; "
+                "leave out resume to start a new run"
+            )
     if run_dir is None:
         return None
     path = Path(run_dir)

@@ -315,13 +315,17 @@ def test_missing_dataset_is_a_clear_exit_2(cache_dir, tmp_path):
 
 
 def test_resume_flag_finds_the_newest_unfinished_run_of_the_same_name(tiny_cfg):
+    from albumgan.gan_core.config import ConfigError
+
     first = train(tiny_cfg, callbacks=[_InterruptAt(3)])
     assert first.state == "interrupted"
     train(tiny_cfg.replace(name="other", steps=3))  # a different name is never picked
     resumed = train(tiny_cfg, resume=True)
     assert resumed.run_dir == first.run_dir and resumed.state == "completed"
-    fresh = train(tiny_cfg.replace(steps=3), resume=True)  # nothing unfinished: a new run
-    assert fresh.run_dir not in (first.run_dir, resumed.run_dir)
+    runs = set(resumed.run_dir.parent.iterdir())
+    with pytest.raises(ConfigError, match="resume: no unfinished run named"):
+        train(tiny_cfg.replace(steps=3), resume=True)  # nothing unfinished: said, not a new run
+    assert set(resumed.run_dir.parent.iterdir()) == runs
 
 
 def test_albumgan_console_script_is_installed(cache_dir, backend_name):

@@ -202,7 +202,7 @@ def test_presets_parse():
 
 
 def test_option_flags_take_boolean_spellings():
-    _, options = parse_args(["--resume=True", "--dry-run=false"])
-    assert (options.resume, options.dry_run) == (True, False)
-    with pytest.raises(ConfigError, match="resume: expected true or false"):
-        parse_args(["--resume=maybe"])
+    _, options = parse_args(["--resume=no", "--dry-run=True"])
+    assert (options.resume, options.dry_run) == (False, True)
+    with pytest.raises(ConfigError, match="--resume maybe: not a run directory"):
+        parse_args(["--resume=maybe"])  # not a boolean: the run directory to resume
