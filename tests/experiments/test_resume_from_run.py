@@ -44,9 +44,7 @@ def test_an_existing_run_goes_on_from_its_own_config(trained, capsys):
     assert "sample_every: 3\n" in (Path(trained) / "config.yaml").read_text()
 
 
-def test_resume_changes_only_resumable_keys_and_never_starts_a_new_run(
-    trained, tmp_path, capsys
-):
+def test_resume_changes_only_resumable_keys_and_never_starts_a_new_run(trained, tmp_path, capsys):
     capsys.readouterr()
     assert main(["--resume", trained, "--g_width=16"]) == 2
     (line,) = capsys.readouterr().err.splitlines()
