@@ -1,7 +1,8 @@
 """``albumgan data ...``: build, clean and list datasets.
 
-albumgan data prepare SRC --out DIR [--size 512] [--fit crop|pad|squash] [--dedupe-distance 6]
-                      [--exclude FILE] [--confirm FILE] [--min-source 256] [--workers N]
+albumgan data prepare SRC [SRC ...] --out DIR [--size 512] [--fit crop|pad|squash]
+                      [--dedupe-distance 6] [--exclude FILE] [--confirm FILE] [--keep-flagged]
+                      [--min-source 128] [--workers N]
 albumgan data gaon --out DIR [--chart CSV] [--source itunes,musicbrainz,bing] [--min-size 300]
                    [--source-url NAME=BASE]...
 albumgan data synth --out DIR [--n 512] [--size 256] [--seed 0]
@@ -15,6 +16,7 @@ import sys
 from pathlib import Path
 
 from albumgan.data_tools import registry, synthetic
+from albumgan.data_tools.prepare import DEFAULT_MIN_SOURCE
 from albumgan.gan_core.contract import ArgumentParser, UsageError, handles_errors
 
 
@@ -31,13 +33,17 @@ def _prepare(args: argparse.Namespace) -> int:
         confirm=_read_names(args.confirm),
         min_source=args.min_source,
         workers=args.workers,
+        keep_flagged=args.keep_flagged,
     )
     print(summary.table())
     if summary.note():
         print(summary.note(), file=sys.stderr)
     print(f"dataset:  {summary.out / 'images'}")
     print(f"manifest: {summary.manifest}")
-    print(f"review:   {summary.review}  (flagged images wait for your confirmation there)")
+    if summary.counts.get("flagged"):
+        print(f"review:   {summary.review}  (flagged images wait for your confirmation there)")
+    else:
+        print(f"review:   {summary.review}")
     return 0
 
 
@@ -104,6 +110,7 @@ def _synth(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     rows = registry.describe(args.data_dir)
     width = max(len(r["name"]) for r in rows)
+    print(f"{'NAME':<{width}}  (train with --dataset=NAME)")
     for r in rows:
         built = r["built"] or "not built"
         print(f"{r['name']:<{width}}  {r['count']:>5} images  {built:<19}  {r['path']}")
@@ -117,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     prep = sub.add_parser("prepare", help="clean a raw image folder into a dataset")
-    prep.add_argument("src", type=Path)
+    prep.add_argument("src", type=Path, nargs="+", help="raw image folders (one dataset)")
     prep.add_argument("--out", type=Path, required=True)
     prep.add_argument("--size", type=int, default=512)
     prep.add_argument("--fit", choices=("crop", "pad", "squash"), default="crop")
@@ -128,8 +135,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="max perceptual-hash bits apart for near duplicates (0 = exact only)",
     )
     prep.add_argument("--exclude", type=Path, help="file of names to drop")
-    prep.add_argument("--confirm", type=Path, help="file of flagged names to keep (review.html)")
-    prep.add_argument("--min-source", type=int, default=256, help="flag smaller sources")
+    prep.add_argument(
+        "--confirm",
+        type=Path,
+        help="confirmed.txt: flagged names to keep, one per line (review.html writes it)",
+    )
+    prep.add_argument(
+        "--keep-flagged", action="store_true", help="keep flagged images too (reasons recorded)"
+    )
+    prep.add_argument(
+        "--min-source", type=int, default=DEFAULT_MIN_SOURCE, help="flag smaller sources (px)"
+    )
     prep.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     prep.set_defaults(run=_prepare)
 

@@ -3,6 +3,7 @@
     synthetic   generated on first use into the cache (offline, deterministic)
     gaon        <data root>/gaon/images      built by `albumgan data prepare` from raw covers
     crawled     <data root>/crawled/images   likewise
+    NAME        <data root>/NAME/images      any other prepared dataset there (data list)
     PATH        a prepared folder (its images/) or any folder of images
 
 A prepared folder's images are the ``kept`` ones its ``manifest.jsonl`` lists: other files that
@@ -85,12 +86,16 @@ def resolve(dataset: str, data_dir: str | os.PathLike | None, cache_dir: Path) -
         hint = BUILD_HINTS[dataset].format(root=root)
         raise DatasetError(f"dataset {dataset!r} is not built (no {folder}); build it: {hint}")
     path = Path(dataset).expanduser()
-    if not path.is_dir():
-        raise DatasetError(
-            f"dataset {dataset!r}: not a folder; "
-            "expected synthetic, gaon, crawled or a folder path"
-        )
-    return image_folder(path)
+    if path.is_dir():
+        return image_folder(path)
+    root = data_root(data_dir)
+    if "/" not in dataset and (root / dataset / "images").is_dir():
+        return root / dataset / "images"  # a name `albumgan data list` shows
+    names = ", ".join(row["name"] for row in describe(data_dir))
+    raise DatasetError(
+        f"dataset {dataset!r}: no such folder, nor a dataset of that name in {root}/; expected "
+        f"a name albumgan data list shows ({names}) or a folder path"
+    )
 
 
 def describe(data_dir: str | os.PathLike | None = None) -> list[dict]:

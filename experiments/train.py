@@ -295,7 +295,8 @@ def main(argv: list[str] | None = None) -> int:
     if options.dry_run:
         from albumgan.gan_core.backend import activate
 
-        return _dry_run(cfg, activate(cfg.backend))  # KERAS_BACKEND set before Keras loads
+        images = _dataset_check(cfg)  # a missing dataset fails in a second, before Keras loads
+        return _dry_run(cfg, activate(cfg.backend), images)  # KERAS_BACKEND set before Keras
 
     from albumgan import load_data
     from albumgan.gan_core.training import train
@@ -341,11 +342,37 @@ def _train_pack_file(path: str, callbacks) -> int:
     return max(result.exit_code for result in results)
 
 
-def _dry_run(cfg: TrainConfig, backend_name: str) -> int:
+def _dataset_check(cfg: TrainConfig) -> str:
+    """What a dry run says of the dataset: its folder and image count (not decoded).
+
+    Raises:
+        DatasetError: the dataset cannot be found or holds no image.
+    """
+    from albumgan.data_tools.registry import (
+        IMAGE_SUFFIXES,
+        DatasetError,
+        list_images,
+        resolve,
+    )
+
+    if cfg.dataset == "synthetic":
+        return "synthetic (generated on first use)"
+    from albumgan.gan_core.fileio import default_cache_dir
+
+    folder = resolve(cfg.dataset, cfg.data_dir, Path(cfg.cache_dir or default_cache_dir()))
+    count = len(list_images(folder))
+    if not count:
+        suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
+        raise DatasetError(f"dataset {cfg.dataset!r}: no images ({suffixes}) in {folder}")
+    return f"{count} in {folder}"
+
+
+def _dry_run(cfg: TrainConfig, backend_name: str, images: str) -> int:
     from albumgan.gan_core.models import build_discriminator, build_generator
     from albumgan.gan_core.precision import resolve_precision
 
     print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
+    print(f"dataset_images: {images}")
     precision = resolve_precision(cfg.precision, backend_name)
     print(f"resolved_backend: {backend_name}")
     print(f"resolved_precision: {precision}")

@@ -46,7 +46,7 @@ def test_decoded_arrays_are_cached_and_invalidated_by_changes(tmp_path):
 
 
 def test_unknown_and_unbuilt_datasets_are_clear_errors(tmp_path):
-    with pytest.raises(DatasetError, match="not a folder"):
+    with pytest.raises(DatasetError, match="no such folder"):
         load_dataset(str(tmp_path / "nope"), 16, tmp_path)
     with pytest.raises(DatasetError, match="'crawled' is not built"):
         load_dataset("crawled", 16, tmp_path)
@@ -97,3 +97,29 @@ def test_data_list_and_synth_commands(tmp_path, monkeypatch):
     assert rows["mine"]["count"] == 1 and rows["mine"]["built"]
     assert rows["gaon"]["count"] == 0 and "albumgan data prepare" in rows["gaon"]["hint"]
     assert main(["list"]) == 0
+
+
+def test_every_name_data_list_shows_is_a_dataset_and_a_typo_is_refused(
+    tmp_path, capsys, monkeypatch
+):
+    from albumgan.data_tools.cli import main as data_main
+    from albumgan.experiments.train import main as train_main
+
+    monkeypatch.chdir(tmp_path)  # the registry root is data/ in the working folder
+    (tmp_path / "data" / "kpop" / "images").mkdir(parents=True)
+    for i in range(3):
+        Image.new("RGB", (32, 32), (40 * i, 90, 200)).save(tmp_path / f"data/kpop/images/{i}.png")
+    capsys.readouterr()
+    assert data_main(["list"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert rows[0].split()[0] == "NAME" and "--dataset=NAME" in rows[0]
+    names = [r.split()[0] for r in rows[1:] if "images" in r]
+    assert names == ["synthetic", "gaon", "crawled", "kpop"]
+    data = load_dataset("kpop", 16, tmp_path / "cache")
+    assert data.images.shape == (3, 16, 16, 3)
+    # --dry-run checks the dataset: found and counted, or one line and exit 2.
+    assert train_main(["--config", "smoke", "--dataset=kpop", "--dry-run"]) == 0
+    assert "dataset_images: 3 in data/kpop/images" in capsys.readouterr().out
+    assert train_main(["--config", "smoke", "--dataset=data/kpopp", "--dry-run"]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "no such folder" in line and "(synthetic, gaon, crawled, kpop)" in line

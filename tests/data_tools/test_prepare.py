@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from albumgan.data_tools.prepare import prepare
 from albumgan.data_tools.synthetic import generate_cover
@@ -450,3 +450,93 @@ def test_files_in_out_that_prepare_would_have_to_replace_are_refused(few, tmp_pa
     proc = _run_prepare(few, out)
     assert proc.returncode == 0 and proc.stderr == ""
     assert (out / "manifest.jsonl").read_bytes() == (reference / "manifest.jsonl").read_bytes()
+
+
+def _words(rng: np.random.Generator, n: int) -> str:
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    return " ".join(
+        "".join(letters[k] for k in rng.integers(0, 26, rng.integers(2, 9))) for _ in range(n)
+    )
+
+
+def _text_page(rng, side=800, paper=(255, 255, 255), ink=(20, 20, 20), size=14) -> Image.Image:
+    page = Image.new("RGB", (side, side), paper)
+    draw, font = ImageDraw.Draw(page), ImageFont.load_default(size=size)
+    for y in range(40, side - 40, int(size * 1.5)):
+        draw.text((40, y), _words(rng, 12), fill=ink, font=font)
+    return page
+
+
+def test_screenshots_and_text_pages_are_flagged_and_minimal_covers_kept(tmp_path):
+    """What the flags are for (junk among crawled covers), and what they must leave alone: the
+    real covers in the seed's set include one-colour covers with a small title, covers of
+    200-300 px and scans 1.41 high."""
+    rng = np.random.default_rng(0)
+    src = tmp_path / "raw"
+    src.mkdir()
+    _text_page(rng).save(src / "page.png")
+    photo = np.asarray(_text_page(rng, paper=(236, 230, 214), ink=(40, 38, 35), size=16), float)
+    photo = photo * np.linspace(0.8, 1.0, 800)[None, :, None] + rng.normal(0, 6, photo.shape)
+    Image.fromarray(np.clip(photo, 0, 255).astype(np.uint8)).filter(
+        ImageFilter.GaussianBlur(0.8)
+    ).save(src / "photo_of_page.jpg", quality=85)
+    screen = Image.new("RGB", (900, 900), (246, 246, 248))
+    draw, font = ImageDraw.Draw(screen), ImageFont.load_default(size=15)
+    draw.rectangle([0, 0, 900, 40], fill=(60, 64, 72))
+    draw.rectangle([0, 40, 200, 900], fill=(230, 232, 236))
+    for i in range(25):
+        draw.text((20, 60 + i * 32), _words(rng, 2), fill=(30, 30, 30), font=font)
+        draw.text((230, 60 + i * 32), _words(rng, 9), fill=(30, 30, 30), font=font)
+    screen.save(src / "screenshot.png")
+    _text_page(rng).resize((750, 1334)).save(src / "phone.png")
+    Image.new("RGB", (500, 500), (204, 204, 204)).save(src / "placeholder.png")
+    _cover(20, 100).save(src / "thumbnail.png")
+    # Covers: one colour and a title; white with a few lines of credits; small; a tall scan.
+    minimal = Image.new("RGB", (600, 600), (236, 170, 190))
+    title = ImageFont.load_default(size=56)
+    ImageDraw.Draw(minimal).text((170, 270), "PERSONA", fill=(40, 40, 40), font=title)
+    minimal.save(src / "minimal.jpg", quality=92)
+    credits = Image.new("RGB", (600, 600), (250, 250, 250))
+    draw = ImageDraw.Draw(credits)
+    draw.ellipse([150, 100, 450, 400], fill=(20, 20, 20))
+    for i in range(3):
+        draw.text((200, 450 + i * 30), _words(rng, 3), fill=(30, 30, 30), font=font)
+    credits.save(src / "credits.png")
+    _cover(21, 243).save(src / "small_cover.png")
+    _cover(22, 300).resize((214, 300)).save(src / "tall_scan.jpg", quality=90)
+    prepare(src, tmp_path / "out", workers=1)
+    records = _manifest(tmp_path / "out")
+    expected = {
+        "page.png": "screenshot/text page",
+        "photo_of_page.jpg": "screenshot/text page",
+        "screenshot.png": "screenshot/text page",
+        "phone.png": "aspect ratio 1.78",
+        "placeholder.png": "near-flat",
+        "thumbnail.png": "small source 100x100",
+    }
+    for name, reason in expected.items():
+        assert records[name]["status"] == "flagged" and reason in records[name]["reason"], name
+    for name in ("minimal.jpg", "credits.png", "small_cover.png", "tall_scan.jpg"):
+        assert (records[name]["status"], records[name]["reason"]) == ("kept", ""), records[name]
+    # --keep-flagged keeps them all, each with its reason.
+    kept = prepare(src, tmp_path / "all", workers=1, keep_flagged=True)
+    assert kept.counts == {"kept": len(records)}
+    thumb = _manifest(tmp_path / "all")["thumbnail.png"]
+    assert thumb["reason"] == "kept by --keep-flagged: small source 100x100 (< 128 px)"
+
+
+def test_several_sources_make_one_dataset(tmp_path):
+    for folder, covers in (("girls", (30, 31)), ("boys", (32, 30)), ("more/boys", (33,))):
+        (tmp_path / folder).mkdir(parents=True)
+        for i in covers:
+            _cover(i).save(tmp_path / folder / f"cover{i}.png")
+    sources = [tmp_path / "girls", tmp_path / "boys", tmp_path / "more" / "boys"]
+    summary = prepare(sources, tmp_path / "out", workers=1)
+    records = _manifest(tmp_path / "out")
+    assert sorted(records) == [
+        "boys-2/cover33.png", "boys/cover30.png", "boys/cover32.png",
+        "girls/cover30.png", "girls/cover31.png",
+    ]  # fmt: skip
+    assert records["girls/cover30.png"]["status"] == "kept"  # duplicates found across sources
+    assert records["boys/cover30.png"]["reason"] == "exact duplicate of girls/cover30.png"
+    assert summary.counts == {"kept": 4, "duplicate": 1}
