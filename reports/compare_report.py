@@ -7,6 +7,8 @@ one config table with the keys whose values differ highlighted (bookkeeping keys
 
 from __future__ import annotations
 
+import hashlib
+import re
 from pathlib import Path
 
 from albumgan.gan_core.contract import GOALS, PRIMARY_SCORE, REPLICATE_KEY
@@ -25,6 +27,28 @@ def differing_keys(configs: list[dict]) -> list[str]:
     return [k for k in keys if len({repr(c.get(k)) for c in configs}) > 1]
 
 
+def compare_folder_name(paths: list[Path]) -> str:
+    """``compare-00003-00007``, ``compare-trial-0002-trial-0005``, ``compare-trial-0001.seed-0-
+    trial-0001.seed-1``: named by the runs compared; long or ambiguous lists end in a hash of the
+    runs' paths, so two comparisons never share a folder."""
+    ids = []
+    for path in paths:
+        name = path.name
+        numbered = re.match(r"(\d+)-", name)
+        if numbered:
+            name = numbered.group(1)  # "00004-smoke": its number is unique in its folder
+        elif re.fullmatch(r"seed-\d+", name):
+            name = f"{path.parent.name}.{name}"  # a packed run's member
+        ids.append(name)
+    digest = hashlib.sha1("\n".join(str(p.resolve()) for p in paths).encode()).hexdigest()[:8]
+    if len(set(ids)) < len(ids):
+        return f"compare-{'-'.join(dict.fromkeys(ids))}-{digest}"
+    joined = "-".join(ids)
+    if len(joined) > 80:
+        return f"compare-{ids[0]}-and-{len(ids) - 1}-more-{digest}"
+    return f"compare-{joined}"
+
+
 def compare_report(
     run_dirs: list[str | Path], out: str | Path | None = None, metric: str = PRIMARY_SCORE
 ) -> Path:
@@ -34,8 +58,7 @@ def compare_report(
         raise ReportError(f"compare needs at least two run directories, got {len(run_dirs)}")
     runs = [load_run(path) for path in run_dirs]
     if out is None:
-        ids = "-".join(run.name.split("-", 1)[0] for run in runs)
-        out = runs[0].path.parent / f"compare-{ids}"
+        out = runs[0].path.parent / compare_folder_name([run.path for run in runs])
     out = Path(out)
     assets = out / "assets"
     panels = [run_panels(run, assets, prefix=f"run{i}_") for i, run in enumerate(runs)]

@@ -185,6 +185,13 @@ def _charts(
             swept, [r["params"] for r in points], kids, assets / "parallel.png", metric, maximize
         )
         result["parallel"] = f"{assets.name}/parallel.png"
+    if len(swept) < 2:  # importances share 1 among the swept: one parameter always gets 1.0
+        result["notes"].append(
+            f"parameter importance not shown: {len(swept)} swept parameter(s) among the scored "
+            "trials, and importances only rank two or more against each other (see the "
+            "configurations table for whether its values differ beyond seed noise)"
+        )
+        return result
     try:
         evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
         scores = optuna.importance.get_param_importances(

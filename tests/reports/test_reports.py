@@ -86,6 +86,9 @@ def test_run_report_structure(study, tmp_path):
     index = run_report(run)
     assert index == run / "report" / "index.html"
     assert_self_contained(index)
+    # Precision from 512 real images: its caption says what inflates it at that size.
+    for text in (index.read_text(), (index.parent / "report.md").read_text()):
+        assert "With 512 real images, the few unusual ones have wide balls" in text
     page = parse(index)
     assert page.headings == [
         "Headline",
@@ -200,6 +203,9 @@ def test_sweep_report(study, tmp_path):
     # lr_g=1e30 diverged both times: among scored trials lr_g has one value, so no chart, a note
     assert not (assets / "effect_lr_g.png").exists()
     assert "lr_g: one value among the scored trials" in text
+    # One swept parameter left: no importance (it would be 1.0 whatever the data), and why.
+    assert not (assets / "importance.png").exists()
+    assert "parameter importance not shown: 1 swept parameter(s)" in text
     assert text.count("diverged") >= 2  # both diverging trials listed with their reason
     assert "exit code 3" in text
     assert (assets / "best_samples.png").is_file() and (assets / "worst_samples.png").is_file()
@@ -358,3 +364,21 @@ def test_a_sweep_without_replicates_says_its_differences_are_not_resolved(study,
     index = sweep_report(study["journal"], study["name"], tmp_path / "single")
     assert "cannot be told from seed noise" in index.read_text()
     assert "cannot be told from seed noise" in (index.parent / "report.md").read_text()
+
+
+def test_a_compare_folder_is_named_by_the_runs_it_compares(tmp_path):
+    from albumgan.reports.compare_report import compare_folder_name
+
+    runs = tmp_path / "runs"
+    assert (
+        compare_folder_name([runs / "00003-smoke", runs / "00007-smoke"]) == "compare-00003-00007"
+    )
+    trials = [runs / "s" / f"trial-{i:04d}" for i in (2, 5, 9)]
+    assert compare_folder_name(trials) == "compare-trial-0002-trial-0005-trial-0009"
+    assert compare_folder_name(trials[:2]) != compare_folder_name(trials[1:])
+    members = [runs / "s" / "trial-0001" / f"seed-{s}" for s in (0, 1)]
+    assert compare_folder_name(members) == "compare-trial-0001.seed-0-trial-0001.seed-1"
+    same = compare_folder_name([runs / "a" / "trial-0001", runs / "b" / "trial-0001"])
+    assert same.startswith("compare-trial-0001-") and len(same) == len("compare-trial-0001-") + 8
+    many = compare_folder_name([runs / "s" / f"trial-{i:04d}" for i in range(12)])
+    assert many.startswith("compare-trial-0000-and-11-more-")
