@@ -16,7 +16,7 @@ import optuna
 from albumgan.gan_core.contract import EXIT_FAILED, LOGGED, ArgumentParser, handles_errors, shown
 from albumgan.gan_core.metrics.replicates import group_runs, judge
 from albumgan.sweeps import results
-from albumgan.sweeps.spec import load_spec, resolve_program
+from albumgan.sweeps.spec import bundled_sweeps, load_spec, resolve_program, resolve_sweep_file
 from albumgan.sweeps.trial import is_albumgan_trainer
 
 
@@ -26,6 +26,8 @@ def main(argv: list[str]) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     check = sub.add_parser("validate", help="check a sweep YAML (W&B schema + our config keys)")
     check.add_argument("file")
+    show = sub.add_parser("show", help="print a bundled sweep file (to start your own from)")
+    show.add_argument("name", help="a bundled sweep: " + ", ".join(bundled_sweeps()))
     run = sub.add_parser("run", help="run a sweep YAML with Optuna")
     run.add_argument("file")
     run.add_argument("--study", help="study name (default: the sweep's name)")
@@ -63,6 +65,9 @@ def main(argv: list[str]) -> int:
     status.add_argument("--study", help="default: the only study in the storage")
     status.add_argument("--runs-dir", default="runs", help="where sweep run wrote (default runs)")
     args = parser.parse_args(argv)
+    if args.command == "show":
+        print(resolve_sweep_file(args.name).read_text(encoding="utf-8"), end="")
+        return 0
     if args.command == "validate":
         spec = load_spec(args.file)
         seeds = spec.replicate_seeds

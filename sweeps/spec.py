@@ -253,6 +253,11 @@ def resolve_program(program: str) -> Path | None:
     return next((c.resolve() for c in candidates if c.is_file()), None)
 
 
+def bundled_sweeps() -> list[str]:
+    """The names of the sweep files albumgan ships (``sweep run NAME`` takes them)."""
+    return sorted(p.stem for p in (PACKAGE_ROOT / "sweeps").glob("*.yaml"))
+
+
 def resolve_sweep_file(path_or_name: str | Path) -> Path:
     """A sweep YAML path, or the bare name of a bundled sweep (``smoke``, ``seed_grid``): a
     pip-installed albumgan has no ``sweeps/`` folder in the user's working directory."""
@@ -262,7 +267,7 @@ def resolve_sweep_file(path_or_name: str | Path) -> Path:
     bundled = PACKAGE_ROOT / "sweeps" / f"{path_or_name}.yaml"
     if bundled.is_file():
         return bundled
-    names = ", ".join(sorted(p.stem for p in (PACKAGE_ROOT / "sweeps").glob("*.yaml")))
+    names = ", ".join(bundled_sweeps())
     raise SweepError(f"no such sweep file {str(path_or_name)!r}; bundled sweeps: {names}")
 
 

@@ -21,3 +21,13 @@ def test_help_is_plain_text(capsys):
         out = capsys.readouterr().out
         assert "albumgan" in out or "usage:" in out
         assert "``" not in out and ":func:" not in out, argv
+
+
+def test_sweep_show_prints_a_bundled_file_to_start_from(capsys):
+    import yaml
+
+    assert main(["sweep", "show", "smoke"]) == 0
+    shown = yaml.safe_load(capsys.readouterr().out)
+    assert shown["name"] == "smoke" and shown["metric"]["name"] == "kid"
+    assert main(["sweep", "show", "nope"]) == 2
+    assert "bundled sweeps: modern_bayes, seed_grid" in capsys.readouterr().err
