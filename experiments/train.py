@@ -295,8 +295,16 @@ def main(argv: list[str] | None = None) -> int:
     if options.dry_run:
         from albumgan.gan_core.backend import activate
 
-        images = _dataset_check(cfg)  # a missing dataset fails in a second, before Keras loads
-        return _dry_run(cfg, activate(cfg.backend), images)  # KERAS_BACKEND set before Keras
+        from albumgan.data_tools.registry import DatasetError
+
+        try:
+            images, problem = _dataset_check(cfg), None
+        except DatasetError as exc:  # still show the config and the models, then say it
+            images, problem = "none (see the error below)", exc
+        _dry_run(cfg, activate(cfg.backend), images)  # KERAS_BACKEND set before Keras loads
+        if problem is not None:
+            raise problem  # exit 2: the run itself would stop here
+        return 0
 
     from albumgan import load_data
     from albumgan.gan_core.training import train
@@ -343,7 +351,7 @@ def _train_pack_file(path: str, callbacks) -> int:
 
 
 def _dataset_check(cfg: TrainConfig) -> str:
-    """What a dry run says of the dataset: its folder and image count (not decoded).
+    """What a dry run says of the dataset: its folder and image count (no image decoded).
 
     Raises:
         DatasetError: the dataset cannot be found or holds no image.

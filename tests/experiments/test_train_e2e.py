@@ -288,7 +288,9 @@ def test_dry_run_prints_parameter_counts(cache_dir):
         "seed_popular16",
         "--dry-run",
     )
-    assert proc.returncode == 0, proc.stderr
+    # The preset's dataset (gaon) is not built here: the counts are still shown, then the error.
+    assert proc.returncode == 2 and "dataset 'gaon' is not built" in proc.stderr, proc.stderr
+    assert "dataset_images: none (see the error below)" in proc.stdout
     assert "generator_params: 3616771" in proc.stdout
     assert "discriminator_params: 2768321" in proc.stdout
     assert yaml.safe_load(proc.stdout.split("resolved_precision")[0])["batch_size"] == 16
