@@ -28,17 +28,21 @@ def _albumgan(cwd: Path, *args: str, env: dict | None = None) -> subprocess.Comp
 
 
 def test_missing_inception_weights_fail_the_run_before_its_first_step(
-    tmp_path, cache_dir, error_line
+    tmp_path, cache_dir, capsys, monkeypatch
 ):
     """A start-up failure: exit 2, one line, status.json `failed` with the reason, and nothing
-    written but the run's config and status (no step, no grid, no checkpoint)."""
-    keras_home = tmp_path / "keras-home"  # an empty Keras cache: no InceptionV3 weights
+    written but the run's config and status (no step, no grid, no checkpoint). The command's
+    main in this process: what it prints does not depend on the process (the tests below run
+    the others as subprocesses)."""
+    from albumgan.experiments.cli import main
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras-home"))  # empty: no InceptionV3
     run_dir = tmp_path / "run"
-    proc = _albumgan(
-        tmp_path, "train", *TINY, "--eval_every=5", "--eval_extractor=inception",
-        f"--run-dir={run_dir}", env={"KERAS_HOME": str(keras_home)},
-    )  # fmt: skip
-    line = error_line(proc, 2)
+    capsys.readouterr()
+    argv = ["train", *TINY, "--eval_every=5", "--eval_extractor=inception", f"--run-dir={run_dir}"]
+    assert main(argv) == 2
+    (line,) = [x for x in capsys.readouterr().err.splitlines() if x.strip()]
+    assert line.startswith("error: ")
     assert "InceptionV3 weights not found" in line and "fetch-weights" in line
     status = json.loads((run_dir / "status.json").read_text())
     assert status["state"] == "failed" and status["exit_code"] == 2

@@ -127,12 +127,18 @@ def test_no_api_key_falls_back_to_offline_and_logs_the_last_steps_losses(cache_d
             assert history[step][key] == pytest.approx(metrics[step][key]), (step, key)
 
 
-def test_wandb_disabled_logs_nothing(cache_dir, tmp_path):
-    env = {**_clean_env(cache_dir, tmp_path), "WANDB_MODE": "disabled", "WANDB_SWEEP_ID": "s"}
+def test_wandb_disabled_logs_nothing(cache_dir, tmp_path, monkeypatch):
+    # The entry point's main in this process: whether it logs is read from the environment.
+    from albumgan.experiments.train import main
+
+    for key in [k for k in os.environ if k.startswith("WANDB_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    monkeypatch.setenv("WANDB_SWEEP_ID", "s")  # as under `wandb agent`
+    monkeypatch.chdir(tmp_path)
     run_dir = tmp_path / "run"
-    proc = _run([*TINY, "--steps=10", f"--run-dir={run_dir}"], env, tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert not (run_dir / "wandb").exists()
+    assert main([*TINY, "--steps=10", f"--run-dir={run_dir}"]) == 0
+    assert not (run_dir / "wandb").exists() and not (tmp_path / "wandb").exists()
 
 
 def test_sweep_trials_write_offline_runs_grouped_by_study(cache_dir, tmp_path, monkeypatch):
