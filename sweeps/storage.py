@@ -21,6 +21,7 @@ from typing import Any
 
 import optuna
 
+from albumgan.sweeps.journal import SafeJournalFile
 from albumgan.sweeps.spec import SweepError
 
 __all__ = [
@@ -87,9 +88,9 @@ def open_storage(location: str, create: bool = True) -> optuna.storages.BaseStor
             path.parent.mkdir(parents=True, exist_ok=True)
         elif not path.is_file():
             raise StorageError(f"--storage {location}: no such journal file")
-        return optuna.storages.JournalStorage(
-            optuna.storages.journal.JournalFileBackend(str(path))
-        )
+        # Optuna's journal format, read up to the last complete record and repaired before a
+        # write (a crash-cut tail moved aside): a damaged line never costs the study.
+        return optuna.storages.JournalStorage(SafeJournalFile(path))
     from sqlalchemy.exc import SQLAlchemyError
 
     url = _driver_url(location)

@@ -1,0 +1,146 @@
+"""Hostile inputs to sweeps: journals cut by a crash or a full disk, machines and trainers that
+die, names and files that are not what they say (``sweeps.journal``, ``sweeps.recovery``,
+``sweeps.trial``, ``sweeps.spec``). Stand-in trainers keep these fast; commands run as a user
+runs them, from their own folder."""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+
+from albumgan.sweeps.journal import DAMAGED_SUFFIX
+
+# A stand-in trainer: logs kid = lr_g + step / 100 for 3 steps, then says it completed. With
+# --die=N it first dies by signal N (the kernel's OOM killer sends 9) or, with --die=full, ends
+# as a trainer does on a full disk; the next start in the same run directory completes.
+TRAINER = """
+import json, os, signal, sys
+from pathlib import Path
+args = dict(a[2:].split("=", 1) for a in sys.argv[1:] if a.startswith("--") and "=" in a)
+run_dir = Path(os.environ["ALBUMGAN_RUN_DIR"]); run_dir.mkdir(parents=True, exist_ok=True)
+starts = run_dir / "starts"
+starts.write_text(starts.read_text() + "x" if starts.exists() else "x")
+if "die" in args and len(starts.read_text()) == 1:
+    if args["die"] == "full":
+        (run_dir / "status.json").write_text(json.dumps({"state": "no space", "exit_code": 4}))
+        sys.exit(4)
+    os.kill(os.getpid(), int(args["die"]))
+with (run_dir / "metrics.jsonl").open("a") as log:
+    for step in (1, 2, 3):
+        log.write(json.dumps({"step": step, "kid": float(args.get("lr_g", 0)) + step / 100}))
+        log.write("\\n")
+(run_dir / "status.json").write_text(json.dumps({"state": "completed", "step": 3}))
+"""
+
+
+@pytest.fixture
+def user(tmp_path) -> Path:
+    """A user's folder with the stand-in trainer in it."""
+    (tmp_path / "fake_train.py").write_text(TRAINER)
+    return tmp_path
+
+
+def _write(folder: Path, points: int = 3, name: str = "mine", **parameters) -> Path:
+    sweep = {
+        "name": name,
+        "program": "fake_train.py",
+        "method": "grid",
+        "metric": {"name": "kid", "goal": "minimize"},
+        "parameters": {
+            "lr_g": {"values": [0.001 * (i + 1) for i in range(points)]},
+            **{key: {"value": value} for key, value in parameters.items()},
+        },
+    }
+    path = folder / "mine.yaml"
+    path.write_text(yaml.safe_dump(sweep))
+    return path
+
+
+def _albumgan(folder: Path, *args: str, **popen) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "albumgan.experiments.cli", *args],
+        cwd=folder, capture_output=True, text=True, timeout=120, **popen,
+    )  # fmt: skip
+
+
+def _journal(folder: Path, name: str = "mine") -> Path:
+    return folder / "runs" / name / "optuna.journal"
+
+
+def _plain_optuna_trials(journal: Path) -> list:
+    """The study as Optuna's own journal reader sees it: proof that the file is sound."""
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(journal))
+    )
+    return optuna.load_study(study_name="mine", storage=storage).trials
+
+
+# --- 1: a journal cut by a crash, or written on a full disk -------------------------------------
+@pytest.mark.parametrize(
+    "tail", [b'{"op_code":6,"worker_id":"x","trial_id":0,"us', b"\x00\x00garbage\n"]
+)
+def test_a_journal_with_a_damaged_tail_is_read_to_its_last_record_and_repaired(user, tail):
+    path = _write(user)
+    first = _albumgan(user, "sweep", "run", path.name, "--n-trials", "1")
+    assert first.returncode == 0, first.stderr
+    journal = _journal(user)
+    good = journal.read_bytes()
+    with journal.open("ab") as handle:  # what a crash in the middle of an append leaves
+        handle.write(tail)
+    status = _albumgan(user, "sweep", "status")
+    assert status.returncode == 0, status.stderr
+    (warning,) = status.stderr.splitlines()
+    assert f"damaged tail ({len(tail)} bytes after byte {len(good)})" in warning, warning
+    assert "trial" in status.stdout and "complete" in status.stdout
+    # The next write repairs first: the tail moved aside, nothing after it lost.
+    rest = _albumgan(user, "sweep", "run", path.name)
+    assert rest.returncode == 0, rest.stderr
+    assert "moved to" in rest.stderr and "Traceback" not in rest.stderr
+    assert (journal.parent / (journal.name + DAMAGED_SUFFIX)).read_bytes().startswith(tail)
+    assert journal.read_bytes().startswith(good)
+    trials = _plain_optuna_trials(journal)  # Optuna's own reader: no decode error anywhere
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 3
+    again = _albumgan(user, "sweep", "status")
+    assert again.returncode == 0 and again.stderr == "", again.stderr
+
+
+def test_a_full_disk_while_writing_the_journal_is_one_line_and_loses_nothing(user):
+    path = _write(user)
+    assert _albumgan(user, "sweep", "run", path.name, "--n-trials", "1").returncode == 0
+    journal = _journal(user)
+    size = journal.stat().st_size
+    limit = size + 300  # room for a record or two, not for a trial
+
+    def small_disk() -> None:  # every file this process writes stops at `limit` bytes
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    full = _albumgan(user, "sweep", "run", path.name, preexec_fn=small_disk)
+    assert full.returncode == 1, (full.stdout, full.stderr)
+    lines = full.stderr.splitlines()
+    assert lines and lines[-1].startswith("error: cannot write the journal"), full.stderr
+    assert "Traceback" not in full.stderr
+    assert journal.stat().st_size <= limit
+    _plain_optuna_trials(journal)  # still readable, by Optuna's own reader too
+    # Space again: the same command goes on; nothing was lost.
+    after = _albumgan(user, "sweep", "run", path.name)
+    assert after.returncode == 0, after.stderr
+    states = [t.state.name for t in _plain_optuna_trials(journal)]
+    assert states.count("COMPLETE") == 3, states
+
+
+def test_a_file_that_is_not_a_journal_is_refused_in_one_line_and_left_alone(user):
+    path = _write(user)
+    for command in (("sweep", "status"), ("sweep", "run", path.name), ("report", "sweep")):
+        proc = _albumgan(user, *command, "--storage", path.name)
+        assert proc.returncode == 2, (command, proc.stderr)
+        (line,) = proc.stderr.splitlines()
+        assert line.startswith("error: --storage ") and "mine.yaml: not an Optuna journal" in line
+    assert yaml.safe_load(path.read_text())["name"] == "mine"  # the user's file, untouched
+    assert not (user / (path.name + DAMAGED_SUFFIX)).exists()
