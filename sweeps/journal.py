@@ -63,9 +63,9 @@ class SafeJournalFile(BaseJournalBackend):
 
     # --- reading -------------------------------------------------------------------------------
     def read_logs(self, log_number_from: int) -> Iterator[dict[str, Any]]:
-        number = log_number_from if log_number_from in self._offsets else 0
+        start = log_number_from if log_number_from in self._offsets else 0
         damaged_at = None
-        for number, record, end in self._records(number):
+        for number, record, end in self._records(start):
             if record is None:  # the first line that is not a complete record
                 damaged_at = end
                 break
@@ -98,9 +98,9 @@ class SafeJournalFile(BaseJournalBackend):
 
     def _good_end(self) -> tuple[int, int]:
         """(offset after the last complete record, file size), read to the end of the file."""
-        number = max(self._offsets)
-        end = self._offsets[number]
-        for number, record, after in self._records(number):
+        last = max(self._offsets)
+        end = self._offsets[last]
+        for _number, record, after in self._records(last):
             if record is None:
                 return after, self.path.stat().st_size
             end = after

@@ -5,7 +5,6 @@ runs them, from their own folder."""
 
 from __future__ import annotations
 
-import json
 import resource
 import subprocess
 import sys

@@ -316,7 +316,9 @@ def test_validate_names_a_program_that_does_not_exist(tmp_path):
     assert proc.returncode == 0, proc.stderr
 
 
-def test_a_hyperband_sweep_hears_every_evaluation_and_a_diverging_trial_fails(cache_dir, tmp_path, monkeypatch):
+def test_a_hyperband_sweep_hears_every_evaluation_and_a_diverging_trial_fails(
+    cache_dir, tmp_path, monkeypatch
+):
     monkeypatch.setenv("ALBUMGAN_CACHE", cache_dir)
     sweep = yaml.safe_load(SMOKE.read_text())
     sweep.update(method="grid", early_terminate={"type": "hyperband", "min_iter": 1, "eta": 2})
