@@ -293,9 +293,8 @@ def main(argv: list[str] | None = None) -> int:
         print(_usage())
         return 0
     if options.dry_run:
-        from albumgan.gan_core.backend import activate
-
         from albumgan.data_tools.registry import DatasetError
+        from albumgan.gan_core.backend import activate
 
         try:
             images, problem = _dataset_check(cfg), None
