@@ -14,7 +14,7 @@ from pathlib import Path
 from albumgan.gan_core.contract import GOALS, PRIMARY_SCORE, REPLICATE_KEY
 from albumgan.gan_core.metrics.replicates import group_runs, judge
 from albumgan.reports import charts
-from albumgan.reports.render import write_report
+from albumgan.reports.render import report_folder, write_report
 from albumgan.reports.run_report import run_panels
 from albumgan.reports.rundata import ReportError, load_run
 
@@ -59,7 +59,7 @@ def compare_report(
     runs = [load_run(path) for path in run_dirs]
     if out is None:
         out = runs[0].path.parent / compare_folder_name([run.path for run in runs])
-    out = Path(out)
+    out = report_folder(out)
     assets = out / "assets"
     panels = [run_panels(run, assets, prefix=f"run{i}_") for i, run in enumerate(runs)]
     charts.metric_curves([(run.name, run.metrics) for run in runs], assets / "curves_all.png")

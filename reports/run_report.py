@@ -13,7 +13,7 @@ from typing import Any
 
 from albumgan.reports import charts, gallery
 from albumgan.reports.datasummary import summarize_dataset
-from albumgan.reports.render import write_report
+from albumgan.reports.render import report_folder, write_report
 from albumgan.reports.rundata import RunData, headline, load_run
 
 STATE_NOTES = {
@@ -78,6 +78,6 @@ def run_panels(run: RunData, assets: Path, prefix: str = "", neighbours: bool = 
 def run_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Write the report of ``run_dir`` (default ``RUN_DIR/report/``); returns index.html."""
     run = load_run(run_dir)
-    out = Path(out) if out else run.path / "report"
+    out = report_folder(out or run.path / "report")
     panels = run_panels(run, out / "assets")
     return write_report(out, "run", {"title": f"Run {run.name}", "p": panels})

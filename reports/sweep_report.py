@@ -19,7 +19,7 @@ from optuna.trial import TrialState
 from albumgan.gan_core.contract import PRIMARY_SCORE, REPLICATE_KEY
 from albumgan.gan_core.metrics.replicates import Group, group_runs, judge
 from albumgan.reports import charts, gallery
-from albumgan.reports.render import relative, write_report
+from albumgan.reports.render import relative, report_folder, write_report
 from albumgan.reports.run_report import run_report
 from albumgan.reports.rundata import RunData, headline, load_run
 from albumgan.sweeps.results import ranked_trials, trial_params
@@ -104,7 +104,7 @@ def sweep_report(
         parents = {run.path.parent for run in runs}
         base = parents.pop() if len(parents) == 1 else Path("runs") / study_name
         out = base / "report"
-    out = Path(out)
+    out = report_folder(out)
     assets = out / "assets"
     params = sorted({name for r in rows for name in r["params"]})
     for row in rows:

@@ -20,6 +20,7 @@ from PIL import Image
 
 from albumgan.gan_core.rundir import RunLock
 from albumgan.reports.compare_report import compare_report
+from albumgan.reports.render import MANIFEST
 from albumgan.reports.run_report import run_report
 from albumgan.reports.sweep_report import sweep_report
 
@@ -119,12 +120,38 @@ def test_run_report_structure(study, tmp_path):
     assert (
         "## Metrics over steps" in markdown and "![metric curves](assets/curves.png)" in markdown
     )
-    # re-running refreshes the report and drops pictures it no longer references
+    # re-running refreshes the report and drops pictures it wrote and no longer references;
+    # a picture it never wrote stays
+    (run / "samples" / "step_000010.png").unlink()
     (assets / "grid_000005.png").write_bytes((assets / "grid_000010.png").read_bytes())
-    assert run_report(run) == index and not (assets / "grid_000005.png").exists()
+    assert run_report(run) == index and not (assets / "grid_000010.png").exists()
+    assert (assets / "grid_000005.png").exists()
     # a moved run folder keeps a working report: every reference is relative
     moved = shutil.move(str(run), str(tmp_path / "elsewhere"))
     assert_self_contained(Path(moved) / "report" / "index.html")
+
+
+def test_a_report_removes_and_replaces_only_files_it_wrote(study, tmp_path):
+    run = copy_run(study["runs"][0], tmp_path / "00008-out")
+    out = tmp_path / "site"
+    (out / "assets").mkdir(parents=True)
+    (out / "assets" / "logo.png").write_bytes(b"the user's logo")
+    (out / "notes.txt").write_text("the user's notes")
+    for _ in range(2):  # a first report there, then a refresh of it
+        assert run_report(run, out) == out / "index.html"
+        assert (out / "assets" / "logo.png").read_bytes() == b"the user's logo"
+        assert (out / "notes.txt").read_text() == "the user's notes"
+    written = json.loads((out / MANIFEST).read_text())["written"]
+    assert "index.html" in written and "assets/curves.png" in written
+    assert "assets/logo.png" not in written
+    # A page of the same name that albumgan did not write is not replaced: one line, exit 2.
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "index.html").write_text("<h1>my homepage</h1>")
+    refused = _cli("run", str(run), "--out", str(theirs))
+    assert refused.returncode == 2 and "index.html there was not written by" in refused.stderr
+    assert (theirs / "index.html").read_text() == "<h1>my homepage</h1>"
+    assert sorted(p.name for p in theirs.iterdir()) == ["index.html"]  # nothing else written
 
 
 def test_crawled_strings_are_escaped(study, tmp_path):
