@@ -23,7 +23,7 @@ from albumgan.reports.render import relative, report_folder, write_report
 from albumgan.reports.run_report import run_report
 from albumgan.reports.rundata import RunData, headline, load_run
 from albumgan.sweeps.results import ranked_trials, trial_params
-from albumgan.sweeps.storage import load_study
+from albumgan.sweeps.storage import load_study, shown_location
 
 
 def trial_rows(study: optuna.Study, metric: str) -> list[dict]:
@@ -119,7 +119,7 @@ def sweep_report(
     context = {
         "title": f"Sweep {study_name}",
         "study": study_name,
-        "storage": storage,
+        "storage": shown_location(storage),  # a database password stays out of the report
         "metric": metric,
         "direction": study.direction.name.lower(),
         "method": study.user_attrs.get("method", ""),

@@ -15,9 +15,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import inspect
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import optuna
 
@@ -63,8 +65,6 @@ def shown_location(location: str) -> str:
     """The storage as it may be printed: a database URL's password masked."""
     if "://" not in location:
         return location
-    from urllib.parse import urlsplit
-
     parts = urlsplit(location)
     if parts.password is None:
         return location
@@ -95,15 +95,25 @@ def open_storage(location: str, create: bool = True) -> optuna.storages.BaseStor
 
     url = _driver_url(location)
     options: dict[str, Any] = {"skip_table_creation": not create}
-    if url.startswith("postgresql"):
-        options.update(
-            heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS, **_stale_retry()
-        )
     try:
-        return optuna.storages.RDBStorage(url, **options)
+        # Heartbeats are Optuna's "experimental" feature; we chose them, the user need not
+        # read about it on every command.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            if url.startswith("postgresql"):
+                options.update(
+                    heartbeat_interval=HEARTBEAT_SECONDS,
+                    grace_period=GRACE_SECONDS,
+                    **_stale_retry(),
+                )
+            return optuna.storages.RDBStorage(url, **options)
     except (ImportError, SQLAlchemyError, optuna.exceptions.StorageInternalError) as exc:
         reason = str(exc.__cause__ or exc).strip().splitlines()[0]  # the driver's own words
-        raise StorageError(f"--storage {location}: cannot open ({reason})") from exc
+        shown = shown_location(location)
+        password = urlsplit(location).password
+        if password:  # a driver may repeat the URL it was given
+            reason = reason.replace(password, "***")
+        raise StorageError(f"--storage {shown}: cannot open ({reason})") from exc
 
 
 def load_study(location: str, study_name: str) -> optuna.Study:
@@ -119,7 +129,7 @@ def load_study(location: str, study_name: str) -> optuna.Study:
     except KeyError as exc:
         names = ", ".join(optuna.get_all_study_names(store)) or "-"
         raise StorageError(
-            f"--study {study_name!r} is not in {location}; studies there: {names}"
+            f"--study {study_name!r} is not in {shown_location(location)}; studies there: {names}"
         ) from exc
 
 
@@ -157,7 +167,8 @@ def find_study(
         if len(names) != 1:
             listed = ", ".join(names) or "none"
             raise StorageError(
-                f"--study: {location} holds {len(names)} studies ({listed}); name one with --study"
+                f"--study: {shown_location(location)} holds {len(names)} studies ({listed}); "
+                "name one with --study"
             )
         study_name = names[0]
     return location, study_name

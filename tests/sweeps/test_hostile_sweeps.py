@@ -8,6 +8,7 @@ from __future__ import annotations
 import resource
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import optuna
@@ -143,3 +144,43 @@ def test_a_file_that_is_not_a_journal_is_refused_in_one_line_and_left_alone(user
         assert line.startswith("error: --storage ") and "mine.yaml: not an Optuna journal" in line
     assert yaml.safe_load(path.read_text())["name"] == "mine"  # the user's file, untouched
     assert not (user / (path.name + DAMAGED_SUFFIX)).exists()
+
+
+# --- 4: a database password stays out of reports, status and messages ---------------------------
+def test_a_database_password_never_reaches_a_report_or_a_message(user, postgres_url):
+    secret = "S3cretPassw0rd"
+    user_part, host = postgres_url.split("@", 1)
+    url = f"{user_part}:{secret}@{host}"  # trust auth: any password is let in
+    name = f"pw-{uuid.uuid4().hex[:8]}"
+    path = _write(user, points=1, name=name)
+    ran = _albumgan(user, "sweep", "run", path.name, "--storage", url)
+    assert ran.returncode == 0, ran.stderr
+    status = _albumgan(user, "sweep", "status", "--storage", url, "--study", name)
+    out = user / "report"
+    report = _albumgan(
+        user, "report", "sweep", "--storage", url, "--study", name, "--out", "report"
+    )
+    assert status.returncode == 0 and report.returncode == 0, status.stderr + report.stderr
+    wrong = _albumgan(user, "sweep", "status", "--storage", url, "--study", "nope")
+    assert wrong.returncode == 2
+    for proc in (ran, status, report, wrong):
+        assert secret not in proc.stdout + proc.stderr
+        assert "ExperimentalWarning" not in proc.stderr, proc.stderr
+    assert ":\\*\\*\\*@" in (out / "report.md").read_text()  # masked, Markdown-escaped
+    assert ":***@" in (out / "index.html").read_text()
+    for page in out.rglob("*"):
+        assert not page.is_file() or secret.encode() not in page.read_bytes(), page
+
+
+# --- 8: Markdown reports escape what users and files supply --------------------------------------
+def test_markdown_reports_escape_study_names_and_storage_paths(user):
+    payload = "`<img src=x onerror=alert(1)>`"
+    path = _write(user, points=1, name="mine")
+    journal = user / f"j{payload}.journal"
+    ran = _albumgan(user, "sweep", "run", path.name, "--storage", str(journal))
+    assert ran.returncode == 0, ran.stderr
+    report = _albumgan(user, "report", "sweep", "--storage", str(journal), "--out", "report")
+    assert report.returncode == 0, report.stderr
+    markdown = (user / "report" / "report.md").read_text()
+    assert "<img" not in markdown and "&lt;img src=x onerror=alert(1)&gt;" in markdown
+    assert "\\`" in markdown  # the payload's backticks cannot close a code span
