@@ -29,6 +29,7 @@ import yaml
 
 from albumgan.gan_core.backend import BACKENDS
 from albumgan.gan_core.contract import EXTRACTORS, GOALS, PRIMARY_SCORE, SCORES, AlbumganError
+from albumgan.gan_core.fileio import safe_yaml
 
 ARCHS = ("seed", "dcgan")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
@@ -426,7 +427,7 @@ def resolve_preset(path_or_name: str) -> Path:
 def load_yaml(path_or_name: str) -> dict[str, Any]:
     path = resolve_preset(path_or_name)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = safe_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise ConfigError(f"config: {path} is not valid YAML: {exc}".splitlines()[0]) from exc
     overrides = overrides_from_mapping(data, str(path))

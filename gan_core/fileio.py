@@ -1,6 +1,8 @@
 """Small file helpers at the bottom of every package: atomic writes, JSON, the cache folder.
 
 Imported by gan_core, data_tools, sweeps and reports alike; imports nothing of the project.
+Also the readers of files users hand us: JSON lines with bad bytes skipped, YAML with its
+aliases bounded.
 
 
 A file is written to a temp file beside its target and renamed over it, so a reader (another
@@ -13,11 +15,14 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
+
+import yaml
 
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)  # read once at import (os.umask can only be read by setting it)
@@ -69,25 +74,46 @@ def write_json(path: str | os.PathLike, data: Any, durable: bool = True) -> None
 
 
 def read_json(path: str | os.PathLike) -> dict[str, Any] | None:
-    """The JSON object in ``path``; None when the file is missing or not valid JSON."""
+    """The JSON object in ``path``; None when the file is missing, not valid JSON (or UTF-8),
+    or holds something other than an object."""
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError):
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (FileNotFoundError, UnicodeDecodeError, json.JSONDecodeError):
         return None
+    return data if isinstance(data, dict) else None
+
+
+_WARNED: set[str] = set()  # JSON-lines files already warned about in this process
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """Every record of a JSON-lines file; [] when missing. A line cut by a kill (or still being
-    written by another process) is skipped, never fatal."""
+    """Every record (JSON object) of a JSON-lines file; [] when missing. A line cut by a kill
+    (or still being written by another process) is skipped, never fatal; so is a line with
+    bytes that are not UTF-8 or a value that is not an object, with one warning per file."""
     path = Path(path)
     if not path.exists():
         return []
-    records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    records, odd = [], []
+    for number, line in enumerate(path.read_bytes().splitlines(), start=1):
         try:
-            records.append(json.loads(line))
+            record = json.loads(line.decode("utf-8"))
+        except UnicodeDecodeError:
+            odd.append(number)
+            continue
         except json.JSONDecodeError:
             continue
+        if isinstance(record, dict):
+            records.append(record)
+        else:
+            odd.append(number)
+    if odd and str(path) not in _WARNED:
+        _WARNED.add(str(path))
+        lines = ", ".join(map(str, odd[:5])) + (", ..." if len(odd) > 5 else "")
+        print(
+            f"warning: {path}: skipped {len(odd)} line(s) that are not JSON records "
+            f"(line {lines})",
+            file=sys.stderr,
+        )
     return records
 
 
@@ -100,3 +126,58 @@ def append_jsonl(path: str | os.PathLike, record: dict[str, Any]) -> None:
 def default_cache_dir() -> Path:
     """Where datasets, decoded arrays and real-image features are cached."""
     return Path(os.environ.get("ALBUMGAN_CACHE") or Path.home() / ".cache" / "albumgan")
+
+
+# --- YAML: user files, read safely --------------------------------------------------------------
+MAX_YAML_VALUES = 100_000  # values a YAML document may expand to through its aliases
+
+
+class YAMLTooLarge(yaml.YAMLError):
+    """A YAML document whose aliases expand past ``MAX_YAML_VALUES`` (a "billion laughs")."""
+
+
+def safe_yaml(text: str) -> Any:
+    """``yaml.safe_load``, refusing fast a document whose aliases would expand it past
+    ``MAX_YAML_VALUES`` values: the node graph is counted (shared nodes once per use, by
+    memo) before anything is built.
+
+    Raises:
+        yaml.YAMLError: not YAML, or too large once expanded (``YAMLTooLarge``).
+    """
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        try:
+            expanded = _expanded_size(node, {})
+        except RecursionError:
+            raise YAMLTooLarge("nested too deeply") from None
+        if expanded > MAX_YAML_VALUES:
+            raise YAMLTooLarge(
+                f"its aliases expand it to more than {MAX_YAML_VALUES:,} values (nested "
+                "aliases, a 'billion laughs'); refused"
+            )
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
+    """Values ``node`` stands for once every alias is expanded; stops counting past the bound."""
+    if id(node) in memo:
+        return memo[id(node)]
+    memo[id(node)] = MAX_YAML_VALUES + 1  # a node inside itself (a recursive alias): too large
+    if isinstance(node, yaml.SequenceNode):
+        children = node.value
+    elif isinstance(node, yaml.MappingNode):
+        children = [part for pair in node.value for part in pair]
+    else:
+        children = []
+    size = 1
+    for child in children:
+        size += _expanded_size(child, memo)
+        if size > MAX_YAML_VALUES:
+            break
+    memo[id(node)] = size
+    return size

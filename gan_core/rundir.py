@@ -42,7 +42,7 @@ from albumgan.gan_core.config import (
     overrides_from_mapping,
 )
 from albumgan.gan_core.contract import RunState, first_line
-from albumgan.gan_core.fileio import read_json, write_json, write_text
+from albumgan.gan_core.fileio import read_json, safe_yaml, write_json, write_text
 
 # What a trainer writes into status.json (STALLED is a reader's conclusion, never written).
 WRITTEN_STATES = tuple(s for s in RunState if s is not RunState.STALLED)
@@ -239,7 +239,7 @@ def read_config(run_dir: Path) -> TrainConfig:
     """
     path = run_dir / "config.yaml"
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = safe_yaml(path.read_text(encoding="utf-8"))
         return build_config(overrides_from_mapping(data, str(path)))
     except OSError as exc:
         raise RunDirError(f"run_dir: cannot read {path}: {_reason(exc)}") from exc

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from albumgan.gan_core.contract import PRIMARY_SCORE, SCORES, AlbumganError, RunState
-from albumgan.gan_core.fileio import read_json, read_jsonl
+from albumgan.gan_core.fileio import read_json, read_jsonl, safe_yaml
 from albumgan.gan_core.rundir import lock_holder
 
 _GRID = re.compile(r"^step_(\d+)\.png$")
@@ -83,7 +83,7 @@ def load_run(path: str | Path) -> RunData:
     if not config_path.is_file():
         raise ReportError(f"{path} is not a run directory (no config.yaml)")
     try:
-        config = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+        config = safe_yaml(config_path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise ReportError(f"{config_path}: unreadable YAML ({exc})") from exc
     grids = []

@@ -63,6 +63,7 @@ from albumgan.sweeps.spec import (
     read_sweep_file,
     resolve_program,
     resolve_sweep_file,
+    study_name_problem,
 )
 from albumgan.sweeps.storage import absolute_location, open_storage, storage_lock
 from albumgan.sweeps.trial import Objective, TrialFailed, announce_end, is_albumgan_trainer
@@ -233,6 +234,8 @@ def run_sweep(
     spec_path = resolve_sweep_file(spec_path).resolve()
     spec = load_spec(spec_path)
     study_name = study_name or spec.name or spec_path.stem
+    if problem := study_name_problem(study_name):  # the study's folder stays in runs_dir
+        raise SweepError(f"--study: {problem}")
     runs = Path(runs_dir).resolve()
     storage = absolute_location(storage, runs, study_name)
     optuna.logging.set_verbosity(optuna.logging.ERROR)

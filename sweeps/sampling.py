@@ -116,6 +116,19 @@ def _quantize(x: float, q: float | int) -> float | int:
     return int(multiple) if isinstance(q, int) and not isinstance(q, bool) else float(multiple)
 
 
+def grid_size(param: Param) -> int:
+    """How many values ``grid_values`` gives at most, without listing them (a range of 10^9
+    integers is counted, not built)."""
+    form = param.form
+    if form == "categorical":
+        return len(param.get("values"))
+    if form == "int_uniform":
+        return max(0, param.get("max") - param.get("min") + 1)
+    if form == "q_uniform":
+        return max(0, math.ceil((param.get("max") - param.get("min")) / param.get("q", 1.0)))
+    return 1
+
+
 def grid_values(param: Param) -> list:
     """The values W&B's grid search gives ``param``, in order, equal values once."""
     form = param.form

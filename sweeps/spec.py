@@ -13,6 +13,7 @@ argv: ``sweeps.command``; ``early_terminate``: ``sweeps.hyperband``.
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,14 +22,24 @@ import yaml
 
 from albumgan.gan_core.config import KEYS, ConfigError, TrainConfig, load_yaml, parse_value
 from albumgan.gan_core.contract import LOGGED, REPLICATE_KEY, SCORES, AlbumganError
+from albumgan.gan_core.fileio import safe_yaml
 from albumgan.sweeps import sampling
-from albumgan.sweeps.sampling import GRID_FORMS, Param, decode, encode, grid_values, nest
+from albumgan.sweeps.sampling import (
+    GRID_FORMS,
+    Param,
+    decode,
+    encode,
+    grid_size,
+    grid_values,
+    nest,
+)
 from albumgan.sweeps.wandb_schema import FORMS, form_of, parameter_problems, violations
 
 DEFAULT_PROGRAM = "experiments/train.py"
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # holds experiments/, gan_core/, sweeps/
 TRAINER = PACKAGE_ROOT / DEFAULT_PROGRAM
 NOT_OFFLINE = "valid for W&B, not run offline"
+MAX_GRID_POINTS = 100_000  # queued up front: 10^5 trials take seconds to queue, 10^8 never end
 # W&B fills these in a parameter that leaves them out.
 PARAMETER_DEFAULTS = {"q": 1.0, "mu": 0.0, "sigma": 1.0, "a": 1.0, "b": 1.0}
 
@@ -119,7 +130,32 @@ def _offline_problems(data: dict, params: list[Param]) -> list[str]:
                     f"parameters.{param.name}: W&B's grid search refuses {param.form} (it "
                     f"fails when a run is asked for); use values, int_uniform or q_uniform"
                 )
+        if not problems:
+            points = math.prod(grid_size(p) for p in params)
+            if points > MAX_GRID_POINTS:
+                problems.append(
+                    f"parameters: a grid of {points:,} points, more than the {MAX_GRID_POINTS:,} "
+                    "a sweep queues; use fewer values, or method random/bayes with a run_cap"
+                )
+    name = data.get("name")
+    if name is not None and (problem := study_name_problem(str(name))):
+        problems.append(f"name: {problem}")
     return problems
+
+
+def study_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a study's name, or None. The name is a folder under --runs-dir
+    (its journal and trials' run directories): one plain folder name, nothing that climbs out."""
+    if not name.strip():
+        return "empty; a study needs a name"
+    if "/" in name or "\\" in name or name in (".", "..") or "\0" in name:
+        return (
+            f"{name!r} is used as a folder under --runs-dir, so it must be one plain name "
+            "(no '/', '\\', '..' or absolute path)"
+        )
+    if len(name.encode("utf-8")) > 200:
+        return f"{name[:40]!r}... is longer than 200 bytes (a folder name)"
+    return None
 
 
 def _trainer_problems(params: list[Param]) -> list[str]:
@@ -275,7 +311,7 @@ def read_sweep_file(path: str | Path) -> Any:
     """The YAML content of a sweep file (or a bundled sweep's name), unchecked."""
     path = resolve_sweep_file(path)
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return safe_yaml(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise SweepError(f"cannot read sweep file {str(path)!r}: {exc.strerror}") from exc
     except yaml.YAMLError as exc:

@@ -66,7 +66,7 @@ def _write(folder: Path, points: int = 3, name: str = "mine", **parameters) -> P
 def _albumgan(folder: Path, *args: str, **popen) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "albumgan.experiments.cli", *args],
-        cwd=folder, capture_output=True, text=True, timeout=120, **popen,
+        cwd=folder, capture_output=True, text=True, **{"timeout": 120, **popen},
     )  # fmt: skip
 
 
@@ -184,3 +184,67 @@ def test_markdown_reports_escape_study_names_and_storage_paths(user):
     markdown = (user / "report" / "report.md").read_text()
     assert "<img" not in markdown and "&lt;img src=x onerror=alert(1)&gt;" in markdown
     assert "\\`" in markdown  # the payload's backticks cannot close a code span
+
+
+# --- 6: names built from sweep values stay inside --runs-dir -------------------------------------
+@pytest.mark.parametrize("name", ["../outside", "/tmp/absolute-study", "a/b", ".."])
+def test_a_study_name_that_climbs_out_of_the_runs_folder_is_refused(user, name):
+    path = _write(user, points=1, name=name)
+    for command in (("sweep", "validate", path.name), ("sweep", "run", path.name)):
+        proc = _albumgan(user, *command)
+        assert proc.returncode == 2, (command, proc.stdout, proc.stderr)
+        assert "used as a folder under --runs-dir" in proc.stderr, proc.stderr
+    fine = _write(user, points=1, name="fine")
+    flag = _albumgan(user, "sweep", "run", fine.name, "--study", name)
+    assert flag.returncode == 2 and "--study:" in flag.stderr, flag.stderr
+    assert sorted(p.name for p in user.iterdir()) == ["fake_train.py", "mine.yaml"]  # no runs/
+    assert not Path("/tmp/absolute-study").exists()
+
+
+# --- 7 and 14: files and grids too large to be meant --------------------------------------------
+def _billion_laughs() -> str:
+    lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for previous, name in zip("abcdefgh", "bcdefghi"):
+        lines.append(f"{name}: &{name} [{','.join(['*' + previous] * 9)}]")
+    return "\n".join(lines) + "\n"
+
+
+def test_yaml_aliases_that_expand_past_a_bound_are_refused_fast(user):
+    laughs = _billion_laughs()
+    assert len(laughs) < 600  # 9^9 = 387 million strings once expanded
+    (user / "laughs.yaml").write_text(laughs)
+    for command in (
+        ("sweep", "validate", "laughs.yaml"),
+        ("sweep", "run", "laughs.yaml"),
+        ("train", "--config", "laughs.yaml", "--dry-run"),
+    ):
+        proc = _albumgan(user, *command, timeout=30)
+        assert proc.returncode == 2, (command, proc.stderr[:500])
+        (line,) = proc.stderr.splitlines()
+        assert "aliases expand it to more than" in line and len(line) < 400, line
+    # Aliases of ordinary size are still YAML as usual.
+    (user / "ok.yaml").write_text(
+        yaml.safe_dump({"program": "fake_train.py", "method": "grid"})
+        + "metric: {name: kid}\nparameters: {lr_g: &c {values: [0.001, 0.002]}, lr_d: *c}\n"
+    )
+    assert _albumgan(user, "sweep", "validate", "ok.yaml").returncode == 0
+
+
+def test_a_grid_too_large_to_queue_is_refused_by_validate(user):
+    path = user / "huge.yaml"
+    huge = {f"k{i}": {"values": list(range(10))} for i in range(8)}  # 10^8 points
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "program": "fake_train.py",
+                "method": "grid",
+                "metric": {"name": "kid"},
+                "parameters": {**huge, "wide": {"min": 0, "max": 10**9}},
+            }
+        )
+    )
+    for command in ("validate", "run"):
+        proc = _albumgan(user, "sweep", command, path.name, timeout=30)
+        assert proc.returncode == 2, proc.stderr
+        assert "a grid of 100,000,000,100,000,000 points" in proc.stderr, proc.stderr
+    assert not (user / "runs").exists()
