@@ -54,7 +54,8 @@ class RunState(StrEnum):
     COMPLETED = "completed"
     DIVERGED = "diverged"  # a non-finite loss: stopped, marked, its last good checkpoint kept
     INTERRUPTED = "interrupted"  # SIGINT/SIGTERM after a checkpoint: resumable
-    FAILED = "failed"  # stopped on an error it cannot recover from (disk full, missing weights)
+    FAILED = "failed"  # stopped on an error it cannot recover from (missing weights, I/O error)
+    NO_SPACE = "no space"  # stopped by a full disk: resumable from its last checkpoint
     STALLED = "stalled"  # readers only: says running, but no process holds the run directory
 
 
@@ -81,6 +82,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1  # ran, but did not get what was asked: no sweep trial completed, a download failed
 EXIT_USAGE = 2  # bad arguments, config, backend, run directory, checkpoint or dataset: one line
 EXIT_DIVERGED = 3  # a training run whose losses became NaN/Inf (marked; a sweep goes on)
+EXIT_NO_SPACE = 4  # a training run stopped by a full disk (or a file-size limit): resumable
 EXIT_SIGNAL_BASE = 128  # interrupted by a signal: 128 + its number, after a checkpoint
 EXIT_SIGINT = EXIT_SIGNAL_BASE + 2  # 130, Ctrl-C
 EXIT_SIGTERM = EXIT_SIGNAL_BASE + 15  # 143, `kill`, a sweep pruning the run, a dying parent

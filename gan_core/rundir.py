@@ -111,6 +111,7 @@ class RunLock:
             os.close(fd)
             raise RunDirError(f"run_dir: cannot write {self.path}: {_reason(exc)}") from exc
         self._fd = fd
+        remove_write_leftovers(self.path.parent)
         return self
 
     def release(self) -> None:
@@ -123,6 +124,29 @@ class RunLock:
 
     def __exit__(self, *exc: Any) -> None:
         self.release()
+
+
+# What ``fileio.atomic_write`` names its temp files: ".<target name>.<random>.tmp".
+_LEFTOVER = re.compile(r"^\..+\.[A-Za-z0-9_]{6,}\.tmp$")
+_WRITTEN_FOLDERS = (".", "checkpoints", "samples")  # where the trainer's atomic writes go
+
+
+def remove_write_leftovers(run_dir: Path) -> list[Path]:
+    """Remove the temp files of atomic writes that a killed writer (``kill -9``) left in
+    ``run_dir``; the caller holds its writer lock, so no write of another process is cut.
+    The report folder (written by ``albumgan report``, which takes no lock) is not touched."""
+    removed = []
+    for folder in _WRITTEN_FOLDERS:
+        try:
+            names = os.listdir(Path(run_dir) / folder)
+        except OSError:
+            continue
+        for name in names:
+            path = Path(run_dir) / folder / name
+            if _LEFTOVER.match(name) and path.is_file():
+                path.unlink(missing_ok=True)
+                removed.append(path)
+    return removed
 
 
 def lock_holder(run_dir: Path) -> dict[str, Any] | None:

@@ -16,6 +16,7 @@ weights. What is written at the end is written by the callbacks (``gan_core.call
 from __future__ import annotations
 
 import copy
+import errno
 import logging
 import os
 import signal
@@ -30,7 +31,14 @@ import numpy as np
 
 from albumgan.gan_core import backend, checkpoint
 from albumgan.gan_core.config import ConfigError, TrainConfig
-from albumgan.gan_core.contract import EXIT_USAGE, LOSSES, AlbumganError, RunState, first_line
+from albumgan.gan_core.contract import (
+    EXIT_NO_SPACE,
+    EXIT_USAGE,
+    LOSSES,
+    AlbumganError,
+    RunState,
+    first_line,
+)
 from albumgan.gan_core.fileio import atomic_write, read_json, read_jsonl, write_json
 from albumgan.gan_core.images import save_grid
 from albumgan.gan_core.run import Callback, Run, TrainingData, exit_code
@@ -249,20 +257,29 @@ def callbacks_for(
     return [copy.copy(cb) for cb in callbacks] if copies else list(callbacks)
 
 
+NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)  # a full disk, a size limit, a quota
+
+
 def _failed(path: Path, exc: OSError) -> RunDirError:
-    """An I/O error ended the run: say so in status.json, if that can still be written."""
+    """An I/O error ended the run: say so in status.json, if that can still be written. A full
+    disk is its own state and exit code (``EXIT_NO_SPACE``): the run resumes once there is
+    space, and a sweep queues it again instead of losing it."""
     where = f" ({exc.filename})" if exc.filename else ""
     reason = f"I/O error: {exc.strerror or exc}{where}"
+    state, code = RunState.FAILED, EXIT_USAGE
+    if exc.errno in NO_SPACE_ERRNOS:
+        state, code = RunState.NO_SPACE, EXIT_NO_SPACE
+        reason += "; free space and resume it (albumgan train --resume RUN_DIR)"
     record = read_json(path / "status.json")
     if record is not None:
-        record.update(
-            state=RunState.FAILED, message=reason, exit_code=EXIT_USAGE, updated_at=time.time()
-        )
+        record.update(state=state, message=reason, exit_code=code, updated_at=time.time())
         try:
             write_json(path / "status.json", record, durable=False)
         except OSError:
             pass  # the disk that failed is the one status.json lives on
-    return RunDirError(f"run_dir: {path}: {reason}")
+    error = RunDirError(f"run_dir: {path}: {reason}")
+    error.exit_code = code
+    return error
 
 
 def _train_in(

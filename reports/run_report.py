@@ -27,6 +27,8 @@ STATE_NOTES = {
     "diverged": "This run diverged (a non-finite loss) and was stopped.",
     "failed": "This run stopped on an error ({message}); once that is fixed, resume it with "
     "`albumgan train --run-dir {path}`.",
+    "no space": "This run stopped on a full disk ({message}); free space and resume it with "
+    "`albumgan train --run-dir {path}`.",
     "not started": "No status.json yet: the run has not started training.",
 }
 

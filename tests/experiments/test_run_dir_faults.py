@@ -21,6 +21,7 @@ import pytest
 
 from albumgan import train
 from albumgan.gan_core.config import ConfigError
+from albumgan.gan_core.contract import EXIT_NO_SPACE
 from albumgan.gan_core.run import Callback, TrainingData
 from albumgan.gan_core.rundir import RunDirLocked, RunLock, lock_holder
 from albumgan.gan_core.training import train as train_on
@@ -48,9 +49,9 @@ def _train_cli(cache_dir: str, *flags: str, **popen) -> subprocess.CompletedProc
     )
 
 
-def _one_error_line(proc: subprocess.CompletedProcess, *needles: str) -> str:
-    """Exit 2, no traceback, and exactly one ``error:`` line holding every needle."""
-    assert proc.returncode == 2, (proc.returncode, proc.stderr[-3000:])
+def _one_error_line(proc: subprocess.CompletedProcess, *needles: str, code: int = 2) -> str:
+    """Exit ``code``, no traceback, and exactly one ``error:`` line holding every needle."""
+    assert proc.returncode == code, (proc.returncode, proc.stderr[-3000:])
     assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, proc.stderr[-3000:]
@@ -171,18 +172,28 @@ def _small_file_limit() -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
 
 
-def test_an_io_error_while_training_marks_the_run_failed(cache_dir, tmp_path):
+def test_a_full_disk_while_training_marks_the_run_resumable(cache_dir, tmp_path):
     run_dir = tmp_path / "full"
     # The first checkpoint (~300 KB) cannot be written; small files (status, metrics) can.
     proc = _train_cli(
         cache_dir, "--steps=20", "--checkpoint_every=10", f"--run-dir={run_dir}",
         preexec_fn=_small_file_limit,
     )  # fmt: skip
-    _one_error_line(proc, "I/O error", str(run_dir))
+    _one_error_line(proc, "I/O error", str(run_dir), "resume", code=EXIT_NO_SPACE)
     status = json.loads((run_dir / "status.json").read_text())
-    assert status["state"] == "failed" and "I/O error" in status["message"], status
-    assert status["exit_code"] == 2
+    assert status["state"] == "no space" and "I/O error" in status["message"], status
+    assert status["exit_code"] == EXIT_NO_SPACE  # a sweep queues it again (tests/sweeps)
     assert lock_holder(run_dir) is None
+    # What a checkpoint write killed by `kill -9` leaves: removed on the next start.
+    leftover = run_dir / "checkpoints" / ".ckpt-000010.npz.abc123.tmp"
+    leftover.parent.mkdir(exist_ok=True)
+    leftover.write_bytes(b"half a checkpoint")
+    theirs = run_dir / "notes.tmp"  # not a name our atomic writes use: left alone
+    theirs.write_text("mine")
+    again = _train_cli(cache_dir, "--steps=20", "--checkpoint_every=10", f"--run-dir={run_dir}")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert not leftover.exists() and theirs.read_text() == "mine"
+    assert json.loads((run_dir / "status.json").read_text())["state"] == "completed"
 
 
 def test_a_batch_larger_than_the_dataset_is_refused(tiny_cfg):
