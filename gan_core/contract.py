@@ -72,6 +72,13 @@ class TrialState(StrEnum):
     NO_METRIC = "completed without the metric"  # its runs never logged the sweep's metric
     UNUSED = "unused (grid already taken)"  # opened after the grid's queue emptied: ran nothing
     WAITING = "waiting"  # its run directory is held by another process (the prefix of the text)
+    # Stopped by the machine, not by the config: the next `sweep run` queues the point again to
+    # resume its run directory from the newest checkpoint (``sweeps.recovery``).
+    KILLED = "killed; waits to resume"  # its trainer died by a signal (the OOM killer's 9)
+    NO_SPACE = "disk full; waits to resume"  # its trainer stopped on a full disk
+
+
+RESUMABLE = (TrialState.KILLED, TrialState.NO_SPACE)  # failed trials whose point runs again
 
 
 # --- feature extractors -------------------------------------------------------------------------

@@ -122,7 +122,24 @@ def main(argv: list[str]) -> int:
         return 0
     code = _summary(results.outcome(study))
     _next_steps(study, args.storage, args.runs_dir)
-    return code
+    return _waiting(study) or code
+
+
+def _waiting(study: optuna.Study) -> int:
+    """Trials whose trainer was killed or stopped on a full disk: how many, and the way on
+    (exit 1: the sweep has not got all it was asked for)."""
+    waiting = results.waits_to_resume(study)
+    if not waiting:
+        return 0
+    why = "; ".join(
+        f"trial {t.number}: {str(t.user_attrs.get('state')).split(';')[0]}" for t in waiting
+    )
+    print(
+        f"error: {len(waiting)} trial(s) wait to resume from their checkpoints ({why}); run "
+        "the same command again to resume them",
+        file=sys.stderr,
+    )
+    return EXIT_FAILED
 
 
 def _next_steps(study: optuna.Study, storage: str | None, runs_dir: str) -> None:

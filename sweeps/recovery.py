@@ -4,7 +4,12 @@ A re-run of ``sweep run`` calls ``settle_stale_trials`` before any worker starts
 after its workers end): a run that completed is recorded as such; any other is failed ("worker
 died") and its parameters queued again, so that a new trial resumes the same run directory.
 
-May import: ``gan_core`` (contract, fileio, rundir), ``sweeps.spec`` and ``sweeps.trial``.
+Trials whose trainer was killed (signal 9) or stopped on a full disk are failed by the trial
+itself with a state that says so; ``queue_resumable`` queues their points again when the next
+``sweep run`` starts.
+
+May import: ``gan_core`` (contract, fileio, rundir), ``sweeps.spec``, ``sweeps.results`` and
+``sweeps.trial``.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from optuna.trial import TrialState as OptunaState
 from albumgan.gan_core.contract import SCORES, RunState, TrialState
 from albumgan.gan_core.fileio import read_json
 from albumgan.gan_core.rundir import lock_holder, process_alive
+from albumgan.sweeps.results import waits_to_resume
 from albumgan.sweeps.spec import SweepSpec
 from albumgan.sweeps.trial import last_metric
 
@@ -73,3 +79,17 @@ def settle_stale_trials(study: optuna.Study, storage, spec: SweepSpec) -> None:
         if "grid_point" in trial.user_attrs:
             attrs["grid_point"] = trial.user_attrs["grid_point"]
         study.enqueue_trial(trial.params, user_attrs=attrs)
+
+
+def queue_resumable(study: optuna.Study) -> int:
+    """Queue again the points of trials whose trainer was killed (the OOM killer) or stopped
+    on a full disk (``results.waits_to_resume``): each new trial resumes the old trial's run
+    directory from its newest checkpoint. Called when ``sweep run`` starts, not as the trials
+    end: the machine that killed them gets a chance to change first. Returns how many."""
+    waiting = waits_to_resume(study)
+    for trial in waiting:
+        attrs = {"resume_run_dir": trial.user_attrs["run_dir"]}
+        if "grid_point" in trial.user_attrs:
+            attrs["grid_point"] = trial.user_attrs["grid_point"]
+        study.enqueue_trial(trial.params, user_attrs=attrs)
+    return len(waiting)

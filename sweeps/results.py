@@ -15,22 +15,52 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState as OptunaState
 
-from albumgan.gan_core.contract import TrialState, shown
+from albumgan.gan_core.contract import RESUMABLE, TrialState, shown
 
 
 def outcome(study: optuna.Study) -> dict[str, int]:
-    """How many trials ended in each state; "lost": failed with their worker and queued again
-    (their run went on in a later trial). Unused grid trials are left out."""
-    counts = {"complete": 0, "pruned": 0, "fail": 0, "lost": 0, "running": 0, "waiting": 0}
+    """How many trials ended in each state; "lost": failed with their worker (or killed, or
+    stopped on a full disk) and queued again (their run went on in a later trial); "to resume":
+    killed or stopped on a full disk, and not queued again yet. Unused grid trials are left
+    out."""
+    counts = {
+        "complete": 0, "pruned": 0, "fail": 0, "lost": 0, "to resume": 0, "running": 0,
+        "waiting": 0,
+    }  # fmt: skip
+    waiting = {t.number for t in waits_to_resume(study)}
     for trial in visible_trials(study):
-        name = "lost" if was_lost(trial) else trial.state.name.lower()
+        if trial.number in waiting:
+            name = "to resume"
+        else:
+            name = "lost" if was_lost(trial) else trial.state.name.lower()
         counts[name] = counts.get(name, 0) + 1
     return counts
 
 
 def was_lost(trial) -> bool:
-    """Failed with its worker and queued again: its point ran on in a later trial."""
-    return trial.state == OptunaState.FAIL and trial.user_attrs.get("state") == TrialState.LOST
+    """Failed by no fault of its config (its worker died, its trainer was killed, the disk was
+    full): its point runs again in a later trial, which takes its run directory."""
+    return trial.state == OptunaState.FAIL and trial.user_attrs.get("state") in (
+        TrialState.LOST,
+        *RESUMABLE,
+    )
+
+
+def waits_to_resume(study: optuna.Study) -> list:
+    """Trials whose trainer was killed or stopped on a full disk, not yet queued again: no
+    later trial resumes their run directory. ``sweep run`` queues them when it starts."""
+    trials = study.get_trials(deepcopy=False)
+    resumed_by = {}  # run directory -> the newest trial that took it over
+    for t in trials:
+        if t.user_attrs.get("resume_run_dir"):
+            resumed_by[t.user_attrs["resume_run_dir"]] = t.number
+    return [
+        t
+        for t in trials
+        if t.state == OptunaState.FAIL
+        and t.user_attrs.get("state") in RESUMABLE
+        and resumed_by.get(t.user_attrs.get("run_dir"), -1) <= t.number
+    ]
 
 
 def trial_params(trial) -> dict[str, Any]:

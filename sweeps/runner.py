@@ -53,7 +53,7 @@ from albumgan.sweeps.devices import trains_on_jax, visible_gpus, worker_environm
 from albumgan.sweeps.hyperband import WandbHyperband
 from albumgan.sweeps.identity import claim
 from albumgan.sweeps.packs import Packer, shape_key
-from albumgan.sweeps.recovery import settle_stale_trials
+from albumgan.sweeps.recovery import queue_resumable, settle_stale_trials
 from albumgan.sweeps.results import was_lost
 from albumgan.sweeps.spec import (
     SweepError,
@@ -149,8 +149,7 @@ def run_worker(
     finished = (OptunaState.COMPLETE, OptunaState.PRUNED, OptunaState.FAIL)
     callbacks = [announce_end]  # a line per trial; Optuna's own (tracebacks) are kept off
     if cap:  # a global cap over all workers: trials started anywhere count
-        states = (*finished, OptunaState.RUNNING)
-        callbacks.append(optuna.study.MaxTrialsCallback(cap, states=states))
+        callbacks.append(lambda study, trial: _stop_at_cap(study, cap))
     elif not grid:
         raise SweepError(f"{spec_path}: a {spec.method} sweep needs run_cap or --n-trials")
     if grid:
@@ -161,7 +160,7 @@ def run_worker(
         callbacks.append(lambda study, trial: _stop_at_target(study, spec))
         if target_reached(study, spec):
             return study
-    if not cap or len(study.get_trials(deepcopy=False, states=finished)) < cap:
+    if not cap or _counted(study, finished) < cap:
         program = resolve_program(spec.program)
         size = default_pack(spec, program) if pack is None else pack
         packs = runs / study_name / "packs"  # beside the trials' run directories
@@ -196,6 +195,19 @@ def target_reached(study: optuna.Study, spec: SweepSpec) -> bool:
 def _stop_at_target(study: optuna.Study, spec: SweepSpec) -> None:
     if target_reached(study, spec):
         study.stop()  # this worker's current trial has ended; the others stop after theirs
+
+
+def _counted(study: optuna.Study, states: tuple) -> int:
+    """Trials in ``states`` that count towards a cap: not those lost to a dead worker or a
+    killed trainer (``results.was_lost``), whose point runs again in a new trial."""
+    return sum(not was_lost(t) for t in study.get_trials(deepcopy=False, states=states))
+
+
+def _stop_at_cap(study: optuna.Study, cap: int) -> None:
+    """``run_cap`` over every worker (as Optuna's MaxTrialsCallback, lost trials left out)."""
+    states = (OptunaState.COMPLETE, OptunaState.PRUNED, OptunaState.FAIL, OptunaState.RUNNING)
+    if _counted(study, states) >= cap:
+        study.stop()
 
 
 def _queued(study: optuna.Study) -> bool:
@@ -249,6 +261,7 @@ def run_sweep(
         # adds trials when it only widens the search space (`sweeps.identity`).
         claim(study, read_sweep_file(spec_path), spec.metric, spec.method, str(spec_path), extend)
         settle_stale_trials(study, store, spec)
+        queue_resumable(study)  # killed (signal 9) or stopped on a full disk last time
         # Trials of machines whose heartbeat stopped (PostgreSQL): failed and queued again now,
         # so a grid's queue holds them before the workers look (Optuna does it only inside
         # `optimize`, which a worker with an empty queue never enters). No-op without heartbeat.

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -27,7 +28,14 @@ from typing import Any
 
 import optuna
 
-from albumgan.gan_core.contract import EXIT_DIVERGED, EXIT_USAGE, SCORES, RunState, TrialState
+from albumgan.gan_core.contract import (
+    EXIT_DIVERGED,
+    EXIT_NO_SPACE,
+    EXIT_USAGE,
+    SCORES,
+    RunState,
+    TrialState,
+)
 from albumgan.gan_core.fileio import read_json, read_jsonl, write_text
 from albumgan.gan_core.rundir import STOP_REQUEST, lock_holder
 from albumgan.sweeps.children import child_env
@@ -253,6 +261,11 @@ class Objective:
         if worst is None and EXIT_DIVERGED in codes:  # marked, the study goes on
             return math.nan
         logs = ", ".join(dict.fromkeys(str(_log_of(rep)) for rep in replicates))
+        stopped = _stopped_by_the_machine(codes)
+        if stopped is not None:  # not the config's fault: the next `sweep run` resumes it
+            state, why = stopped
+            trial.set_user_attr("state", state)
+            raise _failed(trial, f"{why}; its run waits to resume; see {logs}")
         if worst is not None or unfinished:
             raise _failed(trial, f"exit {worst}, run {first}; see {logs}")
         if any(metric not in f for f in finals):  # every run completed, and never logged it
@@ -318,6 +331,20 @@ class Objective:
             time.sleep(POLL_SECONDS / 5)
         for rep in shared:
             (rep.run_dir / STOP_REQUEST).unlink(missing_ok=True)  # ours: written just above
+
+
+def _stopped_by_the_machine(codes: list[int | None]) -> tuple[TrialState, str] | None:
+    """(state, why) when a trainer was killed by a signal (the kernel's out-of-memory killer
+    sends 9) or stopped on a full disk; None otherwise. A run killed so is resumable: its
+    checkpoints are whole (atomic writes), so the trial waits to be queued again."""
+    for code in codes:
+        if code is not None and code < 0:
+            name = signal.Signals(-code).name if -code in signal.valid_signals() else -code
+            hint = " (the out-of-memory killer's)" if -code == signal.SIGKILL else ""
+            return TrialState.KILLED, f"its trainer was killed by {name}{hint}"
+    if EXIT_NO_SPACE in codes:
+        return TrialState.NO_SPACE, "its trainer stopped on a full disk"
+    return None
 
 
 def _shown_swept(trial) -> str:

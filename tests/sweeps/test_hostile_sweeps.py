@@ -27,7 +27,7 @@ args = dict(a[2:].split("=", 1) for a in sys.argv[1:] if a.startswith("--") and 
 run_dir = Path(os.environ["ALBUMGAN_RUN_DIR"]); run_dir.mkdir(parents=True, exist_ok=True)
 starts = run_dir / "starts"
 starts.write_text(starts.read_text() + "x" if starts.exists() else "x")
-if "die" in args and len(starts.read_text()) == 1:
+if args.get("die", "no") != "no" and len(starts.read_text()) == 1:
     if args["die"] == "full":
         (run_dir / "status.json").write_text(json.dumps({"state": "no space", "exit_code": 4}))
         sys.exit(4)
@@ -144,6 +144,46 @@ def test_a_file_that_is_not_a_journal_is_refused_in_one_line_and_left_alone(user
         assert line.startswith("error: --storage ") and "mine.yaml: not an Optuna journal" in line
     assert yaml.safe_load(path.read_text())["name"] == "mine"  # the user's file, untouched
     assert not (user / (path.name + DAMAGED_SUFFIX)).exists()
+
+
+# --- 3 and 15: a trainer killed by the OOM killer or stopped by a full disk -------------------
+def test_killed_and_disk_full_trials_wait_and_resume_their_run_on_the_next_run(user):
+    path = user / "mine.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "name": "mine",
+                "program": "fake_train.py",
+                "method": "grid",
+                "metric": {"name": "kid"},
+                "parameters": {"die": {"values": ["no", "9", "full"]}, "lr_g": {"value": 0.001}},
+            }
+        )
+    )
+    first = _albumgan(user, "sweep", "run", path.name)
+    assert first.returncode == 1, (first.stdout, first.stderr)
+    assert "Traceback" not in first.stderr
+    (line,) = [x for x in first.stderr.splitlines() if x.startswith("error:")]
+    assert "2 trial(s) wait to resume" in line and "run the same command again" in line, line
+    assert "trial 1: killed" in line and "trial 2: disk full" in line, line
+    assert "trial 1 fail: its trainer was killed by SIGKILL" in first.stdout, first.stdout
+    assert "trials: 1 complete, 2 to resume" in first.stdout
+    # The next run queues both again: each resumes its own run directory (a second start).
+    second = _albumgan(user, "sweep", "run", path.name)
+    assert second.returncode == 0, (second.stdout, second.stderr)
+    study = optuna.load_study(
+        study_name="mine", storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(_journal(user)))
+        ),
+    )  # fmt: skip
+    done = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert len(done) == 3
+    runs = {t.user_attrs["run_dir"] for t in done}
+    assert len(runs) == 3 and all((Path(r) / "starts").read_text() in ("x", "xx") for r in runs)
+    assert sorted((Path(r) / "starts").read_text() for r in runs) == ["x", "xx", "xx"]
+    assert "trials: 3 complete, 2 lost" in second.stdout, second.stdout
+    third = _albumgan(user, "sweep", "run", path.name)  # nothing left: nothing runs again
+    assert third.returncode == 0 and "started" not in third.stdout
 
 
 # --- 4: a database password stays out of reports, status and messages ---------------------------
