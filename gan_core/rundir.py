@@ -103,7 +103,7 @@ class RunLock:
             holder = _read_holder(fd)
             os.close(fd)
             raise RunDirLocked(self.path.parent, holder) from None
-        holder = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
+        holder = {"pid": os.getpid(), "host": host_name(), "since": time.time()}
         try:
             os.ftruncate(fd, 0)
             os.pwrite(fd, json.dumps(holder).encode(), 0)
@@ -177,6 +177,12 @@ def _read_holder(fd: int) -> dict[str, Any]:
 
 def _reason(exc: OSError) -> str:
     return exc.strerror or type(exc).__name__
+
+
+def host_name() -> str:
+    """This machine's name as run directories and sweep trials record it: ``$ALBUMGAN_HOST``
+    when set (containers on different machines that share one hostname), else the hostname."""
+    return os.environ.get("ALBUMGAN_HOST") or socket.gethostname()
 
 
 def process_alive(pid: int) -> bool:
@@ -306,7 +312,7 @@ class Status:
             "img_per_s": previous.get("img_per_s"),
             "resumed_from": None,
             "pid": os.getpid(),  # with "host": tells a reader whether a "running" run is alive
-            "host": socket.gethostname(),
+            "host": host_name(),
             # which GPU a sweep worker gave this run (sweeps.devices); None: all, or no GPU
             "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
             "message": "",

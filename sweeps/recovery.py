@@ -14,7 +14,7 @@ May import: ``gan_core`` (contract, fileio, rundir), ``sweeps.spec``, ``sweeps.r
 
 from __future__ import annotations
 
-import socket
+import time
 from pathlib import Path
 
 import optuna
@@ -22,9 +22,10 @@ from optuna.trial import TrialState as OptunaState
 
 from albumgan.gan_core.contract import SCORES, RunState, TrialState
 from albumgan.gan_core.fileio import read_json
-from albumgan.gan_core.rundir import lock_holder, process_alive
+from albumgan.gan_core.rundir import host_name, lock_holder, process_alive
 from albumgan.sweeps.results import waits_to_resume
 from albumgan.sweeps.spec import SweepSpec
+from albumgan.sweeps.storage import heartbeat_seconds
 from albumgan.sweeps.trial import last_metric
 
 
@@ -35,19 +36,25 @@ def _trial_id(storage, study: optuna.Study, number: int) -> int:
 
 
 def stale_trials(study: optuna.Study) -> list:
-    """RUNNING trials whose worker process on this host is gone."""
+    """RUNNING trials whose worker is gone: on this host, its process is not there; on another
+    host (a shared journal), its heartbeat is older than the grace period (the machine died;
+    a pid means nothing across machines)."""
+    _, grace = heartbeat_seconds()
+    now = time.time()
     stale = []
     for trial in study.get_trials(deepcopy=False, states=(OptunaState.RUNNING,)):
         attrs = trial.user_attrs
-        if attrs.get("host") == socket.gethostname() and not process_alive(
-            int(attrs.get("pid", 0))
-        ):
+        if attrs.get("host") == host_name():
+            if not process_alive(int(attrs.get("pid", 0))):
+                stale.append(trial)
+        elif isinstance(attrs.get("heartbeat"), (int, float)) and now - attrs["heartbeat"] > grace:
             stale.append(trial)
     return stale
 
 
 def settle_stale_trials(study: optuna.Study, storage, spec: SweepSpec) -> None:
-    """Trials left RUNNING by a dead worker on this host, settled before any worker starts.
+    """Trials left RUNNING by a dead worker (``stale_trials``), settled before any worker
+    starts.
 
     A run that got to the end (its trainer finished before the worker could record it) is
     recorded with its result, never as a failure. Any other is failed as "worker died" and its

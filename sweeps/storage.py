@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import inspect
+import os
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,11 +38,22 @@ __all__ = [
     "storage_lock",
 ]
 
-# PostgreSQL: a worker that stops beating for GRACE_SECONDS (its machine died) has its trial
-# failed and queued again, up to MAX_RETRY times; the retry resumes the same run directory.
+# A worker that stops beating for GRACE_SECONDS (its machine died) has its trial failed and
+# queued again; the retry resumes the same run directory. PostgreSQL: Optuna's own heartbeat
+# (up to MAX_RETRY retries). Journal and SQLite files: the trial's "heartbeat" attribute, which
+# the worker refreshes every HEARTBEAT_SECONDS (``sweeps.trial``) and a `sweep run` on any
+# machine checks (``sweeps.recovery``).
 HEARTBEAT_SECONDS = 30
 GRACE_SECONDS = 120
 MAX_RETRY = 2
+
+
+def heartbeat_seconds() -> tuple[float, float]:
+    """(interval, grace): ``$ALBUMGAN_HEARTBEAT_SECONDS`` and ``$ALBUMGAN_HEARTBEAT_GRACE`` when
+    set (a test, a cluster with slow file systems), else the defaults above."""
+    interval = float(os.environ.get("ALBUMGAN_HEARTBEAT_SECONDS") or HEARTBEAT_SECONDS)
+    grace = float(os.environ.get("ALBUMGAN_HEARTBEAT_GRACE") or GRACE_SECONDS)
+    return interval, max(grace, 2 * interval)
 
 
 class StorageError(SweepError):

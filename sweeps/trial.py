@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 import os
 import signal
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -37,11 +36,12 @@ from albumgan.gan_core.contract import (
     TrialState,
 )
 from albumgan.gan_core.fileio import read_json, read_jsonl, write_text
-from albumgan.gan_core.rundir import STOP_REQUEST, lock_holder
+from albumgan.gan_core.rundir import STOP_REQUEST, host_name, lock_holder
 from albumgan.sweeps.children import child_env
 from albumgan.sweeps.command import build_argv
 from albumgan.sweeps.packs import program_args, shape_key
 from albumgan.sweeps.spec import SweepSpec, suggest
+from albumgan.sweeps.storage import heartbeat_seconds
 
 POLL_SECONDS = 0.5
 
@@ -167,7 +167,8 @@ class Objective:
         for key, value in (
             ("run_dir", str(run_dir)),
             ("pid", os.getpid()),
-            ("host", socket.gethostname()),
+            ("host", host_name()),
+            ("heartbeat", time.time()),
             ("params", args),
             ("argv", replicates[0].argv),
             ("packed", len(launches) < len(replicates)),
@@ -289,6 +290,7 @@ class Objective:
                 trial.set_user_attr("state", f"{TrialState.WAITING} for {where}")
                 waited = True
             time.sleep(POLL_SECONDS)
+            beat(trial)
 
     def _watch(self, trial: optuna.Trial, replicates: list[Replicate]) -> bool:
         """Report the metric as the runs log it: the k-th value is reported once every
@@ -303,6 +305,7 @@ class Objective:
                 alive = alive and not all(r.ended() for r in shared)
             if alive:
                 time.sleep(POLL_SECONDS)
+                beat(trial)
             series = [metric_records(r.run_dir, self.spec.metric) for r in replicates]
             ready = min(len(s) for s in series)
             for k in range(reported, ready):
@@ -331,6 +334,15 @@ class Objective:
             time.sleep(POLL_SECONDS / 5)
         for rep in shared:
             (rep.run_dir / STOP_REQUEST).unlink(missing_ok=True)  # ours: written just above
+
+
+def beat(trial: optuna.Trial) -> None:
+    """Refresh the trial's heartbeat every ``heartbeat_seconds()`` interval: a `sweep run` on
+    another machine sharing the journal takes a trial whose heartbeat stopped for one whose
+    machine died (``sweeps.recovery``)."""
+    interval, _ = heartbeat_seconds()
+    if time.time() - trial.user_attrs.get("heartbeat", 0.0) >= interval:
+        trial.set_user_attr("heartbeat", time.time())
 
 
 def _stopped_by_the_machine(codes: list[int | None]) -> tuple[TrialState, str] | None:

@@ -5,9 +5,12 @@ runs them, from their own folder."""
 
 from __future__ import annotations
 
+import os
 import resource
+import signal
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -32,6 +35,8 @@ if args.get("die", "no") != "no" and len(starts.read_text()) == 1:
         (run_dir / "status.json").write_text(json.dumps({"state": "no space", "exit_code": 4}))
         sys.exit(4)
     os.kill(os.getpid(), int(args["die"]))
+if os.environ.get("FAKE_SLEEP") and args.get("lr_g") == "0.001":  # a long first trial
+    import time; time.sleep(float(os.environ["FAKE_SLEEP"]))
 with (run_dir / "metrics.jsonl").open("a") as log:
     for step in (1, 2, 3):
         log.write(json.dumps({"step": step, "kid": float(args.get("lr_g", 0)) + step / 100}))
@@ -144,6 +149,42 @@ def test_a_file_that_is_not_a_journal_is_refused_in_one_line_and_left_alone(user
         assert line.startswith("error: --storage ") and "mine.yaml: not an Optuna journal" in line
     assert yaml.safe_load(path.read_text())["name"] == "mine"  # the user's file, untouched
     assert not (user / (path.name + DAMAGED_SUFFIX)).exists()
+
+
+# --- 2: a machine that dies in a shared-journal sweep --------------------------------------------
+def test_the_trial_of_a_machine_that_died_is_settled_by_another_machine(user):
+    path = _write(user)  # three points; the first trains for a minute on machine A
+    beats = {"ALBUMGAN_HEARTBEAT_SECONDS": "0.5", "ALBUMGAN_HEARTBEAT_GRACE": "2"}
+    env_a = {**os.environ, **beats, "ALBUMGAN_HOST": "machine-a", "FAKE_SLEEP": "60"}
+    machine_a = subprocess.Popen(
+        [sys.executable, "-m", "albumgan.experiments.cli", "sweep", "run", path.name],
+        cwd=user, env=env_a, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline, started = time.time() + 60, None
+        while time.time() < deadline:  # trial 0 running on A, its heartbeat refreshed once
+            time.sleep(0.5)
+            trials = _plain_optuna_trials(_journal(user)) if _journal(user).exists() else []
+            attrs = trials[0].user_attrs if trials else {}
+            started = started or attrs.get("heartbeat")
+            if trials and trials[0].state.name == "RUNNING" and attrs["heartbeat"] > started:
+                break
+        else:
+            pytest.fail("machine A's first trial never ran with a live heartbeat")
+        assert attrs["host"] == "machine-a"
+    finally:
+        os.killpg(machine_a.pid, signal.SIGKILL)  # the machine dies: its worker and trainer
+        machine_a.wait()
+    time.sleep(2.5)  # past the grace period
+    env_b = {**os.environ, **beats, "ALBUMGAN_HOST": "machine-b"}
+    machine_b = _albumgan(user, "sweep", "run", path.name, env=env_b)
+    assert machine_b.returncode == 0, machine_b.stderr
+    assert "trials: 3 complete, 1 lost" in machine_b.stdout, machine_b.stdout
+    trials = _plain_optuna_trials(_journal(user))
+    assert [t.state.name for t in trials].count("RUNNING") == 0
+    first = Path(trials[0].user_attrs["run_dir"])
+    assert (first / "starts").read_text() == "xx"  # its run directory, resumed on machine B
 
 
 # --- 3 and 15: a trainer killed by the OOM killer or stopped by a full disk -------------------
