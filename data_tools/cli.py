@@ -17,7 +17,7 @@ from pathlib import Path
 
 from albumgan.data_tools import registry, synthetic
 from albumgan.data_tools.prepare import DEFAULT_MIN_SOURCE
-from albumgan.gan_core.contract import ArgumentParser, UsageError, handles_errors
+from albumgan.gan_core.contract import ArgumentParser, UsageError, bounded_int, handles_errors
 
 
 def _prepare(args: argparse.Namespace) -> int:
@@ -119,6 +119,10 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
+MAX_SIZE = 4096  # a prepared image's side: 8x the seed's 512, 50 MB decoded
+MAX_SYNTH_SIZE = 1024  # synthetic covers are drawn in memory, all at once
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(prog="albumgan data", description="Build and list datasets.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -126,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     prep = sub.add_parser("prepare", help="clean a raw image folder into a dataset")
     prep.add_argument("src", type=Path, nargs="+", help="raw image folders (one dataset)")
     prep.add_argument("--out", type=Path, required=True)
-    prep.add_argument("--size", type=int, default=512)
+    prep.add_argument("--size", type=bounded_int(8, MAX_SIZE), default=512)
     prep.add_argument("--fit", choices=("crop", "pad", "squash"), default="crop")
     prep.add_argument(
         "--dedupe-distance",
@@ -188,9 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     syn = sub.add_parser("synth", help="write the embedded synthetic cover set")
     syn.add_argument("--out", type=Path, required=True)
-    syn.add_argument("--n", type=int, default=512)
-    syn.add_argument("--size", type=int, default=256)
-    syn.add_argument("--seed", type=int, default=0)
+    syn.add_argument("--n", type=bounded_int(1, 100_000), default=512)
+    syn.add_argument("--size", type=bounded_int(8, MAX_SYNTH_SIZE), default=256)
+    syn.add_argument("--seed", type=bounded_int(0, 2**32 - 1), default=0)
     syn.set_defaults(run=_synth)
 
     lst = sub.add_parser("list", help="known datasets, where they live, counts, when built")

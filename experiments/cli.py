@@ -26,8 +26,10 @@ from albumgan.gan_core.contract import (
     SCORES,
     ArgumentParser,
     UsageError,
+    bounded_int,
     handles_errors,
     plain,
+    quiet_broken_pipe,
     shown,
     version,
 )
@@ -36,7 +38,9 @@ from albumgan.gan_core.contract import (
 def _sample(argv: list[str]) -> int:
     parser = ArgumentParser(prog="albumgan sample", description="Write generated images.")
     parser.add_argument("run_dir", type=Path)
-    parser.add_argument("--n", type=int, default=64, help="how many images (default 64)")
+    parser.add_argument(
+        "--n", type=bounded_int(1, 1_000_000), default=64, help="how many images (default 64)"
+    )
     parser.add_argument(
         "--out",
         type=Path,
@@ -45,7 +49,9 @@ def _sample(argv: list[str]) -> int:
         "other files are left alone",
     )
     parser.add_argument("--format", choices=("jpg", "png"), default="png")
-    parser.add_argument("--seed", type=int, default=0, help="latent seed")
+    parser.add_argument(
+        "--seed", type=bounded_int(0, 2**32 - 1), default=0, help="latent seed (0 .. 2^32-1)"
+    )
     parser.add_argument(
         "--checkpoint",
         choices=("final", "best"),
@@ -53,8 +59,6 @@ def _sample(argv: list[str]) -> int:
         help="final generator (default) or the lowest-KID checkpoint",
     )
     args = parser.parse_args(argv)
-    if args.n < 1:
-        parser.error(f"--n must be >= 1, got {args.n}")
     from albumgan.gan_core.sampling import sample_images
 
     out = args.out or args.run_dir / "generated"
@@ -172,7 +176,12 @@ def console() -> int:
         from albumgan.experiments import quiet
 
         quiet.install()
-    return main()
+    code = main()
+    try:
+        sys.stdout.flush()  # what is still buffered: a reader that has gone is a quiet end too
+    except BrokenPipeError:
+        return quiet_broken_pipe()
+    return code
 
 
 if __name__ == "__main__":

@@ -131,8 +131,21 @@ def handles_errors(main: Callable[..., int]) -> Callable[..., int]:
         except AlbumganError as exc:
             print(f"error: {first_line(exc)}", file=sys.stderr)
             return exc.exit_code
+        except BrokenPipeError:  # `albumgan ... | head`: the reader has all it wanted
+            return quiet_broken_pipe()
 
     return run
+
+
+def quiet_broken_pipe() -> int:
+    """A closed stdout ends the command quietly, as ``yes | head`` ends ``yes``: the rest of
+    the output (and Python's flush at exit) goes nowhere instead of into a traceback."""
+    import os
+    import signal
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return EXIT_SIGNAL_BASE + signal.SIGPIPE
 
 
 def plain(doc: str) -> str:
@@ -152,6 +165,23 @@ def version() -> str:
         return installed("albumgan")
     except PackageNotFoundError:
         return "unknown (not installed)"
+
+
+def bounded_int(low: int, high: int) -> Callable[[str], int]:
+    """An argparse ``type``: an integer in [low, high], else the one-line usage error naming the
+    range (``--size 60000`` would otherwise decode a 10 GB image)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is outside {low:,} .. {high:,}")
+        return value
+
+    parse.__name__ = "integer"  # argparse's "invalid integer value" wording
+    return parse
 
 
 class ArgumentParser(argparse.ArgumentParser):

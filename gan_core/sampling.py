@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from albumgan.gan_core import backend, checkpoint
-from albumgan.gan_core.contract import UsageError
+from albumgan.gan_core.contract import AlbumganError, UsageError, first_line
 from albumgan.gan_core.images import save_image, to_uint8
 from albumgan.gan_core.rundir import read_config
 
@@ -60,7 +60,15 @@ def load_sampler(run_dir: Path, which: str = "final"):
         best = run_dir / "checkpoints" / "best.npz"
         if not best.is_file():
             raise UsageError(f"{run_dir} has no best checkpoint (train with eval_every)")
-        checkpoint.restore_file(engine, best, SAMPLING_GROUPS)
+        try:
+            checkpoint.restore_file(engine, best, SAMPLING_GROUPS)
+        except AlbumganError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a cut or damaged file, whatever numpy says
+            raise UsageError(
+                f"{best}: cannot be read ({first_line(exc)}): the file is cut or damaged; "
+                "use --checkpoint final, or evaluate the run again to write a new best"
+            ) from exc
     else:
         if not checkpoint.restore_latest(engine, run_dir / "checkpoints", SAMPLING_GROUPS):
             raise UsageError(f"{run_dir} has no generator.keras and no checkpoint yet")

@@ -8,6 +8,7 @@ written is fine: half-written lines are skipped and the state says so.
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,8 +73,35 @@ class RunData:
         return int(self.status.get("step") or (self.metrics[-1]["step"] if self.metrics else 0))
 
     def file(self, name: str) -> Path | None:
+        """A file of the run; None when missing, or a picture that does not decode (cut by a
+        kill or a full disk: one warning, and the report goes on without it)."""
         path = self.path / name
-        return path if path.is_file() else None
+        if not path.is_file():
+            return None
+        return path if not name.endswith(".png") or readable_picture(path) else None
+
+
+_CHECKED: dict[tuple, bool] = {}  # (path, mtime, size) -> decodes: each version checked once
+
+
+def readable_picture(path: Path) -> bool:
+    """Whether a PNG decodes whole; a damaged one is reported once on stderr and left out."""
+    from PIL import Image
+
+    try:
+        stat = path.stat()
+    except OSError:
+        return False
+    key = (path, stat.st_mtime_ns, stat.st_size)
+    if key not in _CHECKED:
+        try:
+            with Image.open(path) as image:
+                image.load()
+            _CHECKED[key] = True
+        except (OSError, SyntaxError, ValueError) as exc:
+            print(f"warning: {path}: cannot be decoded ({exc}); left out", file=sys.stderr)
+            _CHECKED[key] = False
+    return _CHECKED[key]
 
 
 def load_run(path: str | Path) -> RunData:
@@ -90,7 +118,7 @@ def load_run(path: str | Path) -> RunData:
     samples = path / "samples"
     if samples.is_dir():
         for grid in samples.iterdir():
-            if match := _GRID.match(grid.name):
+            if (match := _GRID.match(grid.name)) and readable_picture(grid):
                 grids.append((int(match.group(1)), grid))
     return RunData(
         path=path,

@@ -154,6 +154,36 @@ def test_a_report_removes_and_replaces_only_files_it_wrote(study, tmp_path):
     assert sorted(p.name for p in theirs.iterdir()) == ["index.html"]  # nothing else written
 
 
+def test_damaged_files_of_a_run_are_left_out_with_a_warning_not_a_traceback(study, tmp_path):
+    """What a kill or a full disk leaves in a run directory: a cut grid PNG, a metrics line with
+    bytes that are not UTF-8, a line that is JSON but not a record; a cut best checkpoint."""
+    run = copy_run(study["runs"][0], tmp_path / "00009-damaged")
+    other = copy_run(study["runs"][1], tmp_path / "00010-other")
+    grid = sorted((run / "samples").glob("step_*.png"))[-1]
+    grid.write_bytes(grid.read_bytes()[: grid.stat().st_size // 2])
+    with (run / "metrics.jsonl").open("ab") as log:
+        log.write(b'{"step": 3, "g_loss": 1.0, "note": "\xff\xfe"}\n[1, 2]\n"text"\n')
+    report = _cli("run", str(run))
+    compare = _cli("compare", str(run), str(other), "--out", str(tmp_path / "cmp"))
+    for proc in (report, compare):
+        assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+        assert "skipped 3 line(s) that are not JSON records" in proc.stderr, proc.stderr
+    assert f"{grid}: cannot be decoded" in report.stderr
+    page = (run / "report" / "index.html").read_text()
+    assert grid.name.replace("step_", "grid_") not in page  # left out, the others shown
+    # A cut best checkpoint: one line, exit 2, the way on named.
+    best = run / "checkpoints" / "best.npz"
+    best.write_bytes(best.read_bytes()[:100])
+    sample = subprocess.run(
+        [sys.executable, "-m", "albumgan.experiments.cli", "sample", str(run), "--n", "4",
+         "--checkpoint", "best"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert sample.returncode == 2 and "Traceback" not in sample.stderr, sample.stderr
+    (line,) = [x for x in sample.stderr.splitlines() if x.startswith("error:")]
+    assert "best.npz: cannot be read" in line and "--checkpoint final" in line, line
+
+
 def test_crawled_strings_are_escaped(study, tmp_path):
     """A keyword or album title from the web holding markup comes out as text."""
     hostile = '<script>alert("x")</script>'
