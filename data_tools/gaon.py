@@ -58,7 +58,7 @@ import re
 import time
 import unicodedata
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from difflib import SequenceMatcher
 from importlib import resources
 from pathlib import Path
@@ -124,15 +124,40 @@ class Album:
     def artist_names(self) -> tuple[str, ...]:
         return (self.artist, *self.aliases)
 
+    file_stem: str = ""  # set by load_chart: unique within the chart
+
     @property
     def stem(self) -> str:
-        """A file name stem that cannot escape the output folder."""
-        slug = re.sub(r"[^\w]+", "-", f"{self.artist} {self.album}".lower()).strip("-_")
-        return f"{self.year}-{slug[:80] or 'album'}"
+        """A file name stem that cannot escape the output folder, unique within its chart
+        (two albums whose names fold to one slug, emoji stripped, get -2, -3, ...)."""
+        return self.file_stem or _slug_stem(self.year, self.artist, self.album)
+
+
+def _slug_stem(year: int, artist: str, album: str) -> str:
+    slug = re.sub(r"[^\w]+", "-", f"{artist} {album}".lower()).strip("-_")
+    return f"{year}-{slug[:80] or 'album'}"
+
+
+CHART_COLUMNS = (
+    "year",
+    "artist",
+    "album",
+)  # needed; rank, sales, source, note, artist_alias: optional
+
+
+class ChartError(UsageError):
+    """A chart file that cannot be read as a chart (one line naming what is wrong)."""
 
 
 def load_chart(path: str | Path | None = None) -> tuple[list[Album], list[str]]:
-    """(albums, gaps): rows without an artist or album are gaps, reported, never guessed."""
+    """(albums, gaps): rows without an artist or album are gaps, reported, never guessed.
+
+    A file saved by a spreadsheet program reads too: a UTF-8 byte-order mark, ``;`` or tab
+    separators (sniffed from the header).
+
+    Raises:
+        ChartError: the file cannot be read, or its header lacks a needed column.
+    """
     if path is None:
         text = (
             resources.files("albumgan.data_tools")
@@ -140,27 +165,65 @@ def load_chart(path: str | Path | None = None) -> tuple[list[Album], list[str]]:
             .read_text(encoding="utf-8")
         )
     else:
-        text = Path(path).read_text(encoding="utf-8")
+        try:
+            text = Path(path).read_text(encoding="utf-8-sig")  # -sig: a BOM is not "year"
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ChartError(f"--chart {path}: cannot be read as UTF-8 text ({exc})") from exc
+    header = text.split("\n", 1)[0]
+    try:
+        dialect = csv.Sniffer().sniff(header, delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel
+    reader = csv.DictReader(io.StringIO(text), dialect=dialect)
+    columns = [c.strip().lower() for c in reader.fieldnames or []]
+    missing = [c for c in CHART_COLUMNS if c not in columns]
+    if missing:
+        raise ChartError(
+            f"--chart {path}: no {', '.join(missing)} column (its header has "
+            f"{', '.join(columns) or 'nothing'}; needed: {', '.join(CHART_COLUMNS)})"
+        )
     albums, gaps = [], []
-    for line, row in enumerate(csv.DictReader(io.StringIO(text)), start=2):
-        missing = [k for k in ("year", "artist", "album") if not (row.get(k) or "").strip()]
+    for line, raw in enumerate(reader, start=2):
+        row = {(k or "").strip().lower(): (v or "") for k, v in raw.items() if isinstance(v, str)}
+        missing = [k for k in CHART_COLUMNS if not row.get(k, "").strip()]
         if missing:
             gaps.append(f"line {line}: missing {', '.join(missing)}")
             continue
-        aliases = tuple(a.strip() for a in (row.get("artist_alias") or "").split("|") if a.strip())
+        try:
+            year, rank, sales = (
+                int(row[key]) if row.get(key, "").strip() else None
+                for key in ("year", "rank", "sales")
+            )
+        except ValueError:
+            gaps.append(f"line {line}: year, rank or sales is not a whole number")
+            continue
+        aliases = tuple(a.strip() for a in row.get("artist_alias", "").split("|") if a.strip())
         albums.append(
             Album(
-                year=int(row["year"]),
-                rank=int(row["rank"]) if row.get("rank") else None,
+                year=year,
+                rank=rank,
                 artist=row["artist"].strip(),
                 album=row["album"].strip(),
-                sales=int(row["sales"]) if row.get("sales") else None,
-                source=(row.get("source") or "").strip(),
-                note=(row.get("note") or "").strip(),
+                sales=sales,
+                source=row.get("source", "").strip(),
+                note=row.get("note", "").strip(),
                 aliases=aliases,
             )
         )
-    return albums, gaps
+    return _unique_stems(albums), gaps
+
+
+def _unique_stems(albums: list[Album]) -> list[Album]:
+    """Each album its own file name: the second of a slug gets -2, the third -3, ..."""
+    seen: Counter[str] = Counter()
+    unique = []
+    for album in albums:
+        stem = album.stem
+        seen[stem] += 1
+        if seen[stem] > 1:
+            stem = f"{stem}-{seen[stem]}"
+        unique.append(replace(album, file_stem=stem))
+    return unique
 
 
 # ------------------------------------------------------------------------------------------------

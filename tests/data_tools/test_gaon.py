@@ -4,6 +4,7 @@ behind mirror bases (``--source-url``)."""
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import subprocess
@@ -20,6 +21,7 @@ from PIL import Image
 from albumgan.data_tools.crawl import CrawlError
 from albumgan.data_tools.gaon import (
     Album,
+    ChartError,
     CoverFetcher,
     fetch_covers,
     itunes_full_size,
@@ -379,3 +381,42 @@ def test_offline_is_a_clear_error(chart, tmp_path):
 def test_file_names_cannot_escape_the_folder():
     album = Album(2020, 1, "../../etc", "pass/wd", None, "", "")
     assert "/" not in album.stem and ".." not in album.stem
+
+
+def test_a_chart_saved_by_a_spreadsheet_reads_the_same(tmp_path):
+    """A UTF-8 byte-order mark and ``;`` separators (what spreadsheet programs write), or tabs."""
+    plain, plain_gaps = load_chart(_write_chart(tmp_path / "plain.csv", CHART))
+    rows = list(csv.reader(io.StringIO(CHART)))
+    for name, delimiter in (("semicolons.csv", ";"), ("tabs.tsv", "\t")):
+        text = io.StringIO()
+        csv.writer(text, delimiter=delimiter).writerows(rows)
+        path = tmp_path / name
+        path.write_bytes(b"\xef\xbb\xbf" + text.getvalue().encode("utf-8"))
+        albums, gaps = load_chart(path)
+        assert albums == plain and gaps == plain_gaps and len(albums) == 7
+
+
+def test_a_chart_without_a_needed_column_is_one_clear_error(tmp_path):
+    path = _write_chart(tmp_path / "chart.csv", "year,rank,band,record\n2019,1,BTS,Persona\n")
+    with pytest.raises(ChartError, match="no artist, album column .*header has year, rank, band"):
+        load_chart(path)
+    proc = subprocess.run(
+        [sys.executable, "-m", "albumgan.experiments.cli", "data", "gaon", "--out",
+         str(tmp_path / "out"), "--chart", str(path)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2 and proc.stderr.startswith("error: --chart"), proc.stderr
+    assert len(proc.stderr.splitlines()) == 1
+
+
+def test_albums_whose_names_fold_to_one_file_name_get_their_own_files(tmp_path):
+    chart = "year,artist,album\n2019,EXO,Obsession\n2019,EXO,Obsession 🎉\n2019,EXO!,Obsession\n"
+    albums, _ = load_chart(_write_chart(tmp_path / "c.csv", chart))
+    assert [a.stem for a in albums] == [
+        "2019-exo-obsession", "2019-exo-obsession-2", "2019-exo-obsession-3",
+    ]  # fmt: skip
+
+
+def _write_chart(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
