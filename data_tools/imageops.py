@@ -11,6 +11,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+import numpy as np
 from PIL import Image, ImageFile, ImageOps
 
 FITS = ("crop", "pad", "squash")
@@ -89,8 +90,15 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     if image.mode == "CMYK":
         # Pillow's CMYK -> RGB is a plain inversion; good enough for covers, no ICC profile use.
         return image.convert("RGB")
-    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        return ImageOps.autocontrast(image.convert("F").convert("L")).convert("RGB")
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16-bit samples (a 16-bit PNG): scaled to 8 bits, not clipped at 255 (which turns
+        # nearly every pixel white).
+        values = np.asarray(image.convert("I"), dtype=np.float64)
+        top = 65535.0 if values.max(initial=0) > 255 else 255.0
+        gray = np.clip(np.round(values * (255.0 / top)), 0, 255).astype(np.uint8)
+        return Image.fromarray(gray, "L").convert("RGB")
+    if image.mode == "F":
+        return ImageOps.autocontrast(image.convert("L")).convert("RGB")
     return image.convert("RGB")
 
 

@@ -32,6 +32,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -53,6 +54,7 @@ from albumgan.gan_core.fileio import atomic_write, read_jsonl, write_text
 
 STATUSES = ("kept", "duplicate", "flagged", "rejected")
 HARD_MIN_SIDE = 32  # smaller than this is not a cover at all: rejected, not flagged
+MAX_INPUT_BYTES = 64 * 2**20  # a larger file is rejected unread (covers are a few MB at most)
 MAX_ASPECT = 1.45  # covers are square (scans reach 1.41); 3:2 photos and screens are wider
 FLAT_STD = 2.5  # colour std on a 64 px thumbnail below this: blank (a one-colour cover: >= 6)
 PLAIN_BACKGROUND = 0.45  # share of pixels at the dominant grey level for a page or a screen
@@ -179,6 +181,16 @@ def _text_lines(image: Image.Image) -> int:
 
 def _inspect(task: tuple[Path, str, int, str, Path, int]) -> Inspected:
     path, src, size, fit, staging, min_source = task
+    stored = path.stat().st_size
+    if stored > MAX_INPUT_BYTES:  # hashed as a stream, never decoded or held in memory
+        with path.open("rb") as handle:
+            digest = hashlib.file_digest(handle, "sha256").hexdigest()
+        item = Inspected(src=src, sha256=digest, size_bytes=stored)
+        item.reason = (
+            f"too large for an image: {stored / 2**20:,.0f} MB, over the "
+            f"{MAX_INPUT_BYTES // 2**20} MB cap (not decoded)"
+        )
+        return item
     data = path.read_bytes()
     item = Inspected(src=src, sha256=hashlib.sha256(data).hexdigest(), size_bytes=len(data))
     try:
@@ -422,6 +434,23 @@ def _write_manifest(records: list[dict], path: Path) -> None:
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
+def _recorded_name(name: str, folder: Path) -> str:
+    """A file's name as the manifest and the review page record it. A name whose bytes are not
+    UTF-8 (Python holds them as surrogates, which no UTF-8 file can store) is recorded with
+    those bytes escaped (``bad\\xffname.jpg``), and reported once; the file itself is read
+    by its real name."""
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        shown = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        print(
+            f"warning: {folder}/{shown}: its name is not UTF-8; recorded as {shown!r}",
+            file=sys.stderr,
+        )
+        return shown
+
+
 def list_inputs(src: Path, out: Path) -> list[Path]:
     """Every regular file under ``src`` (any name: a .jpg may be HTML), skipping ``out``, the
     crawl/gaon provenance manifests and the files those manifests set aside (``data gaon``'s
@@ -505,7 +534,7 @@ def prepare(
         tasks, origins = [], {}
         for folder, prefix in zip(sources, prefixes):
             for path in list_inputs(folder, out_dir):
-                name = prefix + path.relative_to(folder).as_posix()
+                name = prefix + _recorded_name(path.relative_to(folder).as_posix(), folder)
                 tasks.append((path, name, size, fit, staging, min_source))
             origins.update({prefix + k: v for k, v in provenance(folder).items()})
         workers = workers or min(len(tasks), os.cpu_count() or 1) or 1

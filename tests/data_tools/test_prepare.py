@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import struct
 import subprocess
@@ -540,3 +541,30 @@ def test_several_sources_make_one_dataset(tmp_path):
     assert records["girls/cover30.png"]["status"] == "kept"  # duplicates found across sources
     assert records["boys/cover30.png"]["reason"] == "exact duplicate of girls/cover30.png"
     assert summary.counts == {"kept": 4, "duplicate": 1}
+
+
+def test_odd_names_huge_files_and_16_bit_images(tmp_path, capsys):
+    """A name that is not UTF-8 is reported, never fatal; a file over the size cap is refused
+    unread; a 16-bit PNG is scaled to 8 bits, not clipped to white."""
+    from albumgan.data_tools.prepare import MAX_INPUT_BYTES
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(3):
+        _cover(i).save(src / f"cover{i}.png")
+    odd = Path(os.fsdecode(bytes(src) + b"/odd\xff\xfename.png"))
+    _cover(7).save(odd, format="PNG")
+    with (src / "big.jpg").open("wb") as handle:  # sparse: no disk used, no byte written
+        handle.truncate(MAX_INPUT_BYTES + 1)
+    ramp = np.tile(np.linspace(0, 65535, 256).astype(np.uint16), (256, 1))  # dark to light
+    Image.fromarray(ramp).save(src / "deep.png")  # mode I;16: a 16-bit grayscale PNG
+    summary = prepare(src, tmp_path / "out", size=64, min_source=0, workers=1)
+    assert (
+        "its name is not UTF-8; recorded as 'odd\\\\xff\\\\xfename.png'" in capsys.readouterr().err
+    )
+    records = _manifest(tmp_path / "out")
+    assert records["odd\\xff\\xfename.png"]["status"] == "kept"
+    assert "over the 64 MB cap (not decoded)" in records["big.jpg"]["reason"]
+    assert summary.counts["kept"] == 5
+    deep = _pixels(tmp_path / "out", records, "deep.png")
+    assert deep.min() < 10 and deep.max() > 245 and 100 < deep.mean() < 155, deep.mean()
