@@ -60,6 +60,8 @@ def _crawl(args: argparse.Namespace) -> int:
         min_size=args.min_size,
         urls_file=args.urls,
         engine_urls=engine_urls,
+        allow_local=args.allow_local,
+        max_file_bytes=args.max_file_mb * 2**20,
     )
     print(report(results))
     print(
@@ -74,7 +76,11 @@ def _gaon(args: argparse.Namespace) -> int:
     sources = parse_sources(args.source)
     urls = dict(_name_value("--source-url", item) for item in args.source_url or [])
     result = fetch_covers(
-        args.out, args.chart, sources, CoverFetcher(urls=urls), min_size=args.min_size
+        args.out,
+        args.chart,
+        sources,
+        CoverFetcher(urls=urls, allow_local=args.allow_local),
+        min_size=args.min_size,
     )
     served = ", ".join(f"{source} {result.served[source]}" for source in sources)
     print(f"fetched {len(result.fetched)} covers into {args.out} ({served})")
@@ -169,6 +175,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="result-page URL with {keyword} and {offset} (google: also {page}), e.g. a regional "
         "Bing or a caching proxy; NAME is bing or google, repeatable; bare for the only engine",
     )
+    crawl.add_argument(
+        "--allow-local",
+        action="store_true",
+        help="also download result URLs on loopback or private addresses (skipped by default: "
+        "a search result should not make the crawler fetch from this machine's network)",
+    )
+    crawl.add_argument(
+        "--max-file-mb",
+        type=bounded_int(1, 4096),
+        default=50,
+        help="skip files larger than this many MB, never holding more in memory (default 50)",
+    )
     crawl.set_defaults(run=_crawl)
 
     gaon = sub.add_parser("gaon", help="one cover per Gaon year-end chart album")
@@ -187,6 +205,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=BASE",
         help="a mirror or proxy: itunes|musicbrainz|coverart=BASE (scheme and host replaced, "
         "paths kept), bing=TEMPLATE (as data crawl --engine-url); repeatable",
+    )
+    gaon.add_argument(
+        "--allow-local",
+        action="store_true",
+        help="also download Bing results on loopback or private addresses (as data crawl)",
     )
     gaon.set_defaults(run=_gaon)
 

@@ -52,7 +52,13 @@ from icrawler.builtin.google import GoogleFeeder, GoogleParser
 from icrawler.builtin.urllist import PseudoParser, UrlListFeeder
 from PIL import Image
 
-from albumgan.data_tools.http import PoliteSession
+from albumgan.data_tools.http import (
+    FILE_DEADLINE,
+    MAX_FILE_BYTES,
+    DownloadRefused,
+    PoliteSession,
+    fetch_file,
+)
 from albumgan.gan_core.contract import EXIT_FAILED, AlbumganError, UsageError
 from albumgan.gan_core.fileio import read_jsonl, write_bytes
 
@@ -124,6 +130,9 @@ class ProvenanceDownloader(ImageDownloader):
     engine: str
     keyword: str
     result: PairResult
+    allow_local: bool = False
+    max_file_bytes: int = MAX_FILE_BYTES
+    file_deadline: float = FILE_DEADLINE
 
     def download(self, task, default_ext, timeout=5, max_retry=3, overwrite=False, **kwargs):
         url = task["file_url"]
@@ -131,11 +140,12 @@ class ProvenanceDownloader(ImageDownloader):
             if url in self.manifest.urls:
                 self.result.skipped["url already crawled"] += 1
                 return False
-        response = self._fetch(url, timeout)
-        if response is None:
+        fetched = self._fetch(url, timeout)
+        if fetched is None:
             return False
+        content = fetched
         try:
-            with Image.open(io.BytesIO(response.content)) as image:
+            with Image.open(io.BytesIO(content)) as image:
                 width, height, fmt = image.width, image.height, image.format
         except Exception:  # noqa: BLE001 - any undecodable answer is "not an image"
             self.result.skipped["not an image"] += 1
@@ -146,7 +156,7 @@ class ProvenanceDownloader(ImageDownloader):
             kind = "thumbnail smaller" if thumbnail else "smaller"
             self.result.skipped[f"{kind} than {min_size} px"] += 1
             return False
-        digest = hashlib.sha256(response.content).hexdigest()
+        digest = hashlib.sha256(content).hexdigest()
         name = f"{digest[:20]}.{EXTENSIONS.get(fmt, 'img')}"
         with self.manifest.lock:
             if digest in self.manifest.hashes:
@@ -155,14 +165,14 @@ class ProvenanceDownloader(ImageDownloader):
             if self.reach_max_num():
                 self.signal.set(reach_max_num=True)
                 return False
-            write_bytes(self.folder / name, response.content)
+            write_bytes(self.folder / name, content)
             record = {
                 "file": name,
                 "engine": self.engine,
                 "keyword": self.keyword,
                 "url": url,
                 "sha256": digest,
-                "bytes": len(response.content),
+                "bytes": len(content),
                 "width": width,
                 "height": height,
                 "format": fmt,
@@ -176,20 +186,27 @@ class ProvenanceDownloader(ImageDownloader):
         task["success"], task["filename"] = True, name
         return True
 
-    def _fetch(self, url: str, timeout: float) -> requests.Response | None:
-        """The 200 answer for ``url`` (the session retried what may pass); None, and the reason
-        counted, when there is none."""
+    def _fetch(self, url: str, timeout: float) -> bytes | None:
+        """The body of the 200 answer for ``url`` (the session retried what may pass; at most
+        ``http.MAX_FILE_BYTES``, within ``http.FILE_DEADLINE``, never from a local address
+        unless ``allow_local``); None, and the reason counted, when there is none."""
         if self.signal.get("reach_max_num"):
             return None
         try:
-            response = self.session.get(url, timeout=timeout)
+            response, body = fetch_file(
+                self.session, url, timeout, self.max_file_bytes, self.file_deadline,
+                self.allow_local,
+            )  # fmt: skip
+        except DownloadRefused as exc:
+            self.result.skipped[str(exc)] += 1
+            return None
         except requests.RequestException as exc:
             self.result.skipped[self.session.reason(exc)] += 1
             return None
         if response.status_code != 200:
             self.result.skipped[f"HTTP {response.status_code}"] += 1
             return None
-        return response
+        return body
 
 
 class _CountedPages:
@@ -391,6 +408,9 @@ def crawl_pair(
     request_timeout: float = 5.0,
     threads: int = 4,
     session: PoliteSession | None = None,
+    allow_local: bool = False,
+    max_file_bytes: int = MAX_FILE_BYTES,
+    file_deadline: float = FILE_DEADLINE,
 ) -> PairResult:
     """One engine x keyword (for ``urls``, ``keyword`` is a list file of URLs).
 
@@ -415,6 +435,8 @@ def crawl_pair(
     downloader = crawler.downloader
     downloader.session, downloader.folder, downloader.manifest = session, out, manifest
     downloader.engine, downloader.keyword, downloader.result = engine, keyword, result
+    downloader.allow_local = allow_local  # result URLs on this machine or its LAN: skipped
+    downloader.max_file_bytes, downloader.file_deadline = max_file_bytes, file_deadline
     if engine == "urls":
         urls = [u.strip() for u in Path(keyword).read_text(encoding="utf-8").splitlines()]
         feeder_kwargs = {"url_list": [u for u in urls if u and not u.startswith("#")]}
@@ -454,12 +476,19 @@ def crawl(
     request_timeout: float = 5.0,
     attempts: int = 3,
     backoff: float = 0.5,
+    allow_local: bool = False,
+    max_file_bytes: int = MAX_FILE_BYTES,
+    file_deadline: float = FILE_DEADLINE,
 ) -> list[PairResult]:
     """Crawl every engine x keyword into ``out``; see the module docstring.
 
     Args:
         attempts: tries per request, in all (``PoliteSession``).
         backoff: the session's backoff factor in seconds.
+        allow_local: also fetch result URLs on loopback or private addresses (a search result
+            pointing into this machine's network is skipped otherwise; tests use local servers).
+        max_file_bytes: a file whose body (declared or read) is larger is skipped unbuffered.
+        file_deadline: seconds one file may take in all; a slower one is given up on.
 
     Raises:
         UsageError: an ``engine_urls`` template that ``check_engine_url`` refuses.
@@ -491,6 +520,9 @@ def crawl(
                 queue_timeout,
                 request_timeout,
                 session=session,
+                allow_local=allow_local,
+                max_file_bytes=max_file_bytes,
+                file_deadline=file_deadline,
             )
         )
     if pairs and not any(r.reachable for r in results):

@@ -68,7 +68,7 @@ import requests
 from PIL import Image
 
 from albumgan.data_tools.crawl import ENGINE_URLS, EXTENSIONS, CrawlError, Manifest, crawl_pair
-from albumgan.data_tools.http import PoliteSession, host_of
+from albumgan.data_tools.http import DownloadRefused, PoliteSession, fetch_file, host_of
 from albumgan.gan_core.contract import UsageError
 from albumgan.gan_core.fileio import read_jsonl, write_bytes, write_text
 
@@ -312,6 +312,7 @@ class CoverFetcher:
         timeout: float = 10.0,
         attempts: int = 3,
         backoff: float = 0.5,
+        allow_local: bool = False,
     ) -> None:
         """
         Args:
@@ -321,7 +322,10 @@ class CoverFetcher:
                 (mirror or not; a host several services share gets the longest); the
                 services' own hosts keep ``MIN_INTERVAL`` otherwise, other hosts ``download``.
             timeout, attempts, backoff: per request, as ``PoliteSession`` takes them.
+            allow_local: also download Bing's result URLs on loopback or private addresses
+                (``data crawl --allow-local``; the API services' covers always download).
         """
+        self.allow_local = allow_local
         urls = dict(urls or {})
         unknown = sorted(set(urls) - set(SERVICES))
         if unknown:
@@ -472,7 +476,12 @@ class CoverFetcher:
         problems = []
         for url, asked in zip(candidate.urls, candidate.size_asked):
             try:
-                response = self.session.get(url)
+                # A deadline and a size cap (a cover API's own hosts, or the mirrors the user
+                # named: local addresses allowed).
+                response, body = fetch_file(self.session, url, allow_local=True)
+            except DownloadRefused as exc:
+                problems.append(f"{exc} for {asked}")
+                continue
             except requests.RequestException as exc:
                 problems.append(f"{self.session.reason(exc)} for {asked}")
                 continue
@@ -480,12 +489,12 @@ class CoverFetcher:
                 problems.append(f"HTTP {response.status_code} for {asked}")
                 continue
             try:
-                with Image.open(io.BytesIO(response.content)) as image:
+                with Image.open(io.BytesIO(body)) as image:
                     width, height, fmt = image.width, image.height, image.format
             except Exception:  # noqa: BLE001 - not an image
                 problems.append(f"not an image for {asked}")
                 continue
-            return Cover(url, asked, response.content, fmt, width, height), ""
+            return Cover(url, asked, body, fmt, width, height), ""
         return None, "; ".join(problems)
 
 
@@ -615,6 +624,7 @@ def _fetch_with_bing(
     found = crawl_pair(
         folder, manifest, "bing", keyword, max_num=1, min_size=min_size,
         engine_url=fetcher.bing_template, session=fetcher.session,
+        allow_local=fetcher.allow_local,
     )  # fmt: skip
     records = read_jsonl(folder / "manifest.jsonl")
     if found.new_files == 0 or len(records) == before:

@@ -195,3 +195,73 @@ def _failure(exc: requests.RequestException) -> tuple[str, str]:
     if isinstance(inner, ReadTimeoutError) or isinstance(exc, requests.Timeout):
         return "timeout", "timeout"
     return "network", type(inner or exc).__name__
+
+
+# --- one file: a deadline, a size cap, and no fetching of this machine's own network -----------
+MAX_FILE_BYTES = 50 * 2**20  # a cover is a few MB; a larger body is refused, never buffered
+FILE_DEADLINE = 60.0  # seconds for one file in all (a host that drips a byte a second)
+
+
+class DownloadRefused(Exception):
+    """A file not fetched, or given up on while fetching; the message is the reason a crawl
+    counts (``over the 50 MB cap``, ``over the 60 s deadline``, ``a local address``)."""
+
+
+def fetch_file(
+    session: requests.Session,
+    url: str,
+    timeout: float | None = None,
+    max_bytes: int = MAX_FILE_BYTES,
+    deadline: float = FILE_DEADLINE,
+    allow_local: bool = False,
+) -> tuple[requests.Response, bytes]:
+    """GET one file: (response, body) with the body at most ``max_bytes``, read within
+    ``deadline`` seconds in all (the read timeout alone never trips on a host that sends a byte
+    every second), from a public address unless ``allow_local``.
+
+    Raises:
+        DownloadRefused: a local or private address, a declared or actual body over the cap,
+            the deadline passed.
+        requests.RequestException: the request failed (the session has retried).
+    """
+    if not allow_local and is_local_address(url):
+        raise DownloadRefused("a local or private address (allow_local / --allow-local)")
+    start = time.monotonic()
+    response = session.get(url, timeout=timeout, stream=True)
+    try:
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > max_bytes:
+            raise DownloadRefused(f"over the {max_bytes // 2**20} MB cap")
+        body = bytearray()
+        if response.status_code == 200:
+            while chunk := response.raw.read1(64 * 1024, decode_content=True):
+                body += chunk  # read1: what one read of the socket gives, never a full 64 KB
+                if len(body) > max_bytes:
+                    raise DownloadRefused(f"over the {max_bytes // 2**20} MB cap")
+                if time.monotonic() - start > deadline:
+                    raise DownloadRefused(f"over the {deadline:g} s deadline")
+        return response, bytes(body)
+    finally:
+        response.close()
+
+
+def is_local_address(url: str) -> bool:
+    """Whether ``url``'s host is this machine or its private network (loopback, private,
+    link-local, unspecified): a search result pointing there is not a cover to fetch. A host
+    that does not resolve is not local (its request fails on its own)."""
+    import ipaddress
+    import socket
+
+    host = urlsplit(url).hostname or ""
+    try:
+        addresses = [ipaddress.ip_address(host)]
+    except ValueError:
+        try:
+            infos = socket.getaddrinfo(host, None)
+        except (OSError, UnicodeError):
+            return False
+        addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
+    return any(
+        a.is_loopback or a.is_private or a.is_link_local or a.is_unspecified or a.is_reserved
+        for a in addresses
+    )

@@ -117,6 +117,10 @@ class _Server:
                     return self._send(200, server.bing_page(self.path), "text/html; charset=utf-8")
                 if path == "/slow.jpg":
                     time.sleep(2.5)
+                if path == "/drip.jpg":  # a byte every 0.2 s: the read timeout never trips
+                    return self._drip()
+                if path == "/huge.jpg":  # says 2 GB; sends 3 MB, then stalls
+                    return self._huge()
                 if path == "/flaky.jpg" and server.hits[path] == 1:
                     return self._send(503, b"busy", "text/plain")
                 if path == "/page.jpg":
@@ -124,6 +128,33 @@ class _Server:
                 if path in server.files:
                     return self._send(200, server.files[path], server.kinds[path])
                 self._send(404, b"not found", "text/plain")
+
+            def _drip(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "image/jpeg")
+                self.send_header("Content-Length", "1000")
+                self.end_headers()
+                try:
+                    for _ in range(1000):
+                        self.wfile.write(b"x")
+                        self.wfile.flush()
+                        time.sleep(0.2)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def _huge(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "image/jpeg")
+                undeclared = "nolength" in self.path
+                if not undeclared:
+                    self.send_header("Content-Length", str(2 * 2**30))
+                self.end_headers()
+                try:
+                    for _ in range(3):
+                        self.wfile.write(b"\0" * 2**20)
+                    time.sleep(1)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
 
             def _send(self, code: int, body: bytes, kind: str) -> None:
                 self.send_response(code)
@@ -189,7 +220,7 @@ def _crawl(server, out, **kwargs):
         queue_timeout=0.5,
         request_timeout=1.0,
         backoff=0.05,
-        **kwargs,
+        **{"allow_local": True, **kwargs},  # every result URL here is on 127.0.0.1
     )
 
 
@@ -247,11 +278,35 @@ def test_url_list_crawler_and_a_keyword_that_returns_nothing(server, tmp_path):
         engine_urls={"bing": bing_empty},
         queue_timeout=0.5,
         request_timeout=1.0,
+        allow_local=True,
     )
     by_engine = {r.engine: r for r in results}
     assert by_engine["bing"].new_files == 0 and by_engine["urls"].new_files == 1
     assert by_engine["urls"].skipped == {"HTTP 404": 1}
     assert "returned nothing: bing: nothing here" in report(results)
+
+
+def test_downloads_have_a_deadline_a_size_cap_and_skip_local_addresses(server, tmp_path):
+    urls = tmp_path / "urls.txt"
+    good = f"{server.base}{GOOD[0]}"
+    urls.write_text(
+        f"{server.base}/drip.jpg\n{server.base}/huge.jpg\n{server.base}/huge.jpg?nolength\n{good}\n"
+    )
+    common = {"engines": (), "keywords": (), "urls_file": urls, "min_size": 300}
+    start = time.monotonic()
+    (result,) = crawl(
+        tmp_path / "raw", **common, allow_local=True, file_deadline=1.0,
+        max_file_bytes=2 * 2**20, request_timeout=5.0,
+    )  # fmt: skip
+    assert time.monotonic() - start < 20  # a host dripping bytes would otherwise take 200 s
+    assert result.new_files == 1, result.skipped
+    assert result.skipped == {"over the 1 s deadline": 1, "over the 2 MB cap": 2}
+    # Result URLs on this machine (or its LAN) are not fetched without --allow-local.
+    (local,) = crawl(tmp_path / "raw2", **common)
+    assert local.new_files == 0 and local.skipped == {
+        "a local or private address (allow_local / --allow-local)": 4
+    }
+    assert not server.hits.get(GOOD[0].split("?")[0], 0) > 1  # fetched once, by the first crawl
 
 
 def test_offline_is_a_clear_error(tmp_path):
@@ -297,7 +352,9 @@ def test_cli_crawls_a_bing_result_page_end_to_end(server, tmp_path, capsys, min_
     out = tmp_path / "raw"
     template = server.base + "/images/async?q={keyword}&first={offset}&count=35&mmasync=1"
     argv = ["crawl", "--out", str(out), "--keyword", "kpop album cover", "--max-num", "20"]
-    code = cli.main([*argv, "--min-size", str(min_size), "--engine-url", template])
+    code = cli.main(
+        [*argv, "--min-size", str(min_size), "--engine-url", template, "--allow-local"]
+    )
     stdout = capsys.readouterr().out
     assert code == 0
     assert "/images/async?q=kpop+album+cover&first=0&count=35&mmasync=1" in server.requests

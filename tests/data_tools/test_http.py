@@ -189,7 +189,7 @@ def test_crawl_retries_a_503_and_counts_what_it_gave_up_on(serve, tmp_path):
     busy, listed = crawl(
         out, engines=("bing",), keywords=("busy",), urls_file=urls, max_num=20, min_size=300,
         engine_urls={"bing": server.base + "/{keyword}?first={offset}"},  # /busy: always 503
-        queue_timeout=0.5, request_timeout=2.0, attempts=2, backoff=0,
+        queue_timeout=0.5, request_timeout=2.0, attempts=2, backoff=0, allow_local=True,
     )  # fmt: skip
     assert listed.new_files == 1 and listed.skipped == {"HTTP 503 after 2 attempts": 1}
     assert busy.new_files == 0 and busy.skipped == {"result page HTTP 503 after 2 attempts": 1}
@@ -212,6 +212,7 @@ def test_the_crawl_command_retries_and_says_what_it_gave_up_on(serve, tmp_path, 
     server.routes["/k"] = [BUSY, BUSY, (200, {}, f"<html><body>{cards}</body></html>".encode())]
     out = tmp_path / "raw"
     argv = ["crawl", "--out", str(out), "--keyword", "k", "--max-num", "5", "--min-size", "300"]
+    argv.append("--allow-local")  # the result URLs are on 127.0.0.1
     code = cli.main([*argv, "--engine-url", server.base + "/{keyword}?first={offset}"])
     stdout = capsys.readouterr().out
     assert code == 0
