@@ -48,12 +48,13 @@ class MetricsLog(Callback):
         if not self.path.exists():
             return
         kept = []
-        for line in self.path.read_text(encoding="utf-8").splitlines():
+        for raw in self.path.read_bytes().splitlines():
             try:
+                line = raw.decode("utf-8")
                 if json.loads(line)["step"] <= step:
                     kept.append(line)
-            except (json.JSONDecodeError, KeyError, TypeError):
-                continue  # a line cut by kill -9
+            except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
+                continue  # a line cut by kill -9, or damaged: not a record
         write_text(self.path, "".join(f"{line}\n" for line in kept))  # killed midway: old file
 
     def on_steps_end(self, run: Run, step: int, logs: dict[str, float]) -> None:

@@ -37,8 +37,12 @@ def test_an_existing_run_goes_on_from_its_own_config(trained, capsys):
     assert (cfg.sample_every, cfg.resolution) == (3, 16)
     note = capsys.readouterr().err
     assert "goes on from its own config.yaml" in note and "sample_every" in note
-    # Trained on: from step 6 to 9, with the run's own intervals.
+    # Trained on: from step 6 to 9, with the run's own intervals; a metrics line damaged on
+    # disk (bytes that are not UTF-8) is dropped on the way, never a crash.
+    with (Path(trained) / "metrics.jsonl").open("ab") as log:
+        log.write(b'{"step": 5, "g_loss": "\xff\xfe"}\n')
     assert main(["--resume", trained, "--steps=9"]) == 0
+    assert b"\xff" not in (Path(trained) / "metrics.jsonl").read_bytes()
     status = json.loads((Path(trained) / "status.json").read_text())
     assert (status["state"], status["step"], status["resumed_from"]) == ("completed", 9, 6)
     assert "sample_every: 3\n" in (Path(trained) / "config.yaml").read_text()
