@@ -75,7 +75,7 @@ CASES = [
     (["train", "--steps"], 2, "steps: missing value"),
     (["nonsense"], 2, "unknown command 'nonsense'"),
     (["sample", "empty"], 2, "is not a run directory"),
-    (["sample", "empty", "--n", "0"], 2, "--n must be >= 1"),
+    (["sample", "empty", "--n", "0"], 2, "--n: 0 is outside 1 .."),
     (["sample"], 2, "the following arguments are required: run_dir"),
     (["evaluate", "--real", "synthetic", "--fake", "empty", "--grid", "8"], 2, "--grid must"),
     (["evaluate", "--real", "synthetic", "--fake", "empty"], 2, "no images in"),
@@ -89,7 +89,7 @@ CASES = [
     (["data", "crawl", "--out", "c", "--engine-url", "ftp://x/{keyword}"], 2, "http"),
     (["data", "gaon", "--out", "g", "--source", "nowhere"], 2, "--source: expected"),
     (["data", "gaon", "--out", "g", "--source-url", "itunes"], 2, "expected NAME=URL"),
-    (["data", "synth", "--out", "s", "--n", "0"], 2, "n must be >= 1"),
+    (["data", "synth", "--out", "s", "--n", "0"], 2, "--n: 0 is outside 1 .."),
 ]
 
 
