@@ -229,7 +229,13 @@ def test_stop_signal_to_the_cli_checkpoints_and_exits_cleanly(
     assert cfg.diffaugment == "color,translation,cutout" and status["backend"] == backend_name
 
 
-def test_kill_9_loses_at_most_checkpoint_every_steps_and_resumes(cache_dir, tmp_path):
+def test_kill_9_loses_at_most_checkpoint_every_steps_and_resumes(
+    cache_dir, tmp_path, backend_name
+):
+    if backend_name == "jax":
+        # A checkpoint is the same file on both backends (atomic writes in gan_core); JAX's
+        # kill -9 and resume: tests/gan_core/test_packing.py's packed run (every member).
+        pytest.skip("kill -9 and resume are backend-agnostic: the TensorFlow part covers them")
     run_dir = tmp_path / "run"
     every = 2  # checkpoints all the time, so the kill may well land in the middle of a save
     proc = _start_long_run(cache_dir, run_dir, f"--checkpoint_every={every}", "--log_every=2")

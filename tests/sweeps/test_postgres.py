@@ -51,6 +51,9 @@ def _trials(url: str, study: str) -> list[optuna.trial.FrozenTrial]:
     return optuna.load_study(study_name=study, storage=url).trials
 
 
+# Faster, together: the stale-heartbeat test here, the hostile-input test that runs a sweep,
+# its status and its report on PostgreSQL, and the journal's two-worker kill -9 test.
+@pytest.mark.slow
 def test_two_workers_resume_and_status_on_postgresql(postgres_url, cache_dir, tmp_path):
     study, runs = _name("smoke"), tmp_path / "runs"
     run = ["run", str(SMOKE), "--study", study, "--storage", postgres_url, "--runs-dir", str(runs)]
