@@ -80,10 +80,11 @@ def test_sample_memory_does_not_grow_with_n(run_dir, cache_dir, tmp_path):
     small_peak = _sample_peak_mib(cache_dir, run_dir, small, tmp_path / "small")
     large_peak = _sample_peak_mib(cache_dir, run_dir, large, tmp_path / "large")
     # Holding the large sample's float32 outputs once: 10,000 x 16 x 16 x 3 x 4 B = 29 MiB.
-    # Sampling it all in memory grew the peak by ~150 MiB (several such copies); chunked, ~2 MiB.
+    # Sampling it all in memory grew the peak by ~150 MiB (several such copies); chunked, 2-9 MiB
+    # (the allocator's noise: 8.6 MiB seen once under a busy suite).
     held_mib = large * RESOLUTION * RESOLUTION * 3 * 4 / 2**20
     growth = large_peak - small_peak
-    assert growth < held_mib / 4, f"peak RSS {small_peak:.0f} -> {large_peak:.0f} MiB"
+    assert growth < held_mib / 2, f"peak RSS {small_peak:.0f} -> {large_peak:.0f} MiB"
 
 
 def test_chunked_sampling_keeps_the_images_of_a_seed(run_dir):
