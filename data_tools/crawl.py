@@ -140,10 +140,9 @@ class ProvenanceDownloader(ImageDownloader):
             if url in self.manifest.urls:
                 self.result.skipped["url already crawled"] += 1
                 return False
-        fetched = self._fetch(url, timeout)
-        if fetched is None:
+        content = self._fetch(url, timeout)
+        if content is None:
             return False
-        content = fetched
         try:
             with Image.open(io.BytesIO(content)) as image:
                 width, height, fmt = image.width, image.height, image.format

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -26,6 +27,17 @@ import yaml
 
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)  # read once at import (os.umask can only be read by setting it)
+
+
+_TEMP_SUFFIX = ".tmp"
+# The temp files ``atomic_write`` makes: ".<target name>.<mkstemp's random part>.tmp".
+_TEMP_NAME = re.compile(r"^\..+\.[A-Za-z0-9_]{6,}" + re.escape(_TEMP_SUFFIX) + "$")
+
+
+def is_write_leftover(name: str) -> bool:
+    """Whether a file name is one of ``atomic_write``'s temp files (what a writer killed in the
+    middle of a write leaves; only the writer that holds a folder may remove them)."""
+    return bool(_TEMP_NAME.match(name))
 
 
 @contextmanager
@@ -44,7 +56,7 @@ def atomic_write(
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=_TEMP_SUFFIX)
     try:
         os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, mode, **open_args) as handle:

@@ -42,7 +42,13 @@ from albumgan.gan_core.config import (
     overrides_from_mapping,
 )
 from albumgan.gan_core.contract import RunState, first_line
-from albumgan.gan_core.fileio import read_json, safe_yaml, write_json, write_text
+from albumgan.gan_core.fileio import (
+    is_write_leftover,
+    read_json,
+    safe_yaml,
+    write_json,
+    write_text,
+)
 
 # What a trainer writes into status.json (STALLED is a reader's conclusion, never written).
 WRITTEN_STATES = tuple(s for s in RunState if s is not RunState.STALLED)
@@ -126,8 +132,6 @@ class RunLock:
         self.release()
 
 
-# What ``fileio.atomic_write`` names its temp files: ".<target name>.<random>.tmp".
-_LEFTOVER = re.compile(r"^\..+\.[A-Za-z0-9_]{6,}\.tmp$")
 _WRITTEN_FOLDERS = (".", "checkpoints", "samples")  # where the trainer's atomic writes go
 
 
@@ -143,7 +147,7 @@ def remove_write_leftovers(run_dir: Path) -> list[Path]:
             continue
         for name in names:
             path = Path(run_dir) / folder / name
-            if _LEFTOVER.match(name) and path.is_file():
+            if is_write_leftover(name) and path.is_file():
                 path.unlink(missing_ok=True)
                 removed.append(path)
     return removed

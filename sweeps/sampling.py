@@ -139,9 +139,8 @@ def grid_values(param: Param) -> list:
     elif form == "int_uniform":
         values = list(range(param.get("min"), param.get("max") + 1))
     elif form == "q_uniform":
-        low, high, q = param.get("min"), param.get("max"), param.get("q", 1.0)
-        count = max(0, math.ceil((high - low) / q))  # numpy.arange(low, high, q)
-        values = [low + i * q for i in range(count)]
+        low, q = param.get("min"), param.get("q", 1.0)
+        values = [low + i * q for i in range(grid_size(param))]  # numpy.arange(low, high, q)
         if isinstance(q, float) or isinstance(low, float):
             values = [float(v) for v in values]
     else:
