@@ -13,6 +13,12 @@ backends are tested against each other. Per image:
     color        brightness ~ U[-0.5, 0.5), saturation ~ U[0, 2), contrast ~ U[0.5, 1.5)
     translation  shift ~ uniform integer in [-r, r] per axis, r = round(side / 8), zero fill
     cutout       a zero square of half the side, centre ~ uniform integer position
+
+Adaptive augmentation (``augment_p: ada``, after Karras et al. 2020, StyleGAN2-ADA): each op is
+applied to each image with probability p, one more uniform per op deciding it (``gates``). p is
+training state: every ``ADA_INTERVAL`` steps it moves by ``ADA_INTERVAL * batch / ada_speed``
+towards keeping r_t = E[sign(D(real))] at ``ada_target`` (up when D is over-confident on the
+reals it sees, which is how over-fitting shows, down otherwise), clipped to [0, 1].
 """
 
 from __future__ import annotations
@@ -72,22 +78,41 @@ def _cutout(x, u):
 OPS = {"color": (_color, 3), "translation": (_translation, 2), "cutout": (_cutout, 2)}
 
 
-def uniforms_needed(ops_names: tuple[str, ...]) -> int:
-    """Columns of the ``uniforms`` array that ``diff_augment`` reads for these ops."""
-    return sum(OPS[name][1] for name in ops_names)
+ADA_INTERVAL = 4  # steps between two adjustments of p (StyleGAN2-ADA's ada_interval)
 
 
-def diff_augment(x, ops_names: tuple[str, ...], uniforms):
+def uniforms_needed(ops_names: tuple[str, ...], gated: bool = False) -> int:
+    """Columns of the ``uniforms`` array that ``diff_augment`` reads for these ops (one more per
+    op when each is applied with a probability: ``gated``)."""
+    return sum(OPS[name][1] for name in ops_names) + (len(ops_names) if gated else 0)
+
+
+def diff_augment(x, ops_names: tuple[str, ...], uniforms, p=None):
     """Apply ``ops_names`` (keys of ``OPS``, in order) to a batch; identity when empty.
 
     Args:
         x: images (batch, H, W, C) in [-1, 1].
         ops_names: e.g. ("color", "translation", "cutout").
-        uniforms: (batch, uniforms_needed(ops_names)) values in [0, 1): every random draw.
+        uniforms: (batch, uniforms_needed(ops_names, gated=p is not None)) values in [0, 1):
+            every random draw; with ``p`` an op's gate column follows its own columns.
+        p: None: every op on every image; a scalar: each op on each image with probability p.
     """
     column = 0
     for name in ops_names:
         op, count = OPS[name]
-        x = op(x, uniforms[:, column : column + count])
+        out = op(x, uniforms[:, column : column + count])
         column += count
+        if p is not None:
+            applied = ops.reshape(uniforms[:, column] < p, (-1, 1, 1, 1))
+            out = ops.where(applied, out, x)
+            column += 1
+        x = out
     return x
+
+
+def ada_adjust(p, sign_sum, images: int, target: float, speed: float):
+    """StyleGAN2-ADA's update of p after ``images`` real images whose D logits' signs sum to
+    ``sign_sum``: up by images/speed when r_t = sign_sum/images is above ``target``, down by as
+    much when below, clipped to [0, 1]."""
+    r_t = sign_sum / images
+    return ops.clip(p + ops.sign(r_t - target) * (images / speed), 0.0, 1.0)

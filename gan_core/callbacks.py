@@ -27,9 +27,11 @@ from albumgan.gan_core.run import Callback, Run, due, exit_code
 
 
 class MetricsLog(Callback):
-    """``metrics.jsonl``: per ``log_every`` steps, mean losses since the last line, img/s, time."""
+    """``metrics.jsonl``: per ``log_every`` steps, mean losses since the last line, img/s, time,
+    and with ``augment_p: ada`` the augmentation probability p at the line's step."""
 
     def __init__(self) -> None:
+        self.augment_p = None  # the latest p; it is state, not a mean since the last line
         self._reset()
 
     def _reset(self) -> None:
@@ -62,6 +64,7 @@ class MetricsLog(Callback):
         for name in LOSSES:
             self.sums[name] += logs[name] * n
         self.count += n
+        self.augment_p = logs.get("augment_p")
         if logs["img_per_s"] is not None:  # the first, tracing execution is not timed
             self.images += n * run.cfg.batch_size
             self.seconds += logs["seconds"]
@@ -76,6 +79,8 @@ class MetricsLog(Callback):
             record[name] = round(self.sums[name] / self.count, 6) if self.count else None
         record["img_per_s"] = round(self.images / self.seconds, 2) if self.seconds else None
         record["wall_seconds"] = round(time.perf_counter() - self.started, 3)
+        if self.augment_p is not None:
+            record["augment_p"] = round(self.augment_p, 6)
         record.update(extra)
         append_jsonl(self.path, record)
         run.last_metrics = record
@@ -141,6 +146,8 @@ class Progress(Callback):
             f"G {logs['g_loss']:.3f}"
         )
         speed = f"{logs['img_per_s']:.0f} img/s" if logs["img_per_s"] else ""
+        if logs.get("augment_p") is not None:
+            speed += f"  p {logs['augment_p']:.3f}"
         if "kid" in logs:
             speed += f"  KID {shown(logs['kid'])}"
         if self.bar is not None:

@@ -34,6 +34,11 @@ from albumgan.gan_core.fileio import safe_yaml
 ARCHS = ("seed", "dcgan")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 DIFFAUGMENT_OPS = ("color", "translation", "cutout")
+# The small-data GAN toolbox (README "Recipes"); each key's first choice is the seed's behaviour.
+GAN_LOSSES = ("bce", "nonsaturating", "hinge")
+D_NORMS = ("batch", "spectral", "none")
+AUGMENT_P = ("fixed", "ada")
+LR_SCHEDULES = ("constant", "linear", "cosine")
 DEFAULT_EMA_DECAY = 0.999
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "experiments" / "configs"
 
@@ -126,6 +131,21 @@ def _fraction_below(limit: float) -> Parser:
         return value
 
     return parse
+
+
+def _fraction_between(key: str, raw: Any) -> float:
+    """A number strictly between 0 and 1."""
+    value = _parse_float(key, raw)
+    if not 0 < value < 1:
+        raise ConfigError(f"{key}: expected in (0, 1), got {value}")
+    return value
+
+
+def _non_negative(key: str, raw: Any) -> float:
+    value = _parse_float(key, raw)
+    if not value >= 0:
+        raise ConfigError(f"{key}: expected >= 0 (0 = off), got {value}")
+    return value
 
 
 def _choice(choices: tuple[str, ...]) -> Parser:
@@ -282,6 +302,28 @@ class TrainConfig:
     # "" (off) or a comma list of color,translation,cutout
     diffaugment: str = _key("", _diffaugment, bare_means_true=True)
     ema: float = _key(0.0, _ema, bare_means_true=True)  # EMA decay of G's weights; 0 = no EMA
+    # StyleGAN2's EMA ramp-up: the EMA's half-life in images is at most ema_rampup x the images
+    # seen so far (0.05 in StyleGAN2), so early weights are forgotten fast; 0 = off
+    ema_rampup: float = _key(0.0, _non_negative)
+    # --- the small-data GAN toolbox (README "Recipes"; defaults: the seed's algorithm) ----------
+    # bce: the seed's cross-entropy on D's probabilities, with label noise; nonsaturating:
+    # softplus on D's logits (StyleGAN2); hinge: Lim & Ye 2017, Miyato et al. 2018
+    loss: str = _key("bce", _choice(GAN_LOSSES))
+    # R1 penalty on real images as D sees them (Mescheder et al. 2018), weight gamma; 0 = off
+    r1_gamma: float = _key(0.0, _non_negative)
+    r1_every: int = _key(16, _int(1))  # lazy R1: every N steps, scaled by N (StyleGAN2)
+    # D's normalisation: batch (the seed's BatchNorm), spectral (Miyato et al. 2018), none
+    d_norm: str = _key("batch", _choice(D_NORMS))
+    # fixed: DiffAugment on every image; ada: each op applied with probability p, tuned from
+    # r_t = E[sign(D(real))] towards ada_target (Karras et al. 2020); ada with diffaugment off
+    # tunes all three ops
+    augment_p: str = _key("fixed", _choice(AUGMENT_P))
+    ada_target: float = _key(0.6, _fraction_between)
+    # images for p to move by 1 (StyleGAN2-ADA's ada_kimg x 1000; theirs is 500k, ours is
+    # shorter because our runs are: 10k steps of 32 images is 320k)
+    ada_speed: float = _key(100_000.0, _positive)
+    # the learning rates over the run: constant, or decayed to 0 at `steps` (linear, cosine)
+    lr_schedule: str = _key("constant", _choice(LR_SCHEDULES))
     precision: str = _key("auto", _choice(PRECISIONS))  # auto: bf16 where native, else float32
     # auto | tensorflow | jax (gan_core.backend says what auto picks). A checkpoint carries over
     # between backends, and `auto` may resolve differently on the machine that resumes.
@@ -336,7 +378,19 @@ class TrainConfig:
 
     @property
     def diffaugment_ops(self) -> tuple[str, ...]:
-        return tuple(op for op in self.diffaugment.split(",") if op)
+        """The ops every image goes through; with ``augment_p: ada`` and diffaugment off, all."""
+        ops = tuple(op for op in self.diffaugment.split(",") if op)
+        if not ops and self.augment_p == "ada":
+            return DIFFAUGMENT_OPS
+        return ops
+
+    @property
+    def ada(self) -> bool:
+        return self.augment_p == "ada"
+
+    @property
+    def r1(self) -> bool:
+        return self.r1_gamma > 0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain types only (lists, not tuples), ready for YAML/JSON."""

@@ -20,8 +20,9 @@ SCORES = ("kid", "kid_std", "fid", "precision", "recall")
 EXTRA_SCORES = ("density", "coverage")  # `albumgan evaluate` only (k-NN, slower)
 LOSSES = ("d_loss_real", "d_loss_fake", "g_loss")  # what every engine's train step returns
 # What a training run writes to metrics.jsonl that a sweep can optimize: the losses and speed
-# every log_every steps, the scores every eval_every steps (eval_every > 0 only).
-LOGGED = (*SCORES, *LOSSES, "img_per_s")
+# every log_every steps (and adaptive augmentation's p, with augment_p: ada), the scores every
+# eval_every steps (eval_every > 0 only).
+LOGGED = (*SCORES, *LOSSES, "img_per_s", "augment_p")
 
 
 def shown(value: float) -> str:

@@ -5,7 +5,7 @@
     G: noise (1,1,N) -> ConvT 512 k4 s1 valid -> ConvT 256/128/64 k4 s2 (each + BN(.5) + LReLU(.2))
        -> Conv 64 k3 + BN + LReLU -> ConvT 3 k4 s2 -> tanh           (3,616,771 parameters)
     D: Conv 64 k4 s2 + LReLU -> Conv 128/256/512 k4 s2 (each + BN(0.5) + LReLU) -> Flatten
-       -> Dense 1 -> sigmoid                                         (2,768,321 parameters)
+       -> Dense 1 (the logit; the seed's sigmoid is applied by the loss) (2,768,321 parameters)
 
 ``arch="dcgan"`` is Radford et al.'s layout (ReLU generator, no extra 3x3 conv, BN momentum 0.9).
 
@@ -13,13 +13,18 @@ For other resolutions the number of stride-2 blocks follows from the side length
 first layer, doubled per block), widths double per block away from the image and are capped at
 8x the base width, so 64 px with width 64 gives exactly the seed's channels.
 
+``d_norm`` picks D's normalisation: the seed's BatchNorm, spectral normalisation of every kernel
+(``gan_core/spectral.py``, no BatchNorm) or none.
+
 Every layer takes the run's dtype policy explicitly (no global mixed-precision state), and the
-outputs (tanh, sigmoid) are float32 so losses stay in full precision.
+outputs (G's tanh, D's logit) are float32 so losses stay in full precision.
 
 ``fast=True`` swaps in the TensorFlow-only layers tuned for CPU training (``steps/tf_layers.py``:
 fused BatchNorm, matmul weight gradients at the bottleneck). They hold the same variables in the
 same order, so weights and checkpoints move freely between the two forms; everything saved for
-users (``generator.keras``) is the plain form, which loads on every backend.
+users (``generator.keras``) is the plain form, which loads on every backend. Under R1, whose
+gradient of a gradient the fused kernels do not have, D keeps the plain form, with BatchNorm
+statistics whose second derivatives are exact (``ExactMomentsBatchNorm``).
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import zlib
 from types import SimpleNamespace
 
 import keras
-from keras import layers
+from keras import layers, ops
 
 from albumgan.gan_core.config import TrainConfig
 
@@ -69,6 +74,23 @@ def _layer_kinds(fast: bool) -> SimpleNamespace:
     )
 
 
+class ExactMomentsBatchNorm(layers.BatchNormalization):
+    """BatchNormalization whose batch variance has exact second derivatives: D's BatchNorm
+    under R1, whose penalty differentiates D's input gradient once more. TensorFlow's moments
+    compute the variance around the batch mean with its gradient stopped, which is exact to the
+    first derivative only (a bias before the norm then gets a gradient it cannot have). Same
+    variables and values as the plain layer; JAX's moments are exact already."""
+
+    def _moments(self, inputs, mask):
+        if mask is not None:
+            return super()._moments(inputs, mask)
+        x = ops.cast(inputs, "float32")  # statistics in float32, as Keras's own moments
+        mean = ops.mean(x, axis=self._reduction_axes, keepdims=True)
+        variance = ops.mean(ops.square(x - mean), axis=self._reduction_axes)
+        mean = ops.squeeze(mean, axis=self._reduction_axes)
+        return ops.cast(mean, inputs.dtype), ops.cast(variance, inputs.dtype)
+
+
 def build_generator(cfg: TrainConfig, dtype: str = "float32", fast: bool = False) -> keras.Model:
     """The generator: noise of ``cfg.noise_shape`` -> image in [-1, 1], (res, res, 3), float32."""
     kinds = _layer_kinds(fast)
@@ -105,8 +127,15 @@ def build_generator(cfg: TrainConfig, dtype: str = "float32", fast: bool = False
 def build_discriminator(
     cfg: TrainConfig, dtype: str = "float32", fast: bool = False
 ) -> keras.Model:
-    """The discriminator: image (res, res, 3) in [-1, 1] -> probability of "real", float32."""
-    kinds = _layer_kinds(fast)
+    """The discriminator: image (res, res, 3) in [-1, 1] -> logit of "real", float32."""
+    kinds = _layer_kinds(fast and not cfg.r1)
+    conv, dense, norm = kinds.conv, layers.Dense, kinds.norm
+    if cfg.r1:
+        norm = ExactMomentsBatchNorm
+    if cfg.d_norm == "spectral":
+        from albumgan.gan_core.spectral import SpectralConv2D, SpectralDense
+
+        conv, dense = SpectralConv2D, SpectralDense
     momentum = 0.5 if cfg.arch == "seed" else 0.9
     widths = _widths(cfg.d_width, num_blocks(cfg.resolution))  # e.g. [64, 128, 256, 512]
 
@@ -114,14 +143,14 @@ def build_discriminator(
     x = image
     for i, width in enumerate(widths):
         name = f"down{i}"
-        x = kinds.conv(width, 4, strides=2, padding="same", dtype=dtype, name=name,
-                       kernel_initializer=_kernel_init(cfg, name))(x)  # fmt: skip
-        if i > 0:  # no normalisation on the input block, as in DCGAN
-            x = kinds.norm(momentum=momentum, dtype=dtype, name=f"{name}_bn")(x)
+        x = conv(width, 4, strides=2, padding="same", dtype=dtype, name=name,
+                 kernel_initializer=_kernel_init(cfg, name))(x)  # fmt: skip
+        if i > 0 and cfg.d_norm == "batch":  # none on the input block, as in DCGAN
+            x = norm(momentum=momentum, dtype=dtype, name=f"{name}_bn")(x)
         x = layers.LeakyReLU(negative_slope=0.2, dtype=dtype, name=f"{name}_act")(x)
     x = layers.Flatten(dtype=dtype, name="flatten")(x)
-    x = layers.Dense(1, dtype=dtype, name="logit", kernel_initializer=_kernel_init(cfg, "logit"))(
-        x
-    )
-    prob = layers.Activation("sigmoid", dtype="float32", name="sigmoid")(x)
-    return keras.Model(image, prob, name="discriminator")
+    x = dense(1, dtype=dtype, name="logit", kernel_initializer=_kernel_init(cfg, "logit"))(x)
+    # The seed's last layer was a float32 sigmoid; the loss applies it now (engine.bce), so
+    # the other losses can read the logit. Same cast, same numbers.
+    logit = layers.Activation("linear", dtype="float32", name="logit_float32")(x)
+    return keras.Model(image, logit, name="discriminator")

@@ -15,8 +15,9 @@ A list of seeds writes::
     RUN_DIR/seed-S/           exactly what a single run with --seed=S writes
 
 Members pack when they differ only in ``MEMBER_KEYS`` (seed, learning rates, Adam's betas, label
-noise, the EMA decay) and the per-run bookkeeping keys (``RUN_KEYS``); everything else (batch
-size, resolution, widths, steps, the intervals, precision, augmentation, EMA on or off) is the
+noise, the EMA decay and ramp-up, R1's gamma, ADA's target and speed) and the per-run bookkeeping
+keys (``RUN_KEYS``); everything else (batch size, resolution, widths, steps, the intervals,
+precision, augmentation, loss, D's normalisation, the schedule, EMA and R1 on or off) is the
 pack's shape: one compiled program, and the same step boundaries for every member.
 
 A resumed pack restores every member from its newest checkpoint; members whose newest
@@ -44,9 +45,11 @@ from albumgan.gan_core.rundir import (
     write_config,
 )
 
-MEMBER_KEYS = ("seed", "lr_g", "lr_d", "beta1", "beta2", "label_noise", "ema")
-# Of those, the ones the step reads as numbers (lr_g and lr_d are optimizer variables already).
-TRACED_KEYS = ("beta1", "beta2", "label_noise", "ema")
+MEMBER_KEYS = ("seed", "lr_g", "lr_d", "beta1", "beta2", "label_noise", "ema", "ema_rampup",
+               "r1_gamma", "ada_target", "ada_speed")  # fmt: skip
+# Of those, the ones the step reads as numbers: all but the seed (its keys are inputs anyway).
+# The learning rates are optimizer variables too; a schedule rewrites them from these.
+TRACED_KEYS = MEMBER_KEYS[1:]
 # Per-run bookkeeping: where a member writes and what it keeps; not part of the program.
 RUN_KEYS = ("name", "runs_dir", "cache_dir", "data_dir", "best_metric", "best_goal",
             "keep_checkpoints", "inception_weights")  # fmt: skip
@@ -57,6 +60,7 @@ def pack_shape(cfg: TrainConfig) -> dict:
     whether there is an EMA generator (its decay may differ)."""
     shape = {k: v for k, v in cfg.to_dict().items() if k not in MEMBER_KEYS + RUN_KEYS}
     shape["ema_on"] = cfg.ema > 0
+    shape["r1_on"] = cfg.r1  # R1's gradient of a gradient is part of the program, its gamma not
     return shape
 
 

@@ -448,6 +448,8 @@ def run_members(
                 logs: dict[str, Any] = {name: out[name] / done for name in LOSSES}
                 logs.update(steps=done, seconds=0.0 if first else seconds)
                 logs["img_per_s"] = None if first else done * cfg.batch_size / seconds
+                if "augment_p" in out:  # adaptive augmentation's p after these steps
+                    logs["augment_p"] = out["augment_p"]
                 going.append((member, logs))
             first = False
             active = [member for member, _ in going]

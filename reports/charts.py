@@ -27,6 +27,8 @@ PANELS = (
     ("precision / recall", [("precision", "precision"), ("recall", "recall")]),
     ("losses", [("d_loss_real", "D real"), ("d_loss_fake", "D fake"), ("g_loss", "G")]),
 )
+# A fifth panel for runs with adaptive augmentation (augment_p: ada).
+ADA_PANEL = ("augmentation probability p (ADA)", [("augment_p", "p")])
 
 
 def _series(records: list[dict], key: str) -> tuple[np.ndarray, np.ndarray]:
@@ -49,10 +51,16 @@ def _save(fig, path: Path) -> None:
 
 def metric_curves(runs: Sequence[tuple[str, list[dict]]], path: Path) -> None:
     """KID (with its std band), FID, precision/recall and losses over steps, one line per run
-    (losses: one run only, or G loss per run when comparing)."""
-    fig, axes = plt.subplots(2, 2, figsize=(10, 6.5))
+    (losses: one run only, or G loss per run when comparing), and ADA's p where runs have it."""
+    panels = PANELS
+    if any(_finite(r.get("augment_p")) for _, records in runs for r in records):
+        panels = (*PANELS, ADA_PANEL)
+    rows = math.ceil(len(panels) / 2)
+    fig, axes = plt.subplots(rows, 2, figsize=(10, 3.25 * rows))
+    for ax in axes.flat[len(panels) :]:
+        ax.set_visible(False)
     many = len(runs) > 1
-    for ax, (title, keys) in zip(axes.flat, PANELS):
+    for ax, (title, keys) in zip(axes.flat, panels):
         if many and title == "losses":
             keys, title = [("g_loss", "G")], "generator loss"
         drawn = False

@@ -34,10 +34,12 @@ GATHER_SECONDS = 3.0
 def shape_key(args: dict[str, Any]) -> str:
     """What a trial's runs must share to pack: its config values but the per-member keys."""
     shape = {k: v for k, v in args.items() if k not in MEMBER_KEYS + RUN_KEYS}
-    try:  # EMA on or off is the shape, its decay is not (read as the trainer reads it)
-        shape["ema_on"] = parse_value("ema", args.get("ema", 0.0)) > 0
-    except ConfigError:
-        shape["ema_on"] = str(args["ema"])  # the trainer will refuse it; never packed with others
+    # EMA and R1 on or off are the shape, their decay and gamma are not (gan_core.packing)
+    for key, on in (("ema", "ema_on"), ("r1_gamma", "r1_on")):
+        try:  # read as the trainer reads it
+            shape[on] = parse_value(key, args.get(key, 0.0)) > 0
+        except ConfigError:
+            shape[on] = str(args[key])  # the trainer will refuse it; never packed with others
     return json.dumps(shape, sort_keys=True, default=str)
 
 

@@ -5,18 +5,23 @@ backend's module subclasses it with its compiled step (``steps/tensorflow.py``,
 ``steps/jax.py``). What is written here is plain Keras and runs on every backend:
 
 - the networks (``gan_core.models``), the EMA copy, Adam for G and D (the seed's optimizers);
-- the loss, binary cross-entropy on D's probabilities, as the seed compiled its models;
+- the losses (``cfg.loss``): the seed's binary cross-entropy on D's probabilities, or the
+  non-saturating or hinge loss on D's logits; the R1 penalty; the learning-rate schedule and the
+  EMA ramp-up as functions of the step; the adaptive-augmentation state (p and the running sum of
+  the signs of D's real logits), checkpointed with the rest;
 - sampling, with the EMA generator's BatchNorm statistics re-estimated first;
 - ``export_generator``: ``generator.keras`` in plain layers and float32, loadable anywhere.
 
 The step itself, per training step (the seed notebook's algorithm, in one compiled function):
 
-1. noise ~ N(0, 1); labels real ~ U[1 - label_noise, 1], fake ~ U[0, label_noise];
-2. G forward once; D update on the real batch; D update on the fake batch (G's output, gradient
-   stopped): two optimizer steps, as the seed's two ``train_on_batch`` calls;
+1. noise ~ N(0, 1); labels real ~ U[1 - label_noise, 1], fake ~ U[0, label_noise] (read by
+   ``bce`` only); the learning rates for this step (``lr_schedule``);
+2. G forward once; D update on the real batch (plus R1 on R1 steps); D update on the fake batch
+   (G's output, gradient stopped): two optimizer steps, as the seed's two ``train_on_batch``;
 3. G update through the updated D, targets = the noisy real labels; D's BatchNorm statistics
-   from this pass are discarded, so D is untouched by the G update;
-4. EMA of G's trainable weights.
+   (and spectral-norm vectors) from this pass are discarded, so D is untouched by the G update;
+4. EMA of G's trainable weights; with ``augment_p: ada``, the signs of D's real logits are
+   summed and p is adjusted every ``ADA_INTERVAL`` steps.
 
 The seed generated the fake batch twice (``predict`` for D, again in the combined model for G);
 G's weights do not change in between, so one forward pass gives the same gradient for less work.
@@ -62,9 +67,77 @@ def batch_norms(model: keras.Model) -> Iterator[list]:
             layer.momentum = momentum
 
 
-def bce(target, prob):
-    """Mean binary cross-entropy of probabilities (Keras's clipping), as the seed's models."""
-    return ops.mean(keras.losses.binary_crossentropy(target, prob))
+def bce(target, logit):
+    """Mean binary cross-entropy of D's probabilities, as the seed's models: the sigmoid the
+    seed's last layer applied (Keras's own: on TensorFlow the loss then reads the logit), then
+    Keras's clipped cross-entropy."""
+    return ops.mean(keras.losses.binary_crossentropy(target, keras.activations.sigmoid(logit)))
+
+
+def d_loss(kind: str, logit, labels, real: bool):
+    """D's loss on one batch of real (``real``) or fake images, from its logits."""
+    if kind == "bce":
+        return bce(labels, logit)
+    if kind == "nonsaturating":  # -log sigmoid(l) on reals, -log(1 - sigmoid(l)) on fakes
+        return ops.mean(ops.softplus(-logit if real else logit))
+    return ops.mean(ops.relu(1.0 - logit if real else 1.0 + logit))  # hinge
+
+
+def g_loss(kind: str, logit, real_labels):
+    """G's loss from D's logits on its images."""
+    if kind == "bce":
+        return bce(real_labels, logit)
+    if kind == "nonsaturating":
+        return ops.mean(ops.softplus(-logit))
+    return -ops.mean(logit)  # hinge
+
+
+def r1_penalty(input_gradient):
+    """Mescheder et al.'s R1 term before its weight: the batch mean of |grad_x D(x)|^2."""
+    return ops.mean(ops.sum(ops.square(input_gradient), axis=(1, 2, 3)))
+
+
+def r1_weight(cfg: TrainConfig) -> float:
+    """gamma / 2, times the interval: lazy R1 (StyleGAN2) applies it every ``r1_every`` steps."""
+    return cfg.r1_gamma / 2 * cfg.r1_every
+
+
+def lr_factor(cfg: TrainConfig, step):
+    """The learning rates' multiplier at ``step`` (a tensor), 1 at step 0; None: constant."""
+    if cfg.lr_schedule == "constant":
+        return None
+    progress = ops.clip(ops.cast(step, "float32") / cfg.steps, 0.0, 1.0)
+    if cfg.lr_schedule == "linear":
+        return 1.0 - progress
+    return 0.5 * (1.0 + ops.cos(np.pi * progress))  # cosine
+
+
+def ema_decay_at(decay, rampup, step, batch: int):
+    """The EMA decay at ``step``. Without ramp-up (``rampup`` 0) the configured decay; with it,
+    StyleGAN2's: the EMA's half-life in images, batch * ln 0.5 / ln decay, is capped at
+    ``rampup`` x the images seen so far (decay 0 at step 0: the EMA starts as G). ``decay`` and
+    ``rampup`` are numbers, or a packed member's traced values."""
+    if isinstance(rampup, (int, float)) and rampup == 0:
+        return decay
+    half_life = batch * np.log(0.5) / ops.log(decay)
+    capped = ops.minimum(half_life, ops.cast(step * batch, "float32") * rampup)
+    ramped = ops.power(0.5, batch / ops.maximum(capped, 1e-8))
+    return ops.where(rampup > 0, ramped, decay)  # a pack's member may have it off
+
+
+def learning_rate_variable(optimizer: keras.Optimizer) -> keras.Variable:
+    """The variable that holds an optimizer's learning rate (a schedule rewrites it per step)."""
+    inner = getattr(optimizer, "inner_optimizer", optimizer)  # a LossScaleOptimizer's own
+    return inner._learning_rate  # a variable: the learning rate is a float, not a schedule
+
+
+def learning_rate_index(optimizer: keras.Optimizer) -> int:
+    """Where the learning rate sits in ``optimizer.variables`` (the state the JAX step carries)."""
+    target = learning_rate_variable(optimizer)
+    for i, var in enumerate(optimizer.variables):
+        if var is target:
+            return i
+    raise RuntimeError("the optimizer's learning rate is not one of its variables")
 
 
 class Engine:
@@ -99,6 +172,13 @@ class Engine:
         # Slots exist before the first step, so a checkpoint can be restored into them.
         self.g_optimizer.build(self.generator.trainable_variables)
         self.d_optimizer.build(self.discriminator.trainable_variables)
+        # Adaptive augmentation: p, and the sum of sign(D(real)) since p last moved.
+        self.ada_state: list = []
+        if cfg.ada:
+            self.ada_state = [
+                keras.Variable(0.0, dtype="float32", trainable=False, name=name)
+                for name in ("ada_p", "ada_sign_sum")
+            ]
 
     def make_optimizer(self, learning_rate: float) -> keras.Optimizer:
         return keras.optimizers.Adam(learning_rate, beta_1=self.cfg.beta1, beta_2=self.cfg.beta2)
@@ -117,7 +197,14 @@ class Engine:
         }
         if self.ema_generator is not None:
             groups["ema_generator"] = list(self.ema_generator.variables)
+        if self.ada_state:
+            groups["augment"] = list(self.ada_state)
         return groups
+
+    def augment_p(self) -> float | None:
+        """Adaptive augmentation's current p; None without it."""
+        self.sync()
+        return float(self.ada_state[0].numpy()) if self.ada_state else None
 
     def rng_state(self) -> np.ndarray | None:
         """A stateful RNG's state to checkpoint; None when randomness is a function of the step."""
@@ -139,7 +226,8 @@ class Engine:
         """Run up to ``n`` steps in one compiled call, stopping after a non-finite loss.
 
         Returns:
-            Sums of each loss over the steps run, ``steps`` (how many ran) and ``finite``.
+            Sums of each loss over the steps run, ``steps`` (how many ran) and ``finite``; with
+            ``augment_p: ada``, ``augment_p`` (p after the last step).
         """
         raise NotImplementedError
 
@@ -149,7 +237,8 @@ class Engine:
         Args:
             inputs: ``real`` (B, R, R, 3) in [-1, 1], ``noise`` (B, *noise_shape),
                 ``real_labels`` and ``fake_labels`` (B, 1), and with DiffAugment ``augment``:
-                three (B, k) arrays of U[0, 1) draws for D's real, D's fake and G's pass.
+                three (B, k) arrays of U[0, 1) draws for D's real, D's fake and G's pass
+                (``k = uniforms_needed(ops, gated=cfg.ada)``). The step is ``self.step``.
 
         Returns:
             The step's losses.

@@ -27,9 +27,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from albumgan.gan_core.augment import diff_augment, uniforms_needed
+from albumgan.gan_core.augment import ADA_INTERVAL, ada_adjust, diff_augment, uniforms_needed
 from albumgan.gan_core.contract import LOSSES
-from albumgan.gan_core.steps.engine import Engine, batch_norms, bce, ema_statistics_noise
+from albumgan.gan_core.steps.engine import (
+    Engine,
+    batch_norms,
+    d_loss,
+    ema_decay_at,
+    ema_statistics_noise,
+    g_loss,
+    learning_rate_index,
+    lr_factor,
+    r1_penalty,
+)
 
 _DATA_STREAM, _STEP_STREAM = 0, 1  # keys folded from the seed: data order, per-step draws
 
@@ -68,6 +78,8 @@ class JaxEngine(Engine):
         }
         if self.ema_generator is not None:
             parts["ema_tv"] = self.ema_generator.trainable_variables
+        if self.ada_state:
+            parts["ada"] = self.ada_state  # [p, sum of sign(D(real)) since p last moved]
         return parts
 
     def start(self, step: int) -> None:
@@ -124,11 +136,18 @@ class JaxEngine(Engine):
         self._synced = False
         sums, done, finite = jax.device_get((sums, done, finite))
         self.step += int(done)
-        return {
-            **{name: float(value) for name, value in zip(LOSSES, sums)},
-            "steps": int(done),
-            "finite": bool(finite),
-        }
+        return self._with_augment_p(
+            {
+                **{name: float(value) for name, value in zip(LOSSES, sums)},
+                "steps": int(done),
+                "finite": bool(finite),
+            }
+        )
+
+    def _with_augment_p(self, out: dict) -> dict:
+        if "ada" in self._state:
+            out["augment_p"] = float(jax.device_get(self._state["ada"][0]))
+        return out
 
     def _run_stepwise(self, n: int) -> dict[str, float]:
         """``run`` on a CPU: one jitted step per call. XLA's CPU backend runs the convolutions of
@@ -145,16 +164,20 @@ class JaxEngine(Engine):
             sums, done, finite = sums + losses, done + 1, bool(np.isfinite(losses).all())
             self.step += 1
         self._synced = False
-        return {
-            **{name: float(value) for name, value in zip(LOSSES, sums)},
-            "steps": done,
-            "finite": finite,
-        }
+        return self._with_augment_p(
+            {
+                **{name: float(value) for name, value in zip(LOSSES, sums)},
+                "steps": done,
+                "finite": finite,
+            }
+        )
 
     def step_on(self, inputs: dict) -> dict[str, float]:
         inputs = {k: (tuple(v) if k == "augment" else v) for k, v in inputs.items()}
         inputs.setdefault("augment", (None, None, None))
-        self._state, losses = self._compiled()["step_on"](self._state, **inputs)
+        self._state, losses = self._compiled()["step_on"](
+            self._state, **inputs, step=jnp.int32(self.step)
+        )
         self._synced = False
         self.step += 1
         return {name: float(value) for name, value in zip(LOSSES, jax.device_get(losses))}
@@ -231,11 +254,12 @@ class JaxEngine(Engine):
         of it in a ``lax.while_loop``: the GPU path) and ``step_on(state, real, noise, ...)``.
 
         ``params`` (``self.params(traced)``) holds what a packed run gives each member: its keys
-        and the scalar keys in ``traced``. The learning rates need no entry: they are variables
-        of the optimizer state."""
+        and the scalar keys in ``traced``. The learning rates are variables of the optimizer
+        state; a schedule rewrites them every step from the member's base rates."""
         cfg = self.cfg
         G, D = self.generator, self.discriminator
         g_opt, d_opt = self.g_optimizer, self.d_optimizer
+        g_lr_index, d_lr_index = learning_rate_index(g_opt), learning_rate_index(d_opt)
         batch, noise_shape = cfg.batch_size, cfg.noise_shape
         augment_ops = cfg.diffaugment_ops
         n_images = len(self.images) if self.images is not None else 1
@@ -271,18 +295,45 @@ class JaxEngine(Engine):
                 "augment": (None, None, None),
             }
             if augment_ops:  # D's real pass, D's fake pass, G's pass
-                width = uniforms_needed(augment_ops)
+                width = uniforms_needed(augment_ops, gated=cfg.ada)
                 inputs["augment"] = tuple(jax.random.uniform(k, (batch, width)) for k in keys[3:])
             return inputs
 
-        def augmented(images, uniforms):
-            return images if uniforms is None else diff_augment(images, augment_ops, uniforms)
+        def augmented(images, uniforms, p):
+            return images if uniforms is None else diff_augment(images, augment_ops, uniforms, p)
 
-        def d_loss(d_tv, d_ntv, images, labels, uniforms):
-            prob, d_ntv = D.stateless_call(d_tv, d_ntv, augmented(images, uniforms), training=True)
-            return bce(labels, prob), d_ntv
+        def d_forward(d_tv, d_ntv, images):
+            return D.stateless_call(d_tv, d_ntv, images, training=True)
 
-        d_loss_and_grad = jax.value_and_grad(d_loss, has_aux=True)
+        def d_value_and_grad(d_tv, d_ntv, images, labels, real, r1_scale=None):
+            """D's loss on one batch (images as D sees them, augmented) and its gradient, with
+            R1 added when ``r1_scale`` is given: the gradient of D's logits with respect to those
+            images, itself differentiated here (a gradient of a gradient)."""
+
+            def objective(d_tv):
+                if r1_scale is None:
+                    logit, ntv = d_forward(d_tv, d_ntv, images)
+                    return d_loss(cfg.loss, logit, labels, real), (ntv, logit)
+                logit, image_vjp, ntv = jax.vjp(
+                    lambda x: d_forward(d_tv, d_ntv, x), images, has_aux=True
+                )
+                (image_grad,) = image_vjp(jnp.ones_like(logit))
+                penalty = r1_scale * r1_penalty(image_grad)
+                return d_loss(cfg.loss, logit, labels, real) + penalty, (ntv, logit)
+
+            return jax.value_and_grad(objective, has_aux=True)(d_tv)
+
+        def d_update_real(d_tv, d_ntv, images, labels, step, params):
+            """D's loss and gradient on the real batch; R1 on every ``r1_every``-th step, with
+            weight gamma / 2 x the interval (``r1_weight``)."""
+            if not cfg.r1:
+                return d_value_and_grad(d_tv, d_ntv, images, labels, True)
+            scale = scalar(params, "r1_gamma") / 2 * cfg.r1_every
+            return jax.lax.cond(
+                step % cfg.r1_every == 0,
+                lambda: d_value_and_grad(d_tv, d_ntv, images, labels, True, scale),
+                lambda: d_value_and_grad(d_tv, d_ntv, images, labels, True),
+            )
 
         def apply(optimizer, params, opt_vars, grads, weights):
             """``optimizer.stateless_apply`` with the member's betas where they are traced
@@ -297,8 +348,18 @@ class JaxEngine(Engine):
                 for name, value in saved.items():
                     setattr(optimizer, name, value)
 
-        def step_on(state, real, noise, real_labels, fake_labels, augment, params=None):
+        def scheduled(opt_vars, index, base, factor):
+            """The optimizer state with this step's learning rate (``lr_schedule``)."""
+            if factor is None:
+                return opt_vars
+            opt_vars = list(opt_vars)
+            opt_vars[index] = (base * factor).astype(opt_vars[index].dtype)
+            return opt_vars
+
+        def step_on(state, real, noise, real_labels, fake_labels, augment, step, params=None):
             params = params or {}
+            factor = lr_factor(cfg, step)
+            p = state["ada"][0] if "ada" in state else None
 
             # G forward once; its backward pass waits for the gradient from the updated D.
             def g_forward(g_tv):
@@ -306,21 +367,29 @@ class JaxEngine(Engine):
 
             fake, g_backward, g_ntv = jax.vjp(g_forward, state["g_tv"], has_aux=True)
 
-            d_tv, d_ntv, d_opt_vars = state["d_tv"], state["d_ntv"], state["d_opt"]
-            (loss_real, d_ntv), grads = d_loss_and_grad(d_tv, d_ntv, real, real_labels, augment[0])
+            d_tv, d_ntv = state["d_tv"], state["d_ntv"]
+            d_opt_vars = scheduled(state["d_opt"], d_lr_index, scalar(params, "lr_d"), factor)
+            real_seen = augmented(real, augment[0], p)
+            (loss_real, (d_ntv, real_logit)), grads = d_update_real(
+                d_tv, d_ntv, real_seen, real_labels, step, params
+            )
+            if cfg.r1:  # the reported loss is D's own, without the penalty
+                loss_real = d_loss(cfg.loss, real_logit, real_labels, True)
             d_tv, d_opt_vars = apply(d_opt, params, d_opt_vars, grads, d_tv)
-            (loss_fake, d_ntv), grads = d_loss_and_grad(
-                d_tv, d_ntv, jax.lax.stop_gradient(fake), fake_labels, augment[1]
+            fake_seen = augmented(jax.lax.stop_gradient(fake), augment[1], p)
+            (loss_fake, (d_ntv, _)), grads = d_value_and_grad(
+                d_tv, d_ntv, fake_seen, fake_labels, False
             )
             d_tv, d_opt_vars = apply(d_opt, params, d_opt_vars, grads, d_tv)
 
             def g_loss_of(fake):  # D's statistics from this pass are dropped: D stays as it is
-                prob, _ = D.stateless_call(d_tv, d_ntv, augmented(fake, augment[2]), training=True)
-                return bce(real_labels, prob)
+                logit, _ = d_forward(d_tv, d_ntv, augmented(fake, augment[2], p))
+                return g_loss(cfg.loss, logit, real_labels)
 
-            g_loss, d_fake = jax.value_and_grad(g_loss_of)(fake)
+            loss_g, d_fake = jax.value_and_grad(g_loss_of)(fake)
             (g_grads,) = g_backward(d_fake)
-            g_tv, g_opt_vars = apply(g_opt, params, state["g_opt"], g_grads, state["g_tv"])
+            g_opt_vars = scheduled(state["g_opt"], g_lr_index, scalar(params, "lr_g"), factor)
+            g_tv, g_opt_vars = apply(g_opt, params, g_opt_vars, g_grads, state["g_tv"])
             new = {
                 "g_tv": g_tv,
                 "g_ntv": g_ntv,
@@ -330,11 +399,26 @@ class JaxEngine(Engine):
                 "d_opt": d_opt_vars,
             }
             if "ema_tv" in state:
-                decay = scalar(params, "ema")
+                decay = ema_decay_at(
+                    scalar(params, "ema"), scalar(params, "ema_rampup"), step, batch
+                )
                 new["ema_tv"] = [
                     decay * ema + (1.0 - decay) * w for ema, w in zip(state["ema_tv"], g_tv)
                 ]
-            return new, jnp.stack([loss_real, loss_fake, g_loss]).astype(jnp.float32)
+            if p is not None:
+                new["ada"] = ada_step(state["ada"], real_logit, step, params)
+            return new, jnp.stack([loss_real, loss_fake, loss_g]).astype(jnp.float32)
+
+        def ada_step(ada, real_logit, step, params):
+            """Add this batch's signs of D's real logits; every ADA_INTERVAL steps, move p."""
+            p, sign_sum = ada
+            sign_sum = sign_sum + jnp.sum(jnp.sign(real_logit))
+            adjust = (step + 1) % ADA_INTERVAL == 0
+            moved = ada_adjust(
+                p, sign_sum, ADA_INTERVAL * batch, scalar(params, "ada_target"),
+                scalar(params, "ada_speed"),
+            )  # fmt: skip
+            return [jnp.where(adjust, moved, p), jnp.where(adjust, 0.0, sign_sum)]
 
         def train_1(state, images, step, params):
             inputs = draw_inputs(step, params)
@@ -345,6 +429,7 @@ class JaxEngine(Engine):
                 inputs["real_labels"],
                 inputs["fake_labels"],
                 inputs["augment"],
+                step,
                 params,
             )
 

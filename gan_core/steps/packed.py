@@ -10,9 +10,10 @@ member keeps everything that makes it itself:
   draws, and member S follows the trajectory of a single run with seed S (to float tolerance:
   XLA may order a batched convolution's sums differently);
 - its scalar keys: learning rates are variables of the optimizer state (stacked like weights);
-  ``beta1``, ``beta2``, ``label_noise`` and the ``ema`` decay become traced inputs when the
-  members' values differ (``TRACED_KEYS``), and stay constants of the program when they agree,
-  so a pack of seeds computes exactly what single runs compute;
+  those keys (``TRACED_KEYS``: the betas, label noise, the EMA decay and ramp-up, R1's gamma,
+  ADA's target and speed, and the base learning rates a schedule decays) become traced inputs
+  when the members' values differ, and stay constants of the program when they agree, so a pack
+  of seeds computes exactly what single runs compute;
 - its Keras models: checkpoints, ``generator.keras`` and sampling read the member's slice of the
   stacked state through the member engine (``JaxEngine.attach``), so every callback works on a
   member as on a single run.
@@ -119,8 +120,8 @@ class PackedJaxEngine:
         on a CPU, as ``JaxEngine``); a member stops after a non-finite loss.
 
         Returns:
-            Per member, what ``Engine.run`` returns: loss sums, ``steps`` and ``finite``
-            (``steps`` 0 for a member frozen before this call).
+            Per member, what ``Engine.run`` returns: loss sums, ``steps``, ``finite``
+            (``steps`` 0 for a member frozen before this call) and with ADA ``augment_p``.
         """
         functions = self._compiled()
         was_alive = np.asarray(jax.device_get(self.alive))
@@ -146,6 +147,9 @@ class PackedJaxEngine:
         alive = np.asarray(jax.device_get(alive))
         self.version += 1
         self.step += int(np.max(counts, initial=0))
+        augment_p = None
+        if "ada" in self.state:  # each member's adaptive-augmentation p
+            augment_p = np.asarray(jax.device_get(self.state["ada"][0]))
         outs = []
         for i, engine in enumerate(self.members):
             engine.step += int(counts[i])
@@ -156,6 +160,8 @@ class PackedJaxEngine:
                     "finite": bool(alive[i]) or not was_alive[i],
                 }
             )
+            if augment_p is not None:
+                outs[-1]["augment_p"] = float(augment_p[i])
         return outs
 
     def freeze(self, index: int) -> None:

@@ -267,6 +267,53 @@ def test_kill_9_loses_at_most_checkpoint_every_steps_and_resumes(
     assert steps == sorted(set(steps)) and steps[-1] == resume_to
 
 
+def test_kill_9_and_resume_of_a_spectral_ada_cosine_run_equals_the_uninterrupted_run(
+    cache_dir, tmp_path, backend_name
+):
+    """The toolbox's training state (spectral-norm vectors, ADA's p and sign sum, the schedule's
+    step) is in the checkpoint: a run killed with -9 and resumed ends where one never stopped."""
+    if backend_name == "jax":
+        # The same state is JAX's too (tests/gan_core/test_backends.py steps it on both); its
+        # resume: test_resume_after_interrupt_matches_an_uninterrupted_run's toolbox case.
+        pytest.skip("kill -9 and resume are backend-agnostic: the TensorFlow part covers them")
+    toolbox = ["--d_norm=spectral", "--augment_p=ada", "--ada_speed=20000", "--lr_schedule=cosine",
+               "--ema=0.99", "--ema_rampup=0.05", "--steps=400", "--checkpoint_every=2",
+               "--log_every=2", "--sample_every=0"]  # fmt: skip
+    straight = _start_long_run(cache_dir, tmp_path / "straight", *toolbox)
+    _, err = straight.communicate(timeout=300)
+    assert straight.returncode == 0, err
+    run_dir = tmp_path / "killed"
+    proc = _start_long_run(cache_dir, run_dir, *toolbox)
+    try:
+        _wait_for_step(run_dir, 40, proc)
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    killed_at = json.loads((run_dir / "status.json").read_text())["step"]
+    assert killed_at < 400  # it was killed mid-run
+    proc = _start_long_run(cache_dir, run_dir, *toolbox)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    status = json.loads((run_dir / "status.json").read_text())
+    # status.json is written between checkpoints, so it may lag the last checkpoint kept.
+    assert status["state"] == "completed" and 0 < status["resumed_from"] < 400
+    with np.load(list_checkpoints(tmp_path / "straight" / "checkpoints")[-1][1]) as a:
+        with np.load(list_checkpoints(run_dir / "checkpoints")[-1][1]) as b:
+            assert sorted(a.files) == sorted(b.files)
+            assert any(k.startswith("augment/") for k in a.files)
+            final_p = float(a["augment/0000"])
+            assert 0 < final_p < 1  # p moved off 0 and did not saturate
+            for key in a.files:
+                if a[key].dtype.kind in "iufb":
+                    np.testing.assert_allclose(b[key], a[key], rtol=1e-4, atol=1e-5, err_msg=key)
+                else:  # the checkpoint's own text (its format, the config)
+                    assert str(b[key]) == str(a[key]), key
+    p_logged = [m["augment_p"] for m in _metrics(run_dir) if "augment_p" in m]
+    assert len(p_logged) >= 100 and p_logged[-1] == pytest.approx(final_p)
+
+
 def test_nan_loss_marks_the_run_diverged_with_exit_3(cache_dir, tmp_path):
     run_dir = tmp_path / "nan"
     # Adam moves every weight by ~lr per step whatever the gradient: lr=1e30 overflows at once.

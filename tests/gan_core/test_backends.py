@@ -34,6 +34,26 @@ STEP_CONFIG = {
     "precision": "float32",
 }
 BATCH = 4
+# The parity step, for the seed's algorithm and for each key of the small-data toolbox
+# (README "Recipes"): overrides of STEP_CONFIG, and the step it is taken at.
+VARIANTS = {
+    "seed": ({}, 0),
+    "hinge": ({"loss": "hinge"}, 0),
+    "nonsaturating_r1": ({"loss": "nonsaturating", "r1_gamma": 10.0, "r1_every": 4}, 0),
+    "spectral": ({"d_norm": "spectral", "loss": "hinge"}, 0),
+    # step 3: p moves after it (ADA_INTERVAL 4), the cosine schedule and the ramp-up are under way
+    "ada_cosine_rampup": (
+        {
+            "augment_p": "ada",
+            "lr_schedule": "cosine",
+            "ema_rampup": 0.05,
+            "steps": 8,
+            "d_norm": "none",
+            "loss": "nonsaturating",
+        },
+        3,
+    ),  # fmt: skip
+}
 # Float32 tolerances of the parity test: losses agree to ~1e-7 relative here, weights to ~1e-6.
 LOSS_RTOL, WEIGHT_ATOL, WEIGHT_RTOL = 1e-5, 5e-6, 1e-5
 
@@ -53,7 +73,7 @@ def _perturbed_engine(cfg: TrainConfig):
 
 def _pinned_inputs(cfg: TrainConfig) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(0)
-    width = uniforms_needed(cfg.diffaugment_ops)
+    width = uniforms_needed(cfg.diffaugment_ops, gated=cfg.ada)
     inputs = {
         "real": rng.uniform(-1, 1, (BATCH, 16, 16, 3)),
         "noise": rng.standard_normal((BATCH, 1, 1, 16)),
@@ -64,15 +84,14 @@ def _pinned_inputs(cfg: TrainConfig) -> dict[str, np.ndarray]:
     return {k: v.astype(np.float32) for k, v in inputs.items()}
 
 
+def _variant_config(name: str) -> dict:
+    return {**STEP_CONFIG, **VARIANTS[name][0]}
+
+
 @pytest.fixture(scope="module")
 def compared(tmp_path_factory, cache_dir, backend_name):
     """This backend's results, and the same jobs done by the other backend in one subprocess."""
     d = tmp_path_factory.mktemp("backends")
-    cfg = TrainConfig(**STEP_CONFIG)
-    engine = _perturbed_engine(cfg)
-    checkpoint.write_checkpoint(engine, d / "init.npz", 0)
-    inputs = _pinned_inputs(cfg)
-    np.savez(d / "inputs.npz", **inputs)
     images = np.random.default_rng(1).uniform(-1, 1, (6, 16, 16, 3)).astype(np.float32)
     uniforms = {
         f"uniforms_{name}": np.random.default_rng(2).uniform(size=(6, count)).astype(np.float32)
@@ -81,32 +100,47 @@ def compared(tmp_path_factory, cache_dir, backend_name):
     np.savez(d / "augment_in.npz", images=images, **uniforms)
     noise = np.random.default_rng(3).standard_normal((5, 1, 1, 16)).astype(np.float32)
     np.save(d / "noise.npy", noise)
+    here = {"images": images, "uniforms": uniforms, "noise": noise, "steps": {}}
+    jobs = [
+        {"kind": "augment", "images": str(d / "augment_in.npz"), "out": str(d / "aug_out.npz")}
+    ]
 
-    # Here: one pinned step, and a generator.keras exported from this backend.
-    here = {"images": images, "uniforms": uniforms, "noise": noise}
-    engine.start(0)
-    aug = tuple(inputs[f"augment{i}"] for i in range(3))
-    here["losses"] = engine.step_on({**{k: v for k, v in inputs.items() if "augment" not in k},
-                                     "augment": aug})  # fmt: skip
-    checkpoint.write_checkpoint(engine, d / "here_after.npz", 1)
-    here["variables"] = [(f"{group}/{i:04d}", f"{group}:{var.path}")
-                         for group, variables in engine.variable_groups().items()
-                         for i, var in enumerate(variables)]  # fmt: skip
-    (d / "here_run").mkdir()
-    engine.export_generator(d / "here_run" / "generator.keras")
-    here["samples"] = engine.sample(noise)
+    # Here: one pinned step per variant, and a generator.keras exported from this backend.
+    for name, (_, start_step) in VARIANTS.items():
+        cfg = TrainConfig(**_variant_config(name))
+        engine = _perturbed_engine(cfg)
+        if cfg.ada:  # mid-run: p where the gates matter, signs summed over 3 steps already
+            engine.ada_state[0].assign(0.5)
+            engine.ada_state[1].assign(5.0)
+        checkpoint.write_checkpoint(engine, d / f"{name}_init.npz", start_step)
+        inputs = _pinned_inputs(cfg)
+        np.savez(d / f"{name}_inputs.npz", **inputs)
+        engine.start(start_step)
+        aug = tuple(inputs[f"augment{i}"] for i in range(3))
+        losses = engine.step_on({**{k: v for k, v in inputs.items() if "augment" not in k},
+                                 "augment": aug})  # fmt: skip
+        checkpoint.write_checkpoint(engine, d / f"{name}_here_after.npz", start_step + 1)
+        variables = [(f"{group}/{i:04d}", f"{group}:{var.path}")
+                     for group, variables in engine.variable_groups().items()
+                     for i, var in enumerate(variables)]  # fmt: skip
+        here["steps"][name] = {"losses": losses, "variables": variables, "cfg": cfg}
+        jobs.append(
+            {
+                "kind": "step",
+                "config": _variant_config(name),
+                "checkpoint": str(d / f"{name}_init.npz"),
+                "inputs": str(d / f"{name}_inputs.npz"),
+                "out_checkpoint": str(d / f"{name}_there_after.npz"),
+                "out_losses": str(d / f"{name}_there_losses.json"),
+            }
+        )
+        if name == "seed":
+            (d / "here_run").mkdir()
+            engine.export_generator(d / "here_run" / "generator.keras")
+            here["samples"] = engine.sample(noise)
 
     (d / "there_run").mkdir()
-    jobs = [
-        {"kind": "augment", "images": str(d / "augment_in.npz"), "out": str(d / "aug_out.npz")},
-        {
-            "kind": "step",
-            "config": STEP_CONFIG,
-            "checkpoint": str(d / "init.npz"),
-            "inputs": str(d / "inputs.npz"),
-            "out_checkpoint": str(d / "there_after.npz"),
-            "out_losses": str(d / "there_losses.json"),
-        },
+    jobs += [
         {
             "kind": "sample",
             "generator": str(d / "here_run" / "generator.keras"),
@@ -116,7 +150,7 @@ def compared(tmp_path_factory, cache_dir, backend_name):
         {
             "kind": "export",
             "config": STEP_CONFIG,
-            "checkpoint": str(d / "here_after.npz"),
+            "checkpoint": str(d / "seed_here_after.npz"),
             "generator": str(d / "there_run" / "generator.keras"),
             "noise": str(d / "noise.npy"),
             "out": str(d / "there_samples.npy"),
@@ -127,23 +161,27 @@ def compared(tmp_path_factory, cache_dir, backend_name):
     env = {**os.environ, "KERAS_BACKEND": other, "ALBUMGAN_CACHE": cache_dir}
     proc = subprocess.run(
         [sys.executable, str(ROOT / "tests" / "backend_worker.py"), str(d / "jobs.json")],
-        env=env, capture_output=True, text=True, timeout=300,
+        env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads(proc.stdout.splitlines()[-1]) == {"backend": other}
     return here, d
 
 
-def test_one_step_gives_the_same_losses_and_weights_on_both_backends(compared):
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_one_step_gives_the_same_losses_and_weights_on_both_backends(compared, variant):
     here, d = compared
-    there_losses = json.loads((d / "there_losses.json").read_text())
-    for name, value in here["losses"].items():
+    mine = here["steps"][variant]
+    cfg = mine["cfg"]
+    there_losses = json.loads((d / f"{variant}_there_losses.json").read_text())
+    for name, value in mine["losses"].items():
         assert there_losses[name] == pytest.approx(value, rel=LOSS_RTOL), name
     # Biases that feed a BatchNorm have an exact gradient of zero (BatchNorm removes any constant
     # shift); Adam's first step turns their float noise into a move of up to lr either way.
     # (The same holds for their EMA and Adam slots.)
-    cfg = TrainConfig(**STEP_CONFIG)
-    before_norm = ("project", "up1", "refine", "down1")  # 16 px: the convolutions before a BN
+    before_norm = ["project", "up1", "refine"]  # 16 px: G's convolutions before a BN
+    if cfg.d_norm == "batch":
+        before_norm.append("down1")
 
     def feeds_a_norm(path: str) -> bool:
         return (
@@ -153,11 +191,17 @@ def test_one_step_gives_the_same_losses_and_weights_on_both_backends(compared):
             or path == "discriminator:down1_bn/moving_mean"
         )  # its fake pass follows a D update
 
-    with np.load(d / "init.npz") as start, np.load(d / "here_after.npz") as a:
-        with np.load(d / "there_after.npz") as b:
+    with (
+        np.load(d / f"{variant}_init.npz") as start,
+        np.load(d / f"{variant}_here_after.npz") as a,
+    ):
+        with np.load(d / f"{variant}_there_after.npz") as b:
             compared_count = 0
-            for key, path in here["variables"]:
+            for key, path in mine["variables"]:
                 if path.endswith("kernel") and not path.startswith("ema"):
+                    assert not np.array_equal(start[key], a[key]), f"{path} did not move"
+                moving_state = path.endswith("singular_vector") or path.startswith("augment")
+                if moving_state and start[key].size > 1:  # a 1-vector is +-1 for good
                     assert not np.array_equal(start[key], a[key]), f"{path} did not move"
                 if feeds_a_norm(path):
                     assert np.abs(a[key] - b[key]).max() <= 2 * max(cfg.lr_g, cfg.lr_d), path
@@ -166,9 +210,10 @@ def test_one_step_gives_the_same_losses_and_weights_on_both_backends(compared):
                     b[key], a[key], rtol=WEIGHT_RTOL, atol=WEIGHT_ATOL, err_msg=path
                 )
                 compared_count += 1
-    # All but the 4 biases, their 2 Adam slots each, the EMA copies of G's 3, and D's one moving
-    # mean computed after a D update (it averages the updated bias in).
-    assert compared_count == len(here["variables"]) - (4 + 2 * 4 + 3 + 1)
+    # All but the biases before a BN, their 2 Adam slots each, the EMA copies of G's 3, and D's
+    # one moving mean computed after a D update (it averages the updated bias in).
+    excluded = 4 + 2 * 4 + 3 + 1 if cfg.d_norm == "batch" else 3 + 2 * 3 + 3
+    assert compared_count == len(mine["variables"]) - excluded
 
 
 def test_diffaugment_ops_are_the_same_on_both_backends_with_pinned_draws(compared):
@@ -300,12 +345,12 @@ def test_a_checkpoint_from_the_other_backend_resumes_here(compared, caplog, back
     cfg = TrainConfig(**STEP_CONFIG)
     engine = make_engine(cfg, "float32", np.zeros((8, 16, 16, 3), np.uint8))
     with caplog.at_level("WARNING", logger="albumgan.gan_core.checkpoint"):
-        step = checkpoint.restore_file(engine, d / "there_after.npz")
+        step = checkpoint.restore_file(engine, d / "seed_there_after.npz")
     assert step == 1
     assert (
         f"written by the {OTHER[backend_name]} backend; resuming on {backend_name}" in caplog.text
     )
-    with np.load(d / "there_after.npz") as stored:
+    with np.load(d / "seed_there_after.npz") as stored:
         assert str(stored["backend"]) == OTHER[backend_name]
         for group, variables in engine.variable_groups().items():
             for i, var in enumerate(variables):
