@@ -1,10 +1,10 @@
 """Atomic, self-checking checkpoints of the whole training state, on either backend.
 
-One ``checkpoints/ckpt-<step>.npz`` per save (and ``checkpoints/best.npz``: the lowest KID) holds
-G, D, the EMA generator, both optimizers (slots and iteration counters), the step, the backend
-that wrote it and, on TensorFlow, the in-graph RNG state (JAX's randomness is a function of the
-step). A save writes a temporary file, fsyncs it and renames it into place, so ``kill -9`` at any
-moment leaves only complete checkpoints; the oldest are pruned beyond ``keep``. Loading checks
+One ``checkpoints/ckpt-<step>.npz`` per save (and ``checkpoints/best.npz``, the best evaluation's)
+holds G, D, the EMA generator, both optimizers (slots and iteration counters), the step, the
+backend that wrote it and, on TensorFlow, the in-graph RNG state (JAX's randomness is a function of
+the step). A save writes a temporary file, fsyncs it and renames it into place, so ``kill -9`` at
+any moment leaves only complete checkpoints; the oldest are pruned beyond ``keep``. Loading checks
 every variable's shape and falls back to the previous checkpoint when the newest cannot be read.
 
 Both engines hold the same variables in the same order, so a checkpoint written by one backend

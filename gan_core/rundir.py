@@ -11,7 +11,7 @@ Layout::
         samples/step_NNNNNN.png
         checkpoints/ckpt-NNNNNN.npz
         generator.keras    the sampling generator (EMA when enabled), at the end
-        best.json          the evaluation with the lowest KID (eval_every > 0), with
+        best.json          the best evaluation (noise-aware) (eval_every > 0), with
         best_samples.png   the first 64 images it scored, and checkpoints/best.npz
         writer.lock        held (flock) by the one process writing the run; names its pid and host
 

@@ -38,7 +38,8 @@ def load_sampler(run_dir: Path, which: str = "final"):
     Args:
         run_dir: the run directory.
         which: ``final``: ``generator.keras`` when the run finished, else the newest checkpoint;
-            ``best``: the checkpoint with the lowest KID (``checkpoints/best.npz``).
+            ``best``: the best evaluation's checkpoint (``checkpoints/best.npz``: best_metric,
+                noise-aware; gan_core.evaluation).
 
     Raises:
         UsageError: not a run directory, or no such weights yet.

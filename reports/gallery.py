@@ -70,7 +70,8 @@ def best_samples_source(run: RunData) -> tuple[Path | None, str]:
     images), else the newest grid."""
     if best := run.file("best_samples.png"):
         step = run.best.get("step") if run.best else "?"
-        return best, f"best checkpoint (step {step}, lowest KID)"
+        metric = run.best.get("best_metric", "kid") if run.best else "kid"
+        return best, f"best checkpoint (step {step}, best {metric})"
     if run.grids:
         step, path = run.grids[-1]
         return path, f"latest sample grid (step {step}; no evaluation ran)"

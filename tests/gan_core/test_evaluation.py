@@ -16,6 +16,7 @@ from albumgan import train
 from albumgan.data_tools.synthetic import generate_cover
 from albumgan.experiments.evaluate import cut_grid, evaluate, parse_grid
 from albumgan.gan_core.contract import GOALS
+from albumgan.gan_core.evaluation import _resumed_best, keeps_best
 from albumgan.gan_core.metrics.extractors import MetricsError, get_extractor
 from albumgan.gan_core.metrics.score import cached_features
 from albumgan.gan_core.run import Callback
@@ -28,6 +29,21 @@ def _covers(folder: Path, indices, size: int = 32) -> Path:
     for i in indices:
         generate_cover(i, size=size, seed=2).save(folder / f"c{i:03d}.png")
     return folder
+
+
+def _expected_best(scored: list[dict], metric: str, goal: str) -> tuple[dict, float]:
+    """The evaluation the noise-aware rule keeps, replayed by hand from metrics.jsonl, and the
+    best value seen: the latest one not worse than the best so far by more than the larger std
+    (its own ``<metric>_std``, or the best's; 0 when the metric has none)."""
+    sign = 1.0 if goal == "minimize" else -1.0  # compare as "lower is better"
+    kept, best, best_std = None, math.inf, 0.0
+    for r in scored:
+        value, std = sign * r[metric], r.get(f"{metric}_std", 0.0)
+        if value <= best + max(std, best_std):
+            kept = r
+            if value < best:
+                best, best_std = value, std
+    return kept, sign * best
 
 
 class _Seen(Callback):
@@ -53,7 +69,15 @@ def test_training_scores_every_eval_every_steps_and_keeps_the_best(tiny_cfg):
         assert r["n_real"] == 512 and math.isfinite(r["kid"]) and r["eval_seconds"] > 0
         assert r["kid"] == pytest.approx(seen.kids[r["step"]])  # the same value reaches callbacks
     best = json.loads((run / "best.json").read_text())
-    assert best["kid"] == min(r["kid"] for r in scored)
+    kept, best_seen = _expected_best(scored, "kid", "minimize")
+    assert best["best_seen"] == best_seen == min(r["kid"] for r in scored)
+    assert (best["step"], best["kid"], best["kid_std"]) == (
+        kept["step"],
+        kept["kid"],
+        kept["kid_std"],
+    )
+    assert best["kid"] <= best_seen + best["spread"] and best["spread"] >= best["kid_std"] > 0
+    assert (best["best_metric"], best["best_goal"]) == ("kid", "minimize")
     assert (run / "checkpoints" / "best.npz").is_file()
     status = json.loads((run / "status.json").read_text())
     assert status["eval_seconds"] > 0
@@ -85,17 +109,82 @@ def test_training_scores_every_eval_every_steps_and_keeps_the_best(tiny_cfg):
 
 @pytest.mark.parametrize(("metric", "goal"), [("precision", ""), ("kid", "maximize")])
 def test_the_best_checkpoint_follows_best_metric_and_its_goal(tiny_cfg, metric, goal):
-    """best.json / best.npz keep the evaluation best by ``best_metric`` in ``best_goal``'s
-    direction (the metric's own when unset): precision up; KID up when asked (a sweep's goal)."""
+    """best.json / best.npz follow ``best_metric`` in ``best_goal``'s direction (the metric's own
+    when unset): precision up (no std: ties and improvements replace); KID up when asked (a
+    sweep's goal), within kid_std."""
     cfg = tiny_cfg.replace(eval_every=3, eval_samples=64, best_metric=metric, best_goal=goal)
     run = train(cfg).run_dir
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     scored = [r for r in records if "kid" in r]
     assert len(scored) == 4
-    pick = max if (goal or GOALS[metric]) == "maximize" else min
+    direction = goal or GOALS[metric]
+    pick = max if direction == "maximize" else min
+    kept, best_seen = _expected_best(scored, metric, direction)
     best = json.loads((run / "best.json").read_text())
-    assert best["step"] == pick(scored, key=lambda r: r[metric])["step"]
-    assert best[metric] == pick(r[metric] for r in scored)
+    assert best["step"] == kept["step"] and best[metric] == kept[metric]
+    assert best["best_seen"] == best_seen == pick(r[metric] for r in scored)
+    assert (best["best_metric"], best["best_goal"]) == (metric, direction)
+    if metric == "precision":  # no precision_std: the strict rule, the latest of equal bests
+        assert best["spread"] == 0 and best[metric] == best_seen
+        assert best["step"] == max(r["step"] for r in scored if r[metric] == best_seen)
+
+
+@pytest.mark.parametrize(
+    ("value", "best_seen", "spread", "goal", "keeps"),
+    [
+        (0.30, None, 0.0, "minimize", True),  # the first evaluation
+        (0.25, 0.30, 0.05, "minimize", True),  # better
+        (0.30, 0.30, 0.0, "minimize", True),  # a tie replaces: later is preferred
+        (0.336, 0.291, 0.05, "minimize", True),  # worse, within the spread (the real covers)
+        (0.35, 0.291, 0.05, "minimize", False),  # worse by more than the spread
+        (0.3001, 0.30, 0.0, "minimize", False),  # no spread: strictly worse keeps the old one
+        (0.80, 0.70, 0.0, "maximize", True),  # precision up is better
+        (0.66, 0.70, 0.05, "maximize", True),  # lower, within the spread
+        (0.60, 0.70, 0.05, "maximize", False),  # lower by more than the spread
+        (0.75, 0.70, 0.0, "minimize", False),  # the same numbers, the other way
+        (math.nan, None, 0.0, "minimize", False),  # a NaN score is never the best
+        (math.nan, 0.30, 0.05, "maximize", False),
+    ],
+)
+def test_a_later_evaluation_keeps_the_best_unless_worse_beyond_its_spread(
+    value, best_seen, spread, goal, keeps
+):
+    assert keeps_best(value, best_seen, spread, goal) is keeps
+
+
+def test_the_best_seen_is_read_back_from_best_json():
+    record = {"step": 12, "kid": 0.336, "kid_std": 0.05, "fid": 9.0, "precision": 0.5}
+    new = {**record, "best_seen": 0.291, "best_seen_std": 0.04, "spread": 0.05}
+    new.update(best_metric="kid", best_goal="minimize")
+    assert _resumed_best(new, "kid", "minimize") == (0.291, 0.04)
+    assert _resumed_best(record, "kid", "minimize") == (0.336, 0.05)  # before the rule
+    # best_metric / best_goal may change on resume: best_seen was another score's best
+    assert _resumed_best(new, "fid", "minimize") == (9.0, 0.0)
+    assert _resumed_best(new, "kid", "maximize") == (0.336, 0.05)
+    assert _resumed_best({}, "kid", "minimize") == (None, 0.0)
+
+
+@pytest.mark.parametrize("written", ["with best_seen", "before the rule"])
+def test_a_resumed_run_compares_with_the_best_seen_before_it(tiny_cfg, written):
+    """The resumed run reads best_seen back: against an unbeatable best seen, its next
+    evaluation leaves best.npz, best_samples.png and best.json alone."""
+    cfg = tiny_cfg.replace(eval_every=6, eval_samples=64)
+    run = train(cfg).run_dir
+    path = run / "best.json"
+    best = json.loads(path.read_text())
+    if written == "with best_seen":  # the record's own KID would lose: best_seen must win
+        best.update(best_seen=-1e3, best_seen_std=0.0, kid=1e6, kid_std=0.0)
+    else:
+        best = {k: v for k, v in best.items() if k not in ("best_seen", "best_seen_std", "spread")}
+        best.update(kid=-1e3, kid_std=0.0)
+    path.write_text(json.dumps(best))
+    npz, png = run / "checkpoints" / "best.npz", run / "best_samples.png"
+    before = (npz.read_bytes(), png.read_bytes())
+    assert train(cfg.replace(steps=18), run_dir=run).step == 18
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "kid" in r] == [6, 12, 18]
+    assert json.loads(path.read_text()) == best
+    assert (npz.read_bytes(), png.read_bytes()) == before
 
 
 def test_evaluate_identical_folders_and_a_run_directory(tiny_cfg, tmp_path):
