@@ -23,6 +23,8 @@ from scipy import linalg
 # The imaginary part of sqrt(sigma1 @ sigma2) is numerical noise up to this fraction of its
 # largest real entry; above it the covariances are not what they claim to be.
 _MAX_RELATIVE_IMAG = 1e-3
+# A covariance's eigenvalues may dip below 0 by rounding up to this fraction of the largest.
+_PSD_TOLERANCE = 1e-6
 
 # KID keeps the whole (N_real + N_fake)^2 kernel matrix in memory (8 bytes per element) when it
 # fits under this many elements and is cheaper than one kernel per subset: 2**24 is 128 MiB.
@@ -117,7 +119,9 @@ def frechet_distance(
 
     with the principal matrix square root from ``scipy.linalg.sqrtm``. When that root is not
     finite (singular product), it is recomputed with ``eps * I`` added to both covariances, as
-    pytorch-fid does. A negligible imaginary part (numerical noise) is dropped. The result is not
+    pytorch-fid does. A negligible imaginary part (numerical noise) is dropped; a large one with
+    both covariances PSD (sqrtm's inaccuracy on a near-singular product, met when a generator
+    collapses) falls back to the trace through sqrt(sigma1) sigma2 sqrt(sigma1). The result is not
     clipped: identical inputs give 0 up to rounding, which may be a tiny negative number.
 
     Args:
@@ -155,8 +159,30 @@ def frechet_distance(
         raise ValueError(f"eps must be >= 0, got {eps=}")
 
     diff = mu1 - mu2
-    root = _sqrtm_of_product(sigma1, sigma2, eps)
-    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(root))
+    try:
+        root_trace = float(np.trace(_sqrtm_of_product(sigma1, sigma2, eps)))
+    except ValueError:
+        # sqrtm of a near-singular product (a collapsed generator's covariance) can come back
+        # with a large imaginary part although both covariances are fine: take the trace from
+        # the symmetric form instead, which only fails for covariances that are not PSD.
+        root_trace = _trace_of_sqrt_product_psd(sigma1, sigma2)
+        if root_trace is None:
+            raise
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * root_trace)
+
+
+def _trace_of_sqrt_product_psd(sigma1: np.ndarray, sigma2: np.ndarray) -> float | None:
+    """tr sqrt(sigma1 @ sigma2) for positive semi-definite covariances, from the eigenvalues of
+    sqrt(sigma1) sigma2 sqrt(sigma1) (similar to the product, symmetric, so its eigenvalues are
+    real and >= 0 up to rounding); None when either matrix is not PSD beyond rounding."""
+    w1, v1 = linalg.eigh(sigma1)
+    w2 = linalg.eigvalsh(sigma2)
+    for w in (w1, w2):
+        if w.min() < -_PSD_TOLERANCE * max(float(np.abs(w).max()), np.finfo(np.float64).tiny):
+            return None
+    half = (v1 * np.sqrt(np.clip(w1, 0.0, None))) @ v1.T
+    inner = linalg.eigvalsh(half @ sigma2 @ half)
+    return float(np.sqrt(np.clip(inner, 0.0, None)).sum())
 
 
 def fid_from_features(real_feats: np.ndarray, fake_feats: np.ndarray) -> float:
