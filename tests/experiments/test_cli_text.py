@@ -30,7 +30,7 @@ def test_sweep_show_prints_a_bundled_file_to_start_from(capsys):
     shown = yaml.safe_load(capsys.readouterr().out)
     assert shown["name"] == "smoke" and shown["metric"]["name"] == "kid"
     assert main(["sweep", "show", "nope"]) == 2
-    assert "bundled sweeps: modern_bayes, seed_grid" in capsys.readouterr().err
+    assert "bundled sweeps: modern_bayes, recipe_bayes, seed_grid" in capsys.readouterr().err
 
 
 def test_a_closed_stdout_is_a_quiet_exit(tmp_path):

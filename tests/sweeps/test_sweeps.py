@@ -96,12 +96,16 @@ def test_argv_is_what_wandb_agent_builds_and_the_trainer_reads(tmp_path):
 
 
 def test_shipped_sweeps_validate():
-    for name in ("smoke", "seed_grid", "modern_bayes", "seed_grid_replicated"):
+    for name in ("smoke", "seed_grid", "modern_bayes", "seed_grid_replicated", "recipe_bayes"):
         spec = load_spec(ROOT / "sweeps" / f"{name}.yaml")
         assert spec.metric == "kid" and spec.goal == "minimize"
     grid = load_spec(ROOT / "sweeps" / "seed_grid.yaml")
     assert {p.name for p in grid.swept} == {"batch_size", "noise_shape", "dataset", "steps"}
     assert load_spec(ROOT / "sweeps" / "modern_bayes.yaml").early_terminate["type"] == "hyperband"
+    recipe = load_spec(ROOT / "sweeps" / "recipe_bayes.yaml")
+    toolbox = {"loss", "r1_gamma", "d_norm", "augment_p", "ada_target", "lr_g", "lr_d", "ema"}
+    assert toolbox | {"g_width", "d_width"} <= {p.name for p in recipe.swept}
+    assert recipe.early_terminate["type"] == "hyperband" and recipe.replicate_seeds == (0, 1, 2)
 
 
 def test_validation_names_every_problem(tmp_path):
