@@ -3,6 +3,7 @@
     python benchmarks/gpu_check.py                 # ~5 minutes on one H100/H200
     python benchmarks/gpu_check.py --quick         # a rehearsal of every part, on any machine
     python benchmarks/gpu_check.py --packed        # packed runs only (issue #21), ~6 minutes
+    python benchmarks/gpu_check.py --recipe        # the harness picks the recipe (#24), ~8 min
 
 It prints the JSON object and writes it to ``--out`` (default ``$OUT/gpu_check.json`` when
 ``$OUT`` is set), after every part, so a run cut short still leaves what it measured:
@@ -30,6 +31,16 @@ It prints the JSON object and writes it to ``--out`` (default ``$OUT/gpu_check.j
    steps, end to end packed (a grid's seeds pack by default on JAX) and with ``--pack 1``, and
    how many trainer processes each used.
 
+``--recipe`` runs one part instead (issue #24), on ``--data`` (default ``.covers/``, a folder
+made by ``albumgan data prepare`` that git ignores; else the synthetic covers):
+
+7. ``recipe``: ``sweeps/recipe_bayes.yaml`` (each configuration on 3 seeds packed, 4 workers on
+   the GPU, hyperband) for at most RECIPE_SWEEP_S seconds, the study's sweep report, then
+   today's ``modern`` against the sweep's winner on 3 seeds each at modern's own budget of images
+   (``benchmarks/quality.py --packed``, at most RECIPE_VERDICT_S seconds), the harness's grouped
+   verdict on their final KIDs and the compare report; ``recipe_runs.tar.gz`` beside the JSON
+   holds the runs' metrics, configs, last grids and both reports (no checkpoints).
+
 ``targets`` says which of the issue's targets each number meets. Needs JAX (with CUDA for the real
 check) and the project's other dependencies; on a bare GPU machine carry keras, optree, namex and
 optuna (with alembic, sqlalchemy, colorlog, mako) as wheels (README, "Performance").
@@ -40,6 +51,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -379,6 +391,208 @@ def replicated_sweep(workdir: Path, quick: bool) -> dict:
     return out
 
 
+# ------------------------------------------------------------------------------------------------
+# 7. The harness picks the recipe (``--recipe``, issue #24)
+# ------------------------------------------------------------------------------------------------
+
+# The ~8 minutes, sized from the first run on an H200 (2026-12-04, docs/recipe_h200.md): 4
+# workers of 3 packed seeds each trained ~1,250 img/s per member (~15k img/s on the GPU), a
+# 1,500-step trial took ~125 s from start to result, and modern's 3 packed seeds alone took 103 s
+# for 160k images. 4,000-step trials (the sweep file's own) finished none in 230 s.
+RECIPE_SWEEP_S = 270
+RECIPE_TRIAL_STEPS = 1500  # 48k images per seed: a screening budget, the verdict is longer
+RECIPE_WORKERS = 4  # trainer processes sharing the GPU, each one trial's 3 seeds packed
+# The verdict: modern and the winner on 3 seeds each, both sides training at once, at 160k images
+# (5,000 steps x batch 32; modern's own 10,000 steps did not fit beside the sweep).
+RECIPE_IMAGES = 160_000
+RECIPE_VERDICT_S = 200
+# What the tarball keeps of each run: everything but checkpoints, generators and early grids.
+KEEP_SUFFIXES = {".json", ".jsonl", ".yaml", ".md", ".html", ".log", ".journal", ".css", ".js"}
+
+
+def recipe_sweep_file(workdir: Path, data: str, quick: bool, steps: int | None = None) -> Path:
+    """sweeps/recipe_bayes.yaml on ``data``, on JAX (so each trial's seeds pack)."""
+    import yaml
+
+    sweep = yaml.safe_load((ROOT / "sweeps" / "recipe_bayes.yaml").read_text())
+    params = sweep["parameters"]
+    params.update(dataset={"value": data}, backend={"value": "jax"})
+    if steps:
+        params.update(steps={"value": steps})
+    if quick:
+        params.update(resolution={"value": 16}, batch_size={"value": 8}, steps={"value": 40},
+                      eval_every={"value": 20}, sample_every={"value": 40},
+                      checkpoint_every={"value": 20}, g_width={"values": [8, 16]},
+                      d_width={"values": [8, 16]})  # fmt: skip
+    path = workdir / "recipe_bayes.yaml"
+    path.write_text(yaml.safe_dump(sweep, sort_keys=False))
+    return path
+
+
+def _run_bounded(argv: list[str], seconds: float, log: Path, env: dict | None = None) -> dict:
+    """Run ``argv`` in its own process group; past ``seconds``, SIGTERM the group, then SIGKILL.
+    What it finished stays on disk (a sweep's journal survives a killed parent)."""
+    import signal
+
+    started = time.perf_counter()
+    with log.open("w") as out:
+        proc = subprocess.Popen(argv, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT,
+                                env=env, start_new_session=True)  # fmt: skip
+        cut = False
+        try:
+            proc.wait(timeout=seconds)
+        except subprocess.TimeoutExpired:
+            cut = True
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+    return {
+        "wall_s": round(time.perf_counter() - started, 2),
+        "exit_code": proc.returncode,
+        "cut_at_time_limit": cut,
+        "output_tail": log.read_text(errors="replace")[-1500:],
+    }
+
+
+def recipe_winner(journal: Path, study: str) -> dict:
+    """The sweep's best complete configuration: its swept values, mean KID and trial number."""
+    import optuna
+
+    from albumgan.sweeps.storage import open_storage
+
+    loaded = optuna.load_study(study_name=study, storage=open_storage(str(journal)))
+    trials = loaded.get_trials(deepcopy=False)
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    counts = {state.name.lower(): sum(t.state == state for t in trials)
+              for state in optuna.trial.TrialState}  # fmt: skip
+    if not complete:
+        return {"trials": counts, "winner": None}
+    best = min(complete, key=lambda t: t.value)
+    return {
+        "trials": counts,
+        "winner": {"number": best.number, "mean_kid": best.value, "params": best.params},
+        "ranking": sorted(
+            ({"number": t.number, "mean_kid": t.value, "params": t.params} for t in complete),
+            key=lambda row: row["mean_kid"],
+        ),
+    }
+
+
+def recipe_verdict(runs: list[dict]) -> dict:
+    """The harness's grouped verdict (gan_core.metrics.replicates) on each run's final KID,
+    the winner judged against modern (the baseline)."""
+    from albumgan.gan_core.metrics.replicates import group_runs, judge
+
+    rows = [{"params": {"side": run["side"], "seed": run["seed"]}, "value": run["final_kid"]}
+            for run in runs]  # fmt: skip
+    judgement = judge(group_runs(rows), "minimize", rank=False)
+    return {
+        group.params["side"]: {
+            "n": group.n,
+            "mean_kid": group.mean,
+            "sd": group.sd,
+            "interval": group.interval,
+            "difference_vs_modern": group.difference,
+            "p_welch": group.p_value,
+            "verdict": group.verdict,
+        }
+        for group in judgement.groups
+    }
+
+
+def pack_results(workdir: Path, folders: list[Path], out_dir: Path | None) -> str | None:
+    """One tarball of what the report and README need: metrics, configs, statuses, reports and
+    the last grid of every run (no checkpoints or generators)."""
+    import tarfile
+
+    if out_dir is None:
+        return None
+    target = out_dir / "recipe_runs.tar.gz"
+    with tarfile.open(target, "w:gz") as tar:
+        for folder in folders:
+            if not folder.exists():
+                continue
+            for path in sorted(folder.rglob("*")):
+                if not path.is_file() or "checkpoints" in path.parts:
+                    continue
+                in_report = "report" in path.parts or path.parent.name == "assets"
+                last_grid = path.parent.name == "samples" and path == max(
+                    path.parent.glob("*.png")
+                )
+                if path.suffix in KEEP_SUFFIXES or in_report or last_grid:
+                    tar.add(path, arcname=str(path.relative_to(workdir)))
+    return str(target)
+
+
+def recipe(
+    workdir: Path,
+    quick: bool,
+    data: str,
+    out_dir: Path | None,
+    budget: argparse.Namespace,
+) -> dict:
+    """Sweep the toolbox on ``data`` (bounded), then train modern and the winner on 3 seeds each
+    at modern's budget of images, packed, and give the grouped verdict."""
+    env = {**os.environ, "ALBUMGAN_CACHE": str(workdir / "cache")}
+    sweep_file = recipe_sweep_file(workdir, data, quick, budget.sweep_steps)
+    runs = workdir / "recipe"
+    argv = [sys.executable, "-m", "albumgan.experiments.cli", "sweep", "run", str(sweep_file),
+            "--runs-dir", str(runs), "--workers", str(2 if quick else RECIPE_WORKERS)]  # fmt: skip
+    if quick:
+        argv += ["--n-trials", "3"]
+    swept = _run_bounded(argv, budget.sweep_seconds, workdir / "sweep.log", env)
+    out: dict = {"data": data, "budget": vars(budget), "sweep": swept}
+    journal = runs / "recipe_bayes" / "optuna.journal"
+    out.update(recipe_winner(journal, "recipe_bayes"))
+    report_dir = workdir / "recipe-report"
+    out["sweep_report"] = _run_bounded(
+        [sys.executable, "-m", "albumgan.experiments.cli", "report", "sweep", "--storage",
+         str(journal), "--study", "recipe_bayes", "--out", str(report_dir)],
+        120, workdir / "sweep-report.log", env)  # fmt: skip
+    folders = [runs, report_dir]
+    winner = out.get("winner")
+    if winner:
+        images = 2_000 if quick else budget.verdict_images
+        verdict_dir = workdir / "verdict"
+        flags = [f"--against-set={k}={v}" for k, v in sorted(winner["params"].items())]
+        common = ["--set=sample_every=5000", "--set=grid_size=8"]
+        if quick:
+            common = ["--set=sample_every=50", "--set=grid_size=4", "--resolution=16",
+                      "--set=batch_size=8", "--set=g_width=8", "--set=d_width=8"]  # fmt: skip
+            flags = [f for f in flags if "width" not in f]
+        quality_json = workdir / "quality.json"
+        argv = [sys.executable, "benchmarks/quality.py", "--config", "modern", "--data", data,
+                "--images", str(images), "--evals", "5", "--seeds", "3",
+                "--packed", "--concurrent",
+                "--backend", "jax", "--workdir", str(verdict_dir), "--markdown",
+                "--out", str(quality_json), *common, *flags]  # fmt: skip
+        out["quality"] = _run_bounded(argv, budget.verdict_seconds, workdir / "quality.log", env)
+        folders.append(verdict_dir)
+        if quality_json.is_file():
+            result = json.loads(quality_json.read_text())
+            finals = []
+            for side, name in zip(result["sides"], ("modern", "winner")):
+                for run in side["runs"]:
+                    kid = run["evals"][-1]["kid"] if run["evals"] else None
+                    finals.append({"side": name, "seed": run["seed"], "final_kid": kid,
+                                   "run_dir": run["run_dir"]})  # fmt: skip
+            out["verdict_runs"] = finals
+            out["verdict"] = recipe_verdict(finals)
+            out["quality_table"] = result["sides"]
+            compare_dir = workdir / "verdict-report"
+            out["compare_report"] = _run_bounded(
+                [sys.executable, "-m", "albumgan.experiments.cli", "report", "compare",
+                 *[run["run_dir"] for run in finals], "--out", str(compare_dir)],
+                90, workdir / "compare-report.log", env)  # fmt: skip
+            folders.append(compare_dir)
+            shutil.copy(quality_json, workdir / "verdict" / "quality.json")
+    out["tarball"] = pack_results(workdir, folders, out_dir)
+    return out
+
+
 def targets(report: dict) -> dict:
     def get(*keys):
         value = report
@@ -419,6 +633,22 @@ def main() -> int:
         action="store_true",
         help="only the packed parts: packed_seeds, replicated_sweep",
     )
+    parser.add_argument(
+        "--recipe",
+        action="store_true",
+        help="only the recipe part: sweeps/recipe_bayes.yaml, then modern against its winner",
+    )
+    parser.add_argument(
+        "--data",
+        default=None,
+        help="--recipe: a prepared folder (default: .covers/ if there, else synthetic)",
+    )
+    parser.add_argument("--sweep-seconds", type=float, default=RECIPE_SWEEP_S, help="--recipe")
+    parser.add_argument(
+        "--sweep-steps", type=int, default=RECIPE_TRIAL_STEPS, help="--recipe: steps per trial"
+    )
+    parser.add_argument("--verdict-images", type=int, default=RECIPE_IMAGES, help="--recipe")
+    parser.add_argument("--verdict-seconds", type=float, default=RECIPE_VERDICT_S, help="--recipe")
     args = parser.parse_args()
     out = args.out
     if out is None and os.environ.get("OUT"):
@@ -430,12 +660,27 @@ def main() -> int:
 
     report.put("backend_auto_picks", backend.resolve("auto"))
     backend.activate("jax")
-    with tempfile.TemporaryDirectory(prefix="albumgan-gpu-check-") as tmp:
+    # A part cut at its time limit may leave a trainer writing as the folder goes.
+    with tempfile.TemporaryDirectory(
+        prefix="albumgan-gpu-check-", ignore_cleanup_errors=True
+    ) as tmp:
         workdir = Path(tmp)
         part(report, "device", device)
         parts = (("trainer", trainer), ("seed_popular16", seed_popular16), ("sweep", sweep))
         if args.packed:
             parts = (("packed_seeds", packed_seeds), ("replicated_sweep", replicated_sweep))
+        if args.recipe:
+            data = args.data or (
+                str(ROOT / ".covers") if (ROOT / ".covers").is_dir() else "synthetic"
+            )
+            out_dir = out.parent if out else None
+            budget = argparse.Namespace(
+                sweep_seconds=args.sweep_seconds,
+                sweep_steps=args.sweep_steps,
+                verdict_images=args.verdict_images,
+                verdict_seconds=args.verdict_seconds,
+            )
+            parts = (("recipe", lambda w, q: recipe(w, q, data, out_dir, budget)),)
         for name, fn in parts:
             if name not in skip:
                 extra = (args.sweep_variants,) if name == "sweep" else ()
