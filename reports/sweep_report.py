@@ -46,7 +46,7 @@ def trial_rows(study: optuna.Study, metric: str) -> list[dict]:
                 "replicates": attrs.get("replicates"),  # one per seed: a replicated trial
                 "value": value,
                 "fid": attrs.get("fid"),
-                "step": run.step if run else None,
+                "step": _step(run),
                 "seconds": _seconds(trial, run),
                 "run": run,
                 "reason": _reason(trial, run, metric),
@@ -54,6 +54,18 @@ def trial_rows(study: optuna.Study, metric: str) -> list[dict]:
             }
         )
     return rows
+
+
+def _step(run: RunData | None) -> int | None:
+    """The trial's step: its run's, or for a replicated trial (one ``seed-S`` folder per seed,
+    the trial folder itself holding no status) the step its slowest seed reached."""
+    if run is None:
+        return None
+    if run.status or run.metrics:
+        return run.step
+    members = [load_run(path) for path in sorted(run.path.glob("seed-*"))
+               if (path / "config.yaml").is_file()]  # fmt: skip
+    return min((member.step for member in members), default=None)
 
 
 def _seconds(trial, run: RunData | None) -> float | None:

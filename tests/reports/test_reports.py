@@ -439,3 +439,22 @@ def test_a_compare_folder_is_named_by_the_runs_it_compares(tmp_path):
     assert same.startswith("compare-trial-0001-") and len(same) == len("compare-trial-0001-") + 8
     many = compare_folder_name([runs / "s" / f"trial-{i:04d}" for i in range(12)])
     assert many.startswith("compare-trial-0000-and-11-more-")
+
+
+def test_a_replicated_trials_step_is_its_slowest_seeds(tmp_path):
+    """A random/bayes trial on seeds writes trial-N/seed-S runs and no status of its own: the
+    leaderboard's step column is the step every seed reached, not 0."""
+    from albumgan.reports.rundata import load_run
+    from albumgan.reports.sweep_report import _step
+
+    trial = tmp_path / "trial-0001"
+    trial.mkdir()
+    (trial / "config.yaml").write_text("seed: [0, 1]\nsteps: 1500\n")
+    for seed, step in ((0, 1500), (1, 1200)):
+        member = trial / f"seed-{seed}"
+        member.mkdir()
+        (member / "config.yaml").write_text(f"seed: {seed}\nsteps: 1500\n")
+        (member / "status.json").write_text(json.dumps({"state": "running", "step": step}))
+    assert _step(load_run(trial)) == 1200
+    assert _step(load_run(trial / "seed-0")) == 1500
+    assert _step(None) is None
