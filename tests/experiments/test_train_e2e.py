@@ -277,8 +277,8 @@ def test_kill_9_and_resume_of_a_spectral_ada_cosine_run_equals_the_uninterrupted
         # resume: test_resume_after_interrupt_matches_an_uninterrupted_run's toolbox case.
         pytest.skip("kill -9 and resume are backend-agnostic: the TensorFlow part covers them")
     toolbox = ["--d_norm=spectral", "--augment_p=ada", "--ada_speed=20000", "--lr_schedule=cosine",
-               "--ema=0.99", "--ema_rampup=0.05", "--steps=400", "--checkpoint_every=2",
-               "--log_every=2", "--sample_every=0"]  # fmt: skip
+               "--ema=0.99", "--ema_rampup=0.05", "--steps=200", "--checkpoint_every=4",
+               "--log_every=4", "--sample_every=0"]  # fmt: skip
     straight = _start_long_run(cache_dir, tmp_path / "straight", *toolbox)
     _, err = straight.communicate(timeout=300)
     assert straight.returncode == 0, err
@@ -292,13 +292,13 @@ def test_kill_9_and_resume_of_a_spectral_ada_cosine_run_equals_the_uninterrupted
         proc.kill()
     assert proc.returncode == -signal.SIGKILL
     killed_at = json.loads((run_dir / "status.json").read_text())["step"]
-    assert killed_at < 400  # it was killed mid-run
+    assert killed_at < 200  # it was killed mid-run
     proc = _start_long_run(cache_dir, run_dir, *toolbox)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     status = json.loads((run_dir / "status.json").read_text())
     # status.json is written between checkpoints, so it may lag the last checkpoint kept.
-    assert status["state"] == "completed" and 0 < status["resumed_from"] < 400
+    assert status["state"] == "completed" and 0 < status["resumed_from"] < 200
     with np.load(list_checkpoints(tmp_path / "straight" / "checkpoints")[-1][1]) as a:
         with np.load(list_checkpoints(run_dir / "checkpoints")[-1][1]) as b:
             assert sorted(a.files) == sorted(b.files)
@@ -311,7 +311,7 @@ def test_kill_9_and_resume_of_a_spectral_ada_cosine_run_equals_the_uninterrupted
                 else:  # the checkpoint's own text (its format, the config)
                     assert str(b[key]) == str(a[key]), key
     p_logged = [m["augment_p"] for m in _metrics(run_dir) if "augment_p" in m]
-    assert len(p_logged) >= 100 and p_logged[-1] == pytest.approx(final_p)
+    assert len(p_logged) >= 40 and p_logged[-1] == pytest.approx(final_p)
 
 
 def test_nan_loss_marks_the_run_diverged_with_exit_3(cache_dir, tmp_path):

@@ -74,8 +74,26 @@ def test_shapes_for_each_resolution(resolution, arch):
     images = np.asarray(g(noise, training=False))
     assert images.shape == (2, resolution, resolution, 3)
     assert images.min() >= -1 and images.max() <= 1
-    prob = np.asarray(d(images, training=False))
-    assert prob.shape == (2, 1) and np.all((prob >= 0) & (prob <= 1))
+    logit = d(images, training=False)
+    assert tuple(logit.shape) == (2, 1) and logit.dtype.name == "float32"
+    assert np.all(np.isfinite(np.asarray(logit)))  # a logit: the loss applies the sigmoid
+
+
+@pytest.mark.parametrize("g_width, d_width", [(96, 128), (128, 96)])
+@pytest.mark.parametrize("d_norm", ["batch", "spectral"])
+def test_widths_96_and_128_at_64px_build_and_take_gradients(g_width, d_width, d_norm):
+    """The recipe sweep's widths: both networks at 64 px, D's output a logit with a gradient for
+    every trainable weight (a width the blocks cannot divide would fail to build)."""
+    cfg = TrainConfig(resolution=64, g_width=g_width, d_width=d_width, d_norm=d_norm)
+    g, d = build_generator(cfg), build_discriminator(cfg)
+    assert g.get_layer("project").filters == 8 * g_width
+    noise = tf.random.normal((2, 1, 1, 100), seed=0)
+    with tf.GradientTape() as tape:
+        logit = d(g(noise, training=True), training=True)
+        loss = tf.reduce_mean(logit)
+    grads = tape.gradient(loss, g.trainable_weights + d.trainable_weights)
+    assert tuple(logit.shape) == (2, 1)
+    assert all(grad is not None and np.all(np.isfinite(grad)) for grad in grads)
 
 
 def test_flat_noise_shape_and_width():
