@@ -279,18 +279,20 @@ def test_kill_9_and_resume_of_a_spectral_ada_cosine_run_equals_the_uninterrupted
     toolbox = ["--d_norm=spectral", "--augment_p=ada", "--ada_speed=20000", "--lr_schedule=cosine",
                "--ema=0.99", "--ema_rampup=0.05", "--steps=200", "--checkpoint_every=4",
                "--log_every=4", "--sample_every=0"]  # fmt: skip
+    # The uninterrupted run trains beside the one to be killed (one core each).
     straight = _start_long_run(cache_dir, tmp_path / "straight", *toolbox)
-    _, err = straight.communicate(timeout=300)
-    assert straight.returncode == 0, err
     run_dir = tmp_path / "killed"
     proc = _start_long_run(cache_dir, run_dir, *toolbox)
     try:
         _wait_for_step(run_dir, 40, proc)
         proc.send_signal(signal.SIGKILL)
         proc.communicate(timeout=60)
+        _, err = straight.communicate(timeout=300)
     finally:
         proc.kill()
+        straight.kill()
     assert proc.returncode == -signal.SIGKILL
+    assert straight.returncode == 0, err
     killed_at = json.loads((run_dir / "status.json").read_text())["step"]
     assert killed_at < 200  # it was killed mid-run
     proc = _start_long_run(cache_dir, run_dir, *toolbox)
