@@ -150,7 +150,7 @@ def require_learned() -> None:
         )
 
 
-def _efficientnet_lite1(batch_size: int = 32) -> Extractor:
+def _efficientnet_lite1() -> Extractor:
     """EfficientNet-Lite1's pooled 1280-d features of uint8 images, on PyTorch (CUDA when torch
     sees a GPU, else the CPU).
 
@@ -184,15 +184,10 @@ def _efficientnet_lite1(batch_size: int = 32) -> Extractor:
         x = x.contiguous(memory_format=torch.channels_last)
         return model.extract_features(x).mean(dim=(2, 3)).cpu().numpy()
 
-    def batched(images: np.ndarray) -> np.ndarray:
-        return np.concatenate(
-            [features(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
-        )
-
     # The device is part of the version: a GPU's convolutions (TF32 on newer ones) do not give
     # the CPU's features to the last bits, and cached real features must match the fakes'.
     digest = _md5(Path(weights))[:12]
-    return Extractor(LEARNED, f"{LEARNED}-pytorch-md5:{digest} on torch {device}", batched)
+    return Extractor(LEARNED, f"{LEARNED}-pytorch-md5:{digest} on torch {device}", features)
 
 
 def get_extractor(

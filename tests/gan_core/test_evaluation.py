@@ -260,7 +260,7 @@ def test_the_learned_extractor_without_its_extra_says_what_to_install(tiny_cfg, 
     installed too), asking for the learned extractor names what to install, and a run asking
     for it fails before its first step (the CLI prints this as one line, exit 2, as
     test_errors checks for missing InceptionV3 weights)."""
-    # `import efficientnet_lite_pytorch` now raises ImportError (torch itself SciPy probes)
+    # `import efficientnet_lite_pytorch` now raises ImportError (not torch: SciPy looks it up)
     monkeypatch.setitem(sys.modules, "efficientnet_lite_pytorch", None)
     with pytest.raises(
         MetricsError, match=r"needs (.+, )?efficientnet-lite-pytorch,.*albumgan\[learned\]"
